@@ -1,0 +1,1 @@
+"""The job graph, jobs and workers, events, configuration, CLI and the GitHub App."""

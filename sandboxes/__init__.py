@@ -1,0 +1,1 @@
+"""Sandboxes: where agent code runs. Knows nothing about models, jobs or the UI."""

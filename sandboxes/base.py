@@ -1,0 +1,126 @@
+"""The Sandbox contract every backend implements, and the pieces they share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+# Where the workspace appears inside every sandbox, whatever the backend, so that
+# prompts and tools can name paths the same way everywhere.
+WORKSPACE_MOUNT = "/workspace"
+
+# The environment a sandboxed command starts from. Nothing is inherited from the
+# host: secrets such as OPENAI_API_KEY or GITHUB_TOKEN must never reach agent code.
+BASE_ENV: dict[str, str] = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/tmp/home",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "TERM": "dumb",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "GIT_TERMINAL_PROMPT": "0",
+}
+
+
+class SandboxError(RuntimeError):
+    """A sandbox could not be started or used; the message says what to do."""
+
+
+class SandboxLimits(BaseModel):
+    memory_mb: int = Field(2048, ge=64, description="memory limit of the whole sandbox")
+    cpus: float = Field(1.0, gt=0, description="CPU share of the whole sandbox")
+    pids: int = Field(256, ge=16, description="most processes and threads at once")
+    tmp_mb: int = Field(512, ge=16, description="size of the writable /tmp")
+    exec_timeout: float = Field(300.0, gt=0, description="default seconds one command may run")
+    output_limit: int = Field(30_000, ge=1_000, description="characters of stdout/stderr kept per command")
+
+
+class SandboxSpec(BaseModel):
+    """What to start: a workspace directory on the host and how to confine it."""
+
+    workspace: Path
+    image: str = "shipyard-sandbox:latest"
+    network: bool = False
+    limits: SandboxLimits = Field(default_factory=SandboxLimits)
+    env: dict[str, str] = Field(default_factory=dict, description="added to BASE_ENV for every command")
+    labels: dict[str, str] = Field(default_factory=dict, description="e.g. job and agent ids, for pruning and display")
+
+
+class ExecResult(BaseModel):
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration: float
+    timed_out: bool = False
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together, as an agent would read them."""
+        if self.stderr and self.stdout:
+            return f"{self.stdout.rstrip()}\n{self.stderr}"
+        return self.stdout or self.stderr
+
+
+class Availability(BaseModel):
+    """Whether a backend works on this machine, and if not, what to do about it."""
+
+    backend: str
+    ok: bool
+    detail: str
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """A started sandbox. Paths are relative to the workspace or absolute under WORKSPACE_MOUNT."""
+
+    spec: SandboxSpec
+
+    def exec(
+        self,
+        cmd: str | list[str],
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+    ) -> ExecResult: ...
+
+    def read_file(self, path: str) -> bytes: ...
+
+    def write_file(self, path: str, content: bytes | str) -> None: ...
+
+    def list_files(self, path: str = ".") -> list[str]: ...
+
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Sandbox: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class SandboxBackend(Protocol):
+    name: str
+
+    def availability(self, image: str) -> Availability: ...
+
+    def start(self, spec: SandboxSpec) -> Sandbox: ...
+
+
+def cap_output(text: str, limit: int) -> tuple[str, bool]:
+    """Keep the head and the tail of `text` within `limit` characters, saying what was cut.
+
+    The tail matters as much as the head: test runners and compilers print their
+    verdict last.
+    """
+    if len(text) <= limit:
+        return text, False
+    head = limit // 2
+    tail = limit - head
+    omitted = len(text) - head - tail
+    return f"{text[:head]}\n[... {omitted} characters omitted ...]\n{text[-tail:]}", True

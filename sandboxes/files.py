@@ -1,0 +1,75 @@
+"""File access to a sandbox's workspace, done on the host side and confined to it.
+
+Every backend mounts the workspace, so reading and writing through the host is the
+same for all of them and much faster than a round trip into the sandbox. The one
+rule that matters: a path, after following symlinks, must stay inside the workspace;
+a hostile repo may hold links to /etc or to the user's home.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+from sandboxes.base import WORKSPACE_MOUNT, SandboxError
+
+# Directories no listing descends into: they are large and never what an agent wants.
+SKIPPED_DIRS = {".git", "node_modules", "__pycache__", ".venv", ".tox", ".mypy_cache", ".pytest_cache"}
+
+
+class WorkspaceFiles:
+    """Host-side, symlink-safe file operations on a workspace directory."""
+
+    def __init__(self, workspace: Path, max_listed: int = 10_000):
+        self.root = workspace.resolve()
+        self.max_listed = max_listed
+
+    def resolve(self, path: str) -> Path:
+        """The host path for a sandbox path, or SandboxError if it leaves the workspace."""
+        pure = PurePosixPath(path)
+        if pure.is_absolute():
+            try:
+                pure = pure.relative_to(WORKSPACE_MOUNT)
+            except ValueError:
+                raise SandboxError(f"{path}: only paths inside {WORKSPACE_MOUNT} can be accessed") from None
+        host = (self.root / pure).resolve()
+        if host != self.root and self.root not in host.parents:
+            raise SandboxError(f"{path}: resolves outside the workspace (a symlink or '..'); refused")
+        return host
+
+    def read(self, path: str) -> bytes:
+        host = self.resolve(path)
+        if not host.is_file():
+            raise SandboxError(f"{path}: no such file in the workspace")
+        return host.read_bytes()
+
+    def write(self, path: str, content: bytes | str) -> None:
+        host = self.resolve(path)
+        if host == self.root or host.is_dir():
+            raise SandboxError(f"{path}: is a directory")
+        host.parent.mkdir(parents=True, exist_ok=True)
+        data = content.encode() if isinstance(content, str) else content
+        # Write through a fresh file so that a symlink planted at the target after
+        # resolve() cannot redirect the write.
+        tmp = host.with_name(f".{host.name}.shipyard-tmp")
+        tmp.write_bytes(data)
+        if host.exists():
+            os.chmod(tmp, host.stat().st_mode & 0o7777)
+        os.replace(tmp, host)
+
+    def list(self, path: str = ".") -> list[str]:
+        """Files below `path`, relative to the workspace, sorted; symlinks are not followed."""
+        start = self.resolve(path)
+        if start.is_file():
+            return [str(start.relative_to(self.root))]
+        if not start.is_dir():
+            raise SandboxError(f"{path}: no such directory in the workspace")
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
+            rel = Path(dirpath).relative_to(self.root)
+            for name in sorted(filenames):
+                found.append(str(rel / name) if str(rel) != "." else name)
+                if len(found) >= self.max_listed:
+                    return found
+        return found
