@@ -1,0 +1,147 @@
+"""The one configuration model: defaults < user config < repo `shipyard.toml` < SHIPYARD_* env vars.
+
+Nested keys in env vars use a double underscore, e.g. SHIPYARD_SANDBOX__BACKEND=docker or
+SHIPYARD_MODELS__CODER__MODEL=qwen2.5-coder:32b.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from agents.models import ModelSpec, Role
+from sandboxes.base import SandboxLimits
+
+CONFIG_FILE_NAME = "shipyard.toml"
+ROLES: tuple[Role, ...] = ("planner", "coder", "test_fixer", "reviewer")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the file or key to fix."""
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback)
+
+
+def user_config_path() -> Path:
+    return _xdg("XDG_CONFIG_HOME", ".config") / "shipyard" / CONFIG_FILE_NAME
+
+
+def default_state_dir() -> Path:
+    return _xdg("XDG_DATA_HOME", ".local/share") / "shipyard"
+
+
+class SandboxSettings(BaseModel):
+    backend: Literal["auto", "docker", "bubblewrap", "local"] = "auto"
+    image: str = "shipyard-sandbox:latest"
+    dockerfile: Path | None = Field(None, description="a directory with a Dockerfile to build a per-repo image from")
+    network: bool = Field(False, description="let agents reach the network (setup commands included)")
+    limits: SandboxLimits = Field(default_factory=SandboxLimits)
+
+
+class BudgetSettings(BaseModel):
+    max_cost_per_job: float | None = Field(None, ge=0, description="USD; the job stops cleanly when spent")
+    max_cost_per_agent: float | None = Field(None, ge=0)
+    max_tokens_per_agent: int = Field(2_000_000, ge=1_000)
+    max_steps_per_agent: int = Field(60, ge=1)
+    max_seconds_per_agent: float = Field(1800, gt=0)
+
+
+def _default_models() -> dict[str, ModelSpec]:
+    return {"default": ModelSpec(model="gpt-4.1-mini")}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHIPYARD_", env_nested_delimiter="__", extra="forbid")
+
+    # Set by load_settings before construction: which TOML files feed this instance.
+    toml_files: ClassVar[list[Path]] = []
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    models: dict[str, ModelSpec] = Field(
+        default_factory=_default_models,
+        description="per role (planner, coder, test_fixer, reviewer), falling back to 'default'",
+    )
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+    test_command: str | None = Field(None, description="else detected from the repo")
+    setup_command: str | None = Field(None, description="runs once per sandbox before the agent starts")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_files, deep_merge=True)
+        return init_settings, env_settings, toml
+
+    def model_for(self, role: Role) -> ModelSpec:
+        spec = self.models.get(role) or self.models.get("default")
+        if spec is None:
+            raise ConfigError(f"no model configured for role '{role}': add [models.{role}] or [models.default]")
+        return spec
+
+
+def config_files(repo: Path | None = None) -> list[Path]:
+    """The TOML files that exist, lowest precedence first."""
+    candidates = [user_config_path(), (repo or Path.cwd()) / CONFIG_FILE_NAME]
+    return [p for p in candidates if p.is_file()]
+
+
+def load_settings(repo: Path | None = None, **overrides: Any) -> Settings:
+    """Settings for work on `repo` (its shipyard.toml counts); ConfigError on bad input."""
+    files = config_files(repo)
+    for path in files:
+        try:
+            tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    Settings.toml_files = files
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, files)) from None
+    unknown = set(settings.models) - {"default", *ROLES}
+    if unknown:
+        raise ConfigError(f"unknown model role(s) {sorted(unknown)}: use default, {', '.join(ROLES)}")
+    return settings
+
+
+def _one_line(exc: ValidationError, files: list[Path]) -> str:
+    where = ", ".join(str(f) for f in files) or "SHIPYARD_* environment variables"
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    return f"invalid configuration in {where}: {problems}"
+
+
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^@\s]+@")
+_SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+def masked(data: Any) -> Any:
+    """The settings as plain data with secret values hidden; `*_env` names of variables stay visible."""
+    if isinstance(data, dict):
+        return {
+            k: "****" if _is_secret(k) and data[k] else masked(v)
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [masked(v) for v in data]
+    if isinstance(data, str):
+        return _URL_PASSWORD.sub(r"\1****@", data)
+    return data
+
+
+def _is_secret(key: str) -> bool:
+    lowered = key.lower()
+    return any(w in lowered for w in _SECRET_WORDS) and not lowered.endswith("_env")

@@ -1,0 +1,34 @@
+"""Shared test set-up: isolation from the user's config, and no silent skips in CI."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# CI sets these when the backend is present on the machine: a skipped test of that
+# backend then means something is broken, so it is reported as a failure.
+REQUIRED_MARKERS = {"docker": "SHIPYARD_REQUIRE_DOCKER", "bubblewrap": "SHIPYARD_REQUIRE_BUBBLEWRAP"}
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads ~/.config/shipyard or writes the user's state dir."""
+    home = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    for name in list(os.environ):
+        if name.startswith("SHIPYARD_") and not name.startswith("SHIPYARD_REQUIRE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped:
+        return
+    for marker, flag in REQUIRED_MARKERS.items():
+        if item.get_closest_marker(marker) and os.environ.get(flag):
+            report.outcome = "failed"
+            report.longrepr = f"skipped although {flag} is set (the {marker} backend should work here): {report.longrepr}"
