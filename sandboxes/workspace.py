@@ -154,6 +154,15 @@ class Workspace:
             )
             return self.head()
 
+    def reset(self, sha: str) -> None:
+        """Put the branch and the files back to `sha`, dropping uncommitted work (ignored files stay).
+
+        A stage redone after a crash starts here, so that it cannot commit twice.
+        """
+        with self.repo._locked():
+            self._git(["reset", "--quiet", "--hard", sha])
+            self._git(["clean", "--quiet", "-fd"])
+
     def _refuse_conflict_markers(self) -> None:
         check = self._git(["diff", "--cached", "--check"], check=False).stdout
         paths = sorted({line.split(":", 1)[0] for line in check.splitlines() if "leftover conflict marker" in line})

@@ -1,0 +1,172 @@
+"""Running jobs: submit, run or resume a job's graph to its end or its approval wait, steer it.
+
+The CLI and the TUI call these functions; they never touch the graph themselves.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command
+
+from agents.loop import AgentOutcome
+from agents.models import UsageTotals
+from agents.plan import Plan, ReviewVerdict, Subtask
+from orchestrator.config import Settings
+from orchestrator.events import EventLog
+from orchestrator.graph import build_graph
+from orchestrator.jobs import Job, JobStatus, JobStore, Task
+from orchestrator.report import Report, build_report
+from orchestrator.services import JobCancelled, JobServices
+from orchestrator.state import SubtaskResult, TestRun
+from orchestrator.subtask import StageResult
+from orchestrator.store import open_store, sqlite_url
+from sandboxes.select import select_backend
+from sandboxes.workspace import GitRepo
+
+
+class JobRunner:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        engine = open_store(sqlite_url(settings.state_dir))
+        self.jobs = JobStore(engine)
+        self.events = EventLog(engine)
+        self._checkpoints = settings.state_dir / "checkpoints.db"
+
+    # -- the director's actions ----------------------------------------------------
+
+    def submit(self, task: Task) -> Job:
+        """Record a job for `task`, checking first that its repo and base exist."""
+        repo = self._open_repo(task.repo)
+        repo.resolve(task.base)
+        job = self.jobs.create(task)
+        self.events.emit(job.id, "job.submitted", payload=task.model_dump())
+        return job
+
+    def run(self, job_id: str) -> Job:
+        """Run a job from wherever it is (new, crashed mid-way) until it ends or waits for approval."""
+        job = self.jobs.get(job_id)
+        if job.status == JobStatus.AWAITING_APPROVAL:
+            return job
+        return self._advance(job, resume=None)
+
+    def approve(self, job_id: str, plan: dict[str, Any] | None = None) -> Job:
+        """Approve the waiting plan (or an edited one) and run the job on."""
+        job = self._awaiting(job_id)
+        answer: dict[str, Any] = {"action": "edit", "plan": plan} if plan else {"action": "approve"}
+        return self._advance(job, resume=answer)
+
+    def reject(self, job_id: str, reason: str = "") -> Job:
+        job = self._awaiting(job_id)
+        return self._advance(job, resume={"action": "reject", "reason": reason})
+
+    def cancel(self, job_id: str) -> Job:
+        """Mark the job cancelled; a process running it stops at its agents' next step."""
+        job = self.jobs.get(job_id)
+        if not job.status.finished:
+            self.jobs.update(job_id, JobStatus.CANCELLED, error="cancelled by the director")
+            self.events.emit(job_id, "job.status", payload={"status": JobStatus.CANCELLED.value})
+        return self.jobs.get(job_id)
+
+    def note(self, job_id: str, text: str) -> None:
+        """A note from the director, added to the prompts of the agents that start after it."""
+        self.events.emit(job_id, "director.note", payload={"text": text})
+
+    # -- internals -----------------------------------------------------------------
+
+    def _awaiting(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job.status != JobStatus.AWAITING_APPROVAL:
+            raise JobStateError(f"job {job_id} is {job.status.value}, not waiting for plan approval")
+        return job
+
+    def _open_repo(self, source: str) -> GitRepo:
+        return GitRepo.open(source, self.settings.state_dir / "repos")
+
+    def _advance(self, job: Job, resume: dict[str, Any] | None) -> Job:
+        started = time.monotonic()
+        services = JobServices(
+            job_id=job.id,
+            task=job.task,
+            settings=self.settings,
+            repo=self._open_repo(job.task.repo),
+            backend=select_backend(self.settings.sandbox.backend, self.settings.sandbox.image),
+            events=self.events,
+            jobs=self.jobs,
+        )
+        services.restore_usage()
+        services.notes = [e.payload["text"] for e in self.events.list(job.id) if e.kind == "director.note"]
+        config = {"configurable": {"thread_id": job.id}, "max_concurrency": 8}
+        with _checkpointer(self._checkpoints) as saver:
+            app = build_graph(services).compile(checkpointer=saver)
+            snapshot = app.get_state(config)
+            services.test_command = snapshot.values.get("test_command")
+            if resume is not None:
+                graph_input: Any = Command(resume=resume)
+            elif snapshot.next:
+                graph_input = None  # crashed or stopped mid-way: continue from the checkpoint
+            else:
+                graph_input = {}
+            if job.status == JobStatus.QUEUED:
+                self.jobs.update(job.id, JobStatus.PLANNING)
+            try:
+                app.invoke(graph_input, config)
+            except JobCancelled:
+                self.events.emit(job.id, "job.finished", payload={"status": "cancelled"})
+                return self.jobs.get(job.id)
+            except Exception as exc:
+                # The branches, events and checkpoint stay: `shipyard resume` can go on.
+                self.jobs.update(job.id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+                self.events.emit(job.id, "job.finished", payload={"status": "failed", "error": str(exc)})
+                raise
+            snapshot = app.get_state(config)
+        if snapshot.next:  # waiting at the approval interrupt
+            self.events.emit(job.id, "job.waiting", payload={"for": "plan approval"})
+            return self.jobs.get(job.id)
+        return self._finish(job, snapshot.values, services, time.monotonic() - started)
+
+    def _finish(self, job: Job, state: dict[str, Any], services: JobServices, seconds: float) -> Job:
+        if state.get("decision") == "rejected":
+            self.jobs.update(job.id, JobStatus.REJECTED, error=state.get("stop_reason"))
+            self.events.emit(job.id, "job.finished", payload={"status": "rejected"})
+            return self.jobs.get(job.id)
+        report = build_report(job.id, state, services.repo, self.events, seconds)
+        status = JobStatus.SUCCEEDED if report.succeeded else JobStatus.FAILED
+        self.jobs.update(job.id, status, report=report.model_dump(mode="json"), error=report.stop_reason)
+        self.events.emit(job.id, "job.finished", payload={"status": status.value, "branch": report.job_branch})
+        return self.jobs.get(job.id)
+
+    def report(self, job_id: str) -> Report | None:
+        job = self.jobs.get(job_id)
+        return Report.model_validate(job.report) if job.report else None
+
+
+class JobStateError(ValueError):
+    """The job is not in a state where that action makes sense."""
+
+
+# The types a checkpoint may hold; LangGraph refuses to revive any others.
+CHECKPOINTED_TYPES = (Plan, Subtask, ReviewVerdict, TestRun, SubtaskResult, StageResult, AgentOutcome, UsageTotals)
+SERDE = JsonPlusSerializer(allowed_msgpack_modules=[(t.__module__, t.__name__) for t in CHECKPOINTED_TYPES])
+
+
+class _checkpointer:
+    """A SqliteSaver on its own connection, shared by the graph's worker threads."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+
+    def __enter__(self) -> SqliteSaver:
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        return SqliteSaver(self.conn, serde=SERDE)
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()
+
+
