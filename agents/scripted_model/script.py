@@ -1,0 +1,187 @@
+"""The script a scripted model replays: its format, and which entry answers a request.
+
+A script is a list of responses. Each request is answered by the FIRST entry not yet
+used whose `match` fits it; the entry is then used up, unless it says `repeat: true`.
+Matching on the agent's role lets parallel agents interleave deterministically: each
+role consumes its own entries in order, whatever the arrival order across roles.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ScriptError(ValueError):
+    """A script that cannot be read or does not follow the format."""
+
+
+class ChatRequest(BaseModel):
+    """What matching looks at in one chat completion request."""
+
+    role: str | None = None
+    model: str | None = None
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def last_message(self) -> dict[str, Any]:
+        return self.messages[-1] if self.messages else {}
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The searchable text of a chat message: its content and any tool calls it makes."""
+    content = message.get("content")
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
+        parts = [p.get("text", "") for p in content if isinstance(p, dict)]
+    else:
+        parts = [content if isinstance(content, str) else ""]
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        parts.append(f"{function.get('name', '')} {function.get('arguments', '')}")
+    return "\n".join(p for p in parts if p)
+
+
+class Match(BaseModel):
+    """Conditions a request must all meet; an empty match fits every request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: str | None = None  # the X-Shipyard-Role header
+    model: str | None = None  # the request's model name, exactly
+    last_role: Literal["system", "developer", "user", "assistant", "tool"] | None = None
+    last_message_contains: str | None = None
+    any_message_contains: str | None = None
+
+    def fits(self, request: ChatRequest) -> bool:
+        last = request.last_message
+        return (
+            (self.role is None or self.role == request.role)
+            and (self.model is None or self.model == request.model)
+            and (self.last_role is None or self.last_role == last.get("role"))
+            and (self.last_message_contains is None or self.last_message_contains in message_text(last))
+            and (
+                self.any_message_contains is None
+                or any(self.any_message_contains in message_text(m) for m in request.messages)
+            )
+        )
+
+    def describe(self) -> str:
+        conditions = ", ".join(f"{k}={v!r}" for k, v in self.model_dump(exclude_none=True).items())
+        return conditions or "any request"
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    # A dict is JSON-encoded by the server; a string is sent as is, e.g. to inject malformed JSON.
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
+    id: str | None = Field(None, description="default: call_<entry>_<times served>_<position>")
+
+    def encoded_arguments(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+class TokenUsage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+
+
+class Entry(BaseModel):
+    """One scripted response: an assistant message, an HTTP error, or a raw body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: Match = Match()
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    finish_reason: str | None = Field(None, description="default: tool_calls if there are any, else stop")
+    usage: TokenUsage | None = Field(None, description="default: about a token per 4 characters")
+    status: int = Field(200, ge=200, le=599)
+    message: str | None = Field(None, description="the error message of an error entry")
+    code: str | None = Field(None, description="the error code, e.g. context_length_exceeded")
+    retry_after: float | None = Field(None, ge=0, description="seconds, sent as Retry-After and retry-after-ms")
+    body: Any = Field(None, description="sent verbatim instead of a generated body (a string is sent raw)")
+    latency: float | None = Field(None, ge=0, description="seconds before answering; default: the script's")
+    repeat: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # `- "some text"` is an entry that answers anything with that text.
+        return {"content": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Entry:
+        has_message = self.content is not None or bool(self.tool_calls)
+        if self.is_error and has_message:
+            raise ValueError("an error entry (status >= 400) cannot also have content or tool_calls")
+        if self.body is not None and has_message:
+            raise ValueError("an entry with a raw body cannot also have content or tool_calls")
+        if not (has_message or self.is_error or self.body is not None):
+            raise ValueError("an entry needs content, tool_calls, an error status or a body")
+        return self
+
+    @property
+    def is_error(self) -> bool:
+        return self.status >= 400
+
+    def describe(self) -> str:
+        if self.is_error:
+            what = f"error {self.status}"
+        elif self.body is not None:
+            what = "raw body"
+        elif self.tool_calls:
+            what = "tool calls " + ", ".join(c.name for c in self.tool_calls)
+        else:
+            what = f"content {_clip(self.content or '', 40)!r}"
+        return f"[{self.match.describe()}] -> {what}{' (repeat)' if self.repeat else ''}"
+
+
+class Script(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    latency: float = Field(0.0, ge=0, description="default seconds before each response")
+    responses: list[Entry] = Field(default_factory=list)
+
+    @classmethod
+    def load(cls, source: Script | Path | str | list[Any] | dict[str, Any]) -> Script:
+        """A script from a YAML or JSON file (a path), or from the same data in Python.
+
+        A bare list is taken as the `responses`.
+        """
+        if isinstance(source, Script):
+            return source
+        where = "script"
+        if isinstance(source, (str, Path)):
+            where = str(source)
+            try:
+                source = yaml.safe_load(Path(source).read_text(encoding="utf-8"))  # JSON is YAML too
+            except (OSError, yaml.YAMLError) as exc:
+                raise ScriptError(f"{where}: cannot read the script: {exc}") from None
+        if isinstance(source, list):
+            source = {"responses": source}
+        try:
+            return cls.model_validate(source)
+        except ValidationError as exc:
+            raise ScriptError(f"{where}: not a valid script:\n{exc}") from None
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_request(request: ChatRequest) -> str:
+    """One line saying who asked what, for error messages about unmatched requests."""
+    last = request.last_message
+    return (
+        f"role={request.role!r} model={request.model!r} "
+        f"last message ({last.get('role', 'none')}): {_clip(message_text(last), 160)!r}"
+    )
