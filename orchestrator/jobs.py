@@ -50,9 +50,12 @@ class Job(BaseModel):
     error: str | None = None
 
 
-class UnknownJob(LookupError):
-    def __init__(self, job_id: str):
-        super().__init__(f"no job '{job_id}': `shipyard jobs` lists them")
+class JobLookupError(LookupError):
+    """No job, or more than one, answers to the id given."""
+
+
+def _unknown(job_id: str) -> JobLookupError:
+    return JobLookupError(f"no job '{job_id}': `shipyard jobs` lists them")
 
 
 def new_job_id() -> str:
@@ -75,7 +78,7 @@ class JobStore:
         with self.engine.connect() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
-            raise UnknownJob(job_id)
+            raise _unknown(job_id)
         return Job.model_validate(row._asdict())
 
     def find(self, prefix: str) -> Job:
@@ -84,8 +87,8 @@ class JobStore:
             rows = conn.execute(select(jobs.c.id).where(jobs.c.id.startswith(prefix)).limit(2)).all()
         if len(rows) != 1:
             if rows:
-                raise LookupError(f"'{prefix}' matches several jobs: give more of the id")
-            raise UnknownJob(prefix)
+                raise JobLookupError(f"'{prefix}' matches several jobs: give more of the id")
+            raise _unknown(prefix)
         return self.get(rows[0].id)
 
     def list(self, status: JobStatus | None = None, limit: int = 100) -> list[Job]:

@@ -27,7 +27,7 @@ from orchestrator.state import SubtaskResult, TestRun
 from orchestrator.subtask import StageResult
 from orchestrator.store import open_store, sqlite_url
 from sandboxes.select import select_backend
-from sandboxes.workspace import GitRepo
+from sandboxes.workspace import GitRepo, MergeResult, branch_name
 
 
 class JobRunner:
@@ -43,6 +43,9 @@ class JobRunner:
     def submit(self, task: Task) -> Job:
         """Record a job for `task`, checking first that its repo and base exist."""
         repo = self._open_repo(task.repo)
+        if task.base == "HEAD":
+            # Name the branch, not the moving HEAD: `accept` merges into it later.
+            task = task.model_copy(update={"base": repo.current_branch() or repo.resolve("HEAD")})
         repo.resolve(task.base)
         job = self.jobs.create(task)
         self.events.emit(job.id, "job.submitted", payload=task.model_dump())
@@ -72,6 +75,16 @@ class JobRunner:
             self.jobs.update(job_id, JobStatus.CANCELLED, error="cancelled by the director")
             self.events.emit(job_id, "job.status", payload={"status": JobStatus.CANCELLED.value})
         return self.jobs.get(job_id)
+
+    def accept(self, job_id: str) -> MergeResult:
+        """Merge the finished job's branch into the base branch of the user's repo."""
+        job = self.jobs.get(job_id)
+        if job.status != JobStatus.SUCCEEDED:
+            raise JobStateError(f"job {job_id} is {job.status.value}; only a succeeded job can be accepted")
+        repo = self._open_repo(job.task.repo)
+        result = repo.accept(branch_name(job_id), job.task.base)
+        self.events.emit(job_id, "job.accepted", payload=result.model_dump(mode="json"))
+        return result
 
     def note(self, job_id: str, text: str) -> None:
         """A note from the director, added to the prompts of the agents that start after it."""

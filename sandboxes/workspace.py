@@ -333,6 +333,37 @@ class GitRepo:
                 return result
             return result.model_copy(update={"workspace_path": path})
 
+    def current_branch(self) -> str | None:
+        """The branch the user's checkout is on; None when detached or without a checkout."""
+        if self.checkout is None:
+            return None
+        found = _run_git(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd=self.checkout, options=self._config,
+                         check=False)
+        return found.stdout.strip() or None
+
+    def accept(self, job_branch: str, into_branch: str) -> MergeResult:
+        """Merge a finished job into `into_branch` of the user's repo: the one step that may
+        touch the user's checkout, and only when the director asks for it.
+
+        When `into_branch` is checked out, the merge happens there and needs a clean
+        checkout; otherwise it happens in a temporary worktree.
+        """
+        if self.checkout is None or self.current_branch() != into_branch:
+            return self.merge(into_branch, job_branch, role="director", message=f"Merge {job_branch}")
+        with self._locked():
+            dirty = _run_git(["status", "--porcelain", "--untracked-files=no"], cwd=self.checkout,
+                             options=self._config).stdout.strip()
+            if dirty:
+                raise WorkspaceError(
+                    f"your checkout {self.checkout} has uncommitted changes; commit or stash them, then accept again"
+                )
+            identity = _identity("director", None)
+            workspace = Workspace(self, self.checkout, into_branch, self.git_dir)
+            result = self._merge_in(workspace, self.resolve(job_branch), f"Merge {job_branch}", identity)
+            if not result.ok:
+                workspace._git(["merge", "--abort"])
+            return result
+
     def _merge_workspace(self, branch: str, path: Path) -> Workspace:
         trees = self._worktrees()
         if trees.get(path) != branch:

@@ -9,8 +9,11 @@ import typer
 from rich.console import Console
 
 from agents.models import ModelError
-from orchestrator.cli import config_commands, sandbox_commands, scripted_model_commands
+from agents.scripted_model import ScriptError
+from orchestrator.cli import config_commands, job_commands, sandbox_commands, scripted_model_commands
 from orchestrator.config import ConfigError
+from orchestrator.jobs import JobLookupError
+from orchestrator.runner import JobStateError
 from sandboxes.base import SandboxError
 from sandboxes.workspace import WorkspaceError
 
@@ -22,12 +25,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+job_commands.register(app)
 app.add_typer(config_commands.app, name="config")
 app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(scripted_model_commands.app, name="scripted-model")
 
 # Errors whose message already says what to do; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, SandboxError, WorkspaceError, ModelError)
+USER_ERRORS = (ConfigError, SandboxError, WorkspaceError, ModelError, ScriptError, JobLookupError, JobStateError)
 
 
 @app.callback()
