@@ -33,6 +33,7 @@ def _job(runner: JobRunner, job_id: str) -> Job:
 def register(app: typer.Typer) -> None:
     for command in (run, demo, resume, jobs, show, logs, export, diff, approve, reject, accept, cancel, note):
         app.command()(command)
+    app.command(hidden=True)(work)
 
 
 def run(
@@ -201,6 +202,24 @@ def note(
     runner = _runner()
     runner.note(_job(runner, job_id).id, text)
     console.print("noted")
+
+
+def work(
+    job_id: str = typer.Argument(...),
+    action: str = typer.Option("run", "--action", help="run, approve or reject"),
+    plan_json: str | None = typer.Option(None, "--plan-json", help="an edited plan, with --action approve"),
+    reason: str = typer.Option("", "--reason", help="with --action reject"),
+) -> None:
+    """Run, approve or reject a job without a live view (what background launches use)."""
+    runner = _runner()
+    job = _job(runner, job_id)
+    if action == "approve":
+        job = runner.approve(job.id, json.loads(plan_json) if plan_json else None)
+    elif action == "reject":
+        job = runner.reject(job.id, reason)
+    else:
+        job = runner.run(job.id)
+    console.print(f"job {job.id}: {job.status.value}")
 
 
 def _drive(runner: JobRunner, job_id: str, work, exit_at_end: bool = True) -> None:  # type: ignore[no-untyped-def]
