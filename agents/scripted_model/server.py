@@ -93,6 +93,17 @@ class ScriptedModel:
                     return index, entry, nth
             return None
 
+    def release(self, index: int, seq: int) -> None:
+        """Give back the entry of a request whose client went away before the answer (status 499).
+
+        A client killed mid-request (a crash test) will ask again when it resumes; the
+        answer it never received must still be there for it.
+        """
+        with self._lock:
+            self._used.discard(index)
+            self._served[index] -= 1
+            self._log[seq - 1] = self._log[seq - 1].model_copy(update={"status": 499})
+
     def record(self, request: Request, body: Any, entry: int | None, status: int) -> int:
         headers = {name: request.headers[name] for name in RECORDED_HEADERS if name in request.headers}
         if "authorization" in headers:
@@ -168,6 +179,9 @@ def create_app(model: ScriptedModel) -> Starlette:
         latency = entry.latency if entry.latency is not None else model.script.latency
         if latency:
             await asyncio.sleep(latency)
+            if await request.is_disconnected():
+                model.release(index, seq)
+                return Response(status_code=499)
 
         headers = {}
         if entry.retry_after is not None:

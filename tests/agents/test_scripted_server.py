@@ -344,3 +344,19 @@ def test_server_starts_on_an_ephemeral_port_and_stops():
         assert ask(sdk(server), "hi").choices[0].message.content == "bye"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.base_url}/models")
+
+
+def test_an_abandoned_request_gives_its_entry_back() -> None:
+    """A client that goes away mid-answer (killed, timed out) finds the answer again when it asks again."""
+    with ScriptedModelServer([{"content": "slow", "latency": 0.5}]) as server:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{server.base_url}/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]},
+                       timeout=0.1)
+        deadline = time.monotonic() + 5
+        while server.requests[0].status != 499 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.requests[0].status == 499
+        assert server.pending == [0]
+        again = httpx.post(f"{server.base_url}/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+        assert again.json()["choices"][0]["message"]["content"] == "slow"
+        assert server.pending == []
