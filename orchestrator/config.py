@@ -20,6 +20,8 @@ from sandboxes.base import SandboxLimits
 
 CONFIG_FILE_NAME = "shipyard.toml"
 ROLES: tuple[Role, ...] = ("planner", "coder", "test_fixer", "reviewer")
+# Diverse enough that candidate coders do not all write the same patch.
+CANDIDATE_TEMPERATURES = (0.0, 0.5, 0.9, 0.3, 0.7)
 
 
 class ConfigError(ValueError):
@@ -71,6 +73,10 @@ class Settings(BaseSettings):
         description="per role (planner, coder, test_fixer, reviewer), falling back to 'default'",
     )
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+    candidate_models: list[ModelSpec] = Field(
+        default_factory=list,
+        description="models for --candidates N, used in turn; without them the coder's model at rising temperatures",
+    )
     test_command: str | None = Field(None, description="else detected from the repo")
     setup_command: str | None = Field(None, description="runs once per sandbox before the agent starts")
 
@@ -85,6 +91,11 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_files, deep_merge=True)
         return init_settings, env_settings, toml
+
+    def candidate_model(self, coder: ModelSpec, index: int) -> ModelSpec:
+        if self.candidate_models:
+            return self.candidate_models[index % len(self.candidate_models)]
+        return coder.model_copy(update={"temperature": CANDIDATE_TEMPERATURES[index % len(CANDIDATE_TEMPERATURES)]})
 
     def model_for(self, role: Role) -> ModelSpec:
         spec = self.models.get(role) or self.models.get("default")

@@ -55,6 +55,12 @@ class JobServices:
     def workspace(self, name: str, base_ref: str, branch: str | None = None) -> Workspace:
         return self.repo.create_workspace(branch or self.branch(name), base_ref, self.worktree_path(name))
 
+    def drop_workspace(self, name: str) -> None:
+        """Remove the worktree called `name` if there is one; its branch stays."""
+        path = self.worktree_path(name)
+        if path.exists():
+            self.repo.remove_workspace(self.repo.open_workspace(path))
+
     # -- events -----------------------------------------------------------------
 
     def emit(self, kind: str, subtask: str | None = None, role: str | None = None, agent: str | None = None,
@@ -94,8 +100,12 @@ class JobServices:
 
     # -- models and budgets -----------------------------------------------------
 
-    def model(self, role: Role, agent: str) -> ModelClient:
-        return ModelClient(self.settings.model_for(role), role, self.ledger, agent=agent)
+    def model(self, role: Role, agent: str, candidate: int | None = None) -> ModelClient:
+        """The role's model; candidate coders each get another model or temperature."""
+        spec = self.settings.model_for(role)
+        if candidate is not None:
+            spec = self.settings.candidate_model(spec, candidate)
+        return ModelClient(spec, role, self.ledger, agent=agent)
 
     def limits(self) -> AgentLimits:
         budgets = self.settings.budgets

@@ -47,19 +47,29 @@ class SubtaskPipeline:
         fix_rounds = 0
         try:
             for review_round in range(MAX_REVIEW_ROUNDS + 1):
-                coded = self.code_stage(subtask, start, feedback, review_round).result()
-                if not coded.outcome.submitted and coded.head == start:
-                    return self._failed(subtask, ws, f"coder: {coded.outcome.reason}", tests, fix_rounds, review_round)
-                head = coded.head
-                tests = self.test_stage(subtask, head).result()
+                if review_round == 0 and s.task.candidates > 1:
+                    pick = self._race(subtask, start)
+                    if pick is None:
+                        return self._failed(subtask, ws, "no candidate changed anything", tests, 0, 0)
+                    head, tests, verdict = pick
+                    ws.reset(head)
+                else:
+                    coded = self.code_stage(subtask, subtask.id, start, feedback, review_round).result()
+                    if not coded.outcome.submitted and coded.head == start:
+                        return self._failed(subtask, ws, f"coder: {coded.outcome.reason}", tests, fix_rounds,
+                                            review_round)
+                    head, verdict = coded.head, None
+                    tests = self.test_stage(subtask, subtask.id, head).result()
                 while tests.passed is False and fix_rounds < MAX_FIX_ROUNDS and s.budget_left():
                     fix_rounds += 1
                     s.emit("subtask.status", subtask=subtask.id, status="fixing", round=fix_rounds)
                     head = self.fix_stage(subtask, head, tests, fix_rounds).result().head
-                    tests = self.test_stage(subtask, head).result()
+                    tests = self.test_stage(subtask, subtask.id, head).result()
+                    verdict = None
                 if not s.budget_left():
                     return self._failed(subtask, ws, "job budget spent", tests, fix_rounds, review_round)
-                verdict = self.review_stage(subtask, base_ref, head, tests, review_round).result()
+                if verdict is None:
+                    verdict = self.review_stage(subtask, subtask.id, base_ref, head, tests, review_round).result()
                 if verdict.approved and tests.passed is not False:
                     s.emit("subtask.status", subtask=subtask.id, status="approved", head=head)
                     return SubtaskResult(
@@ -73,6 +83,35 @@ class SubtaskPipeline:
         finally:
             s.repo.remove_workspace(ws)
 
+    def _race(self, subtask: Subtask, start: str) -> tuple[str, TestRun, ReviewVerdict | None] | None:
+        """N coders attempt the subtask at once; the best verified attempt wins: passing tests
+        first, then the reviewer's approval, then the smallest change."""
+        s = self.s
+        names = [f"{subtask.id}-c{i + 1}" for i in range(s.task.candidates)]
+        coded = [self.code_stage(subtask, name, start, None, 0, i) for i, name in enumerate(names)]
+        heads = {name: future.result().head for name, future in zip(names, coded, strict=True)}
+        changed = [name for name in names if heads[name] != start]
+        if not changed:
+            return None
+        tested = {name: self.test_stage(subtask, name, heads[name]) for name in changed}
+        tests = {name: future.result() for name, future in tested.items()}
+        contenders = [name for name in changed if tests[name].passed is not False] or changed
+        reviewed = {name: self.review_stage(subtask, name, start, heads[name], tests[name], 0) for name in contenders}
+        verdicts = {name: future.result() for name, future in reviewed.items()}
+
+        def rank(name: str) -> tuple[bool, bool, int]:
+            size = s.repo.diff_stat(start, heads[name])
+            return (tests[name].passed is False, not verdicts[name].approved, size.insertions + size.deletions)
+
+        winner = min(contenders, key=rank)
+        for name in names:
+            s.drop_workspace(name)
+        s.emit("candidates.chosen", subtask=subtask.id, winner=winner, head=heads[winner], scores={
+            name: {"tests": tests[name].passed, "approved": verdicts[name].approved if name in verdicts else None}
+            for name in changed
+        })
+        return heads[winner], tests[winner], verdicts[winner]
+
     def _failed(self, subtask: Subtask, ws: Workspace, reason: str, tests: TestRun, fix_rounds: int,
                 review_rounds: int, verdict: ReviewVerdict | None = None) -> SubtaskResult:
         self.s.emit("subtask.status", subtask=subtask.id, status="failed", reason=reason)
@@ -83,28 +122,29 @@ class SubtaskPipeline:
 
     # -- stages (each a checkpointed task) ---------------------------------------
 
-    def _code(self, subtask: Subtask, start: str, feedback: str | None, round_: int) -> StageResult:
+    def _code(self, subtask: Subtask, name: str, start: str, feedback: str | None, round_: int,
+              candidate: int | None = None) -> StageResult:
         s = self.s
-        agent = f"{subtask.id}.coder.{round_ + 1}"
-        ws = s.workspace(subtask.id, start)
+        agent = f"{name}.coder.{round_ + 1}"
+        ws = s.workspace(name, start)
         ws.reset(start)
         with s.sandbox(ws.path, agent) as sandbox:
             outcome = roles.code(
-                s.model("coder", agent), sandbox, s.task.instruction, subtask, s.test_command,
+                s.model("coder", agent, candidate), sandbox, s.task.instruction, subtask, s.test_command,
                 s.limits(), s.agent_emitter("coder", agent, subtask.id), feedback=feedback, notes=s.notes,
             )
         head = ws.commit(_message(subtask, outcome, "coder"), role="coder", agent=agent) or ws.head()
         s.emit("agent.commit", subtask=subtask.id, role="coder", agent=agent, head=head)
         return StageResult(head=head, outcome=outcome)
 
-    def _test(self, subtask: Subtask, head: str) -> TestRun:
+    def _test(self, subtask: Subtask, name: str, head: str) -> TestRun:
         s = self.s
         s.emit("subtask.status", subtask=subtask.id, status="testing")
-        ws = s.workspace(subtask.id, head)
+        ws = s.workspace(name, head)
         ws.reset(head)
-        with s.sandbox(ws.path, f"{subtask.id}.tests") as sandbox:
+        with s.sandbox(ws.path, f"{name}.tests") as sandbox:
             run = s.run_tests(sandbox, s.test_command)
-        s.emit("test.result", subtask=subtask.id, passed=run.passed, exit_code=run.exit_code,
+        s.emit("test.result", subtask=subtask.id, agent=name, passed=run.passed, exit_code=run.exit_code,
                output=run.output[-8000:], command=run.command)
         return run
 
@@ -122,11 +162,12 @@ class SubtaskPipeline:
         s.emit("agent.commit", subtask=subtask.id, role="test_fixer", agent=agent, head=new_head)
         return StageResult(head=new_head, outcome=outcome)
 
-    def _review(self, subtask: Subtask, base_ref: str, head: str, tests: TestRun, round_: int) -> ReviewVerdict:
+    def _review(self, subtask: Subtask, name: str, base_ref: str, head: str, tests: TestRun,
+                round_: int) -> ReviewVerdict:
         s = self.s
-        agent = f"{subtask.id}.reviewer.{round_ + 1}"
+        agent = f"{name}.reviewer.{round_ + 1}"
         s.emit("subtask.status", subtask=subtask.id, status="reviewing")
-        ws = s.workspace(subtask.id, head)
+        ws = s.workspace(name, head)
         ws.reset(head)
         with s.sandbox(ws.path, agent) as sandbox:
             try:
