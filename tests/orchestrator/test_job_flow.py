@@ -154,3 +154,29 @@ def test_malformed_and_unknown_tool_calls_are_recovered_from(tmp_path: Path, scr
     assert results[0]["ok"] is False and "not valid JSON" in results[0]["output"]
     assert results[1]["ok"] is False and "unknown tool 'delete_everything'" in results[1]["output"]
     assert results[2]["ok"] is True
+
+
+def test_candidates_race_and_the_verified_one_wins(tmp_path: Path, scripted_jobs: ScriptedJobs) -> None:
+    repo = make_repo(tmp_path / "repo", {
+        "greeting.py": 'MESSAGE = "hello"\n',
+        "tests/test_greeting.py": 'from greeting import MESSAGE\n\n\ndef test_loud():\n    assert MESSAGE == "HELLO"\n',
+    })
+    runner = scripted_jobs.runner([
+        plan_entry(subtask("s1", "shout")),
+        {"match": {"model": "candidate-a"},
+         "tool_calls": [call("edit_file", path="greeting.py", old="hello", new="HOLA"), call("submit", summary="a")]},
+        {"match": {"model": "candidate-b"},
+         "tool_calls": [call("edit_file", path="greeting.py", old="hello", new="HELLO"), call("submit", summary="b")]},
+        approve("s1"),
+    ])
+    url = scripted_jobs.server.base_url
+    runner.settings.candidate_models = [ModelSpec(base_url=url, model="candidate-a"),
+                                        ModelSpec(base_url=url, model="candidate-b")]
+    job = runner.run(runner.submit(Task(instruction="shout", repo=str(repo), candidates=2)).id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    chosen = next(e.payload for e in runner.events.list(job.id) if e.kind == "candidates.chosen")
+    assert chosen["winner"] == "s1-c2"
+    assert chosen["scores"]["s1-c1"]["tests"] is False and chosen["scores"]["s1-c2"]["tests"] is True
+    assert git(repo, "show", f"shipyard/{job.id}:greeting.py") == 'MESSAGE = "HELLO"\n'
+    # Both attempts stay inspectable on their own branches.
+    assert git(repo, "show", f"shipyard/{job.id}--s1-c1:greeting.py") == 'MESSAGE = "HOLA"\n'
