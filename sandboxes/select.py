@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from sandboxes.base import Availability, SandboxBackend, SandboxError
 from sandboxes.bubblewrap import BubblewrapBackend
@@ -22,17 +23,24 @@ BACKENDS: dict[str, type[SandboxBackend]] = {
 AUTO_ORDER = ("docker", "bubblewrap")
 
 
+def _make(name: str, hide: tuple[Path, ...]) -> SandboxBackend:
+    return BubblewrapBackend(hide=[str(p) for p in hide]) if name == "bubblewrap" else BACKENDS[name]()
+
+
 def doctor(image: str) -> list[Availability]:
     """Whether each backend works on this machine, and why not."""
     return [BACKENDS[name]().availability(image) for name in BACKENDS]
 
 
-def select_backend(name: str, image: str) -> SandboxBackend:
-    """The backend called `name`, or for "auto" docker when it works, else bubblewrap."""
+def select_backend(name: str, image: str, hide: tuple[Path, ...] = ()) -> SandboxBackend:
+    """The backend called `name`, or for "auto" docker when it works, else bubblewrap.
+
+    `hide`: host paths a bubblewrap sandbox must not see (Shipyard's own state).
+    """
     if name != "auto":
         if name not in BACKENDS:
             raise SandboxError(f"unknown sandbox backend '{name}': choose auto, {', '.join(BACKENDS)}")
-        backend = BACKENDS[name]()
+        backend = _make(name, hide)
         if name != "local":
             found = backend.availability(image)
             if not found.ok:
@@ -40,7 +48,7 @@ def select_backend(name: str, image: str) -> SandboxBackend:
         return backend
     reasons = []
     for candidate in AUTO_ORDER:
-        backend = BACKENDS[candidate]()
+        backend = _make(candidate, hide)
         found = backend.availability(image)
         if found.ok:
             log.debug("sandbox backend: %s", candidate)
