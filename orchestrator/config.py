@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from agents.models import ModelSpec, Role
@@ -56,6 +56,28 @@ class BudgetSettings(BaseModel):
     max_seconds_per_agent: float = Field(1800, gt=0)
 
 
+class WorkerSettings(BaseModel):
+    concurrency: int = Field(2, ge=1, le=64, description="jobs a worker runs at once (one value for all workers "
+                             "of a database: it is stored with the queue)")
+    heartbeat: float = Field(5.0, gt=0, description="seconds between a worker's heartbeats")
+    lease: float = Field(30.0, gt=0, description="seconds without a heartbeat after which a worker counts as dead "
+                         "and its jobs are taken over")
+    poll: float = Field(1.0, gt=0, description="seconds between looks at the queue")
+
+    @model_validator(mode="after")
+    def _lease_outlasts_heartbeats(self) -> WorkerSettings:
+        if self.lease < 2 * self.heartbeat:
+            raise ValueError("lease must be at least two heartbeats, or a live worker may look dead")
+        return self
+
+
+class NotificationSettings(BaseModel):
+    webhook_url: str | None = Field(None, description="receives a JSON POST when a job finishes, fails or waits")
+    webhook_attempts: int = Field(5, ge=1, description="tries per notification, with doubling pauses between")
+    webhook_timeout: float = Field(10.0, gt=0, description="seconds per try")
+    command: str | None = Field(None, description="a shell command run with the notification JSON on stdin")
+
+
 def _default_models() -> dict[str, ModelSpec]:
     return {"default": ModelSpec(model="gpt-4.1-mini")}
 
@@ -67,6 +89,11 @@ class Settings(BaseSettings):
     toml_files: ClassVar[list[Path]] = []
 
     state_dir: Path = Field(default_factory=default_state_dir)
+    database_url: str | None = Field(
+        None, description="postgresql://... for jobs, events, checkpoints and the queue; default SQLite in state_dir"
+    )
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     models: dict[str, ModelSpec] = Field(
         default_factory=_default_models,
@@ -143,7 +170,7 @@ def masked(data: Any) -> Any:
     """The settings as plain data with secret values hidden; `*_env` names of variables stay visible."""
     if isinstance(data, dict):
         return {
-            k: "****" if _is_secret(k) and data[k] else masked(v)
+            k: "****" if _is_secret(k) and v else masked(v)
             for k, v in data.items()
         }
     if isinstance(data, list):

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
+from psycopg import Connection
+from psycopg.rows import dict_row
 
 from agents.loop import AgentOutcome
 from agents.models import UsageTotals
@@ -21,11 +26,12 @@ from orchestrator.config import Settings
 from orchestrator.events import EventLog
 from orchestrator.graph import build_graph
 from orchestrator.jobs import Job, JobStatus, JobStore, Task
+from orchestrator.queue import JobQueue
 from orchestrator.report import Report, build_report
 from orchestrator.services import JobCancelled, JobServices
 from orchestrator.state import SubtaskResult, TestRun
 from orchestrator.subtask import StageResult
-from orchestrator.store import open_store, sqlite_url
+from orchestrator.store import is_postgres, libpq_url, open_store, store_url
 from sandboxes.select import select_backend
 from sandboxes.workspace import GitRepo, MergeResult, branch_name
 
@@ -33,10 +39,10 @@ from sandboxes.workspace import GitRepo, MergeResult, branch_name
 class JobRunner:
     def __init__(self, settings: Settings):
         self.settings = settings
-        engine = open_store(sqlite_url(settings.state_dir))
+        engine = open_store(store_url(settings))
         self.jobs = JobStore(engine)
         self.events = EventLog(engine)
-        self._checkpoints = settings.state_dir / "checkpoints.db"
+        self.queue = JobQueue(settings, self.jobs, self.events)
 
     # -- the director's actions ----------------------------------------------------
 
@@ -62,11 +68,15 @@ class JobRunner:
         """Approve the waiting plan (or an edited one) and run the job on."""
         job = self._awaiting(job_id)
         answer: dict[str, Any] = {"action": "edit", "plan": plan} if plan else {"action": "approve"}
-        return self._advance(job, resume=answer)
+        return self._answer(job, answer)
 
     def reject(self, job_id: str, reason: str = "") -> Job:
         job = self._awaiting(job_id)
-        return self._advance(job, resume={"action": "reject", "reason": reason})
+        return self._answer(job, {"action": "reject", "reason": reason})
+
+    def answer(self, job_id: str, answer: dict[str, Any]) -> Job:
+        """Run the waiting job on with the director's answer, in this process (what a worker does)."""
+        return self._advance(self._awaiting(job_id), resume=answer)
 
     def cancel(self, job_id: str) -> Job:
         """Mark the job cancelled; a process running it stops at its agents' next step."""
@@ -98,6 +108,15 @@ class JobRunner:
             raise JobStateError(f"job {job_id} is {job.status.value}, not waiting for plan approval")
         return job
 
+    def _answer(self, job: Job, answer: dict[str, Any]) -> Job:
+        if not self.queue.holds(job.id):
+            return self._advance(job, resume=answer)
+        # A job from the queue goes back to it, so that a worker (with its sandboxes) runs it on; we follow it.
+        queued = self.queue.enqueue(job.id, "answer", answer)
+        if queued is None:
+            raise JobStateError(f"job {job.id} already has an answer queued; a worker (`shipyard serve`) takes it")
+        return self.queue.wait(job.id, after=queued.id)
+
     def _open_repo(self, source: str) -> GitRepo:
         return GitRepo.open(source, self.settings.state_dir / "repos")
 
@@ -108,14 +127,15 @@ class JobRunner:
             task=job.task,
             settings=self.settings,
             repo=self._open_repo(job.task.repo),
-            backend=select_backend(self.settings.sandbox.backend, self.settings.sandbox.image),
+            backend=select_backend(self.settings.sandbox.backend, self.settings.sandbox.image,
+                                   hide=(self.settings.state_dir,)),
             events=self.events,
             jobs=self.jobs,
         )
         services.restore_usage()
         services.notes = [e.payload["text"] for e in self.events.list(job.id) if e.kind == "director.note"]
         config = {"configurable": {"thread_id": job.id}, "max_concurrency": 8}
-        with _checkpointer(self._checkpoints) as saver:
+        with checkpointer(self.settings) as saver:
             app = build_graph(services).compile(checkpointer=saver)
             snapshot = app.get_state(config)
             services.test_command = snapshot.values.get("test_command")
@@ -168,18 +188,44 @@ CHECKPOINTED_TYPES = (Plan, Subtask, ReviewVerdict, TestRun, SubtaskResult, Stag
 SERDE = JsonPlusSerializer(allowed_msgpack_modules=[(t.__module__, t.__name__) for t in CHECKPOINTED_TYPES])
 
 
-class _checkpointer:
-    """A SqliteSaver on its own connection, shared by the graph's worker threads."""
+@contextmanager
+def checkpointer(settings: Settings) -> Iterator[BaseCheckpointSaver[Any]]:
+    """The job graphs' checkpointer on its own connection, shared by the graph's worker threads:
+    PostgreSQL when the store is there (any worker may resume any job), else SQLite in the state dir."""
+    url = store_url(settings)
+    if is_postgres(url):
+        yield from _postgres_checkpointer(libpq_url(url))
+        return
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(settings.state_dir / "checkpoints.db"), check_same_thread=False, timeout=30)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        yield SqliteSaver(conn, serde=SERDE)
+    finally:
+        conn.close()
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
 
-    def __enter__(self) -> SqliteSaver:
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        return SqliteSaver(self.conn, serde=SERDE)
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.close()
+# Any constant: it names the advisory lock under which the checkpoint tables are set up.
+_SETUP_LOCK = 0x5159_7A7D
+_set_up: set[str] = set()
 
 
+def _postgres_checkpointer(url: str) -> Iterator[BaseCheckpointSaver[Any]]:
+    with Connection.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row) as conn:
+        saver = PostgresSaver(conn, serde=SERDE)
+        if url not in _set_up:
+            _setup_once(conn, saver)
+            _set_up.add(url)
+        yield saver
+
+
+def _setup_once(conn: Connection[Any], saver: PostgresSaver) -> None:
+    # Workers starting together would race to create the tables: one at a time. Waiting
+    # by polling, not in pg_advisory_lock, because the setup's CREATE INDEX CONCURRENTLY
+    # waits for every open transaction, a blocked lock request included: a deadlock.
+    while not conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_SETUP_LOCK,)).fetchone()["ok"]:
+        time.sleep(0.05)
+    try:
+        saver.setup()
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))

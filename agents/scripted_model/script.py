@@ -110,6 +110,9 @@ class Entry(BaseModel):
     body: Any = Field(None, description="sent verbatim instead of a generated body (a string is sent raw)")
     latency: float | None = Field(None, ge=0, description="seconds before answering; default: the script's")
     repeat: bool = False
+    redeliver: bool = Field(
+        False, description="if the client goes away before the answer (killed mid-request), serve it again"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -179,7 +179,7 @@ def create_app(model: ScriptedModel) -> Starlette:
         latency = entry.latency if entry.latency is not None else model.script.latency
         if latency:
             await asyncio.sleep(latency)
-            if await request.is_disconnected():
+            if entry.redeliver and await request.is_disconnected():
                 model.release(index, seq)
                 return Response(status_code=499)
 

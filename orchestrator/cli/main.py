@@ -10,7 +10,8 @@ from rich.console import Console
 
 from agents.models import ModelError
 from agents.scripted_model import ScriptError
-from orchestrator.cli import config_commands, job_commands, sandbox_commands, scripted_model_commands
+from orchestrator.cli import (config_commands, job_commands, sandbox_commands, scripted_model_commands,
+                              worker_commands)
 from orchestrator.config import ConfigError
 from orchestrator.jobs import JobLookupError
 from orchestrator.runner import JobStateError
@@ -26,6 +27,7 @@ app = typer.Typer(
     add_completion=False,
 )
 job_commands.register(app)
+worker_commands.register(app)
 app.add_typer(config_commands.app, name="config")
 app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(scripted_model_commands.app, name="scripted-model")

@@ -346,9 +346,9 @@ def test_server_starts_on_an_ephemeral_port_and_stops():
         httpx.get(f"{server.base_url}/models")
 
 
-def test_an_abandoned_request_gives_its_entry_back() -> None:
+def test_an_abandoned_request_gives_a_redeliver_entry_back() -> None:
     """A client that goes away mid-answer (killed, timed out) finds the answer again when it asks again."""
-    with ScriptedModelServer([{"content": "slow", "latency": 0.5}]) as server:
+    with ScriptedModelServer([{"content": "slow", "latency": 0.5, "redeliver": True}]) as server:
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{server.base_url}/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]},
                        timeout=0.1)

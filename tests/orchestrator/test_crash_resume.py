@@ -30,6 +30,7 @@ def _slow_first_steps() -> dict:
         first = next(e for e in script["responses"]
                      if e.get("match", {}).get("any_message_contains") == f"Your subtask: {sub}")
         first["latency"] = 4.0
+        first["redeliver"] = True  # the killed run never got it; the resumed one asks again
     return script
 
 

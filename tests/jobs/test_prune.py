@@ -1,0 +1,53 @@
+"""`shipyard prune`: old finished jobs go with all their records, unless their branches still exist."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from helpers import git
+from jobkit import Deployment
+
+from orchestrator.jobs import JobLookupError, JobStatus
+from orchestrator.prune import parse_age, prune
+from orchestrator.runner import checkpointer
+
+DAY = 86400.0
+
+
+@pytest.mark.bubblewrap
+def test_prune_forgets_old_jobs_whose_branches_are_gone(deploy: Callable[..., Deployment]) -> None:
+    d = deploy(None)
+    runner = d.runner
+    ran = [runner.run(d.submit(f"add note {n}")).id for n in range(2)]
+    assert all(d.status(job) == JobStatus.SUCCEEDED for job in ran)
+    recent = runner.submit(runner.jobs.get(ran[0]).task).id
+    runner.jobs.update(recent, JobStatus.CANCELLED)
+    for job in ran:
+        runner.jobs.update(job, updated_at=time.time() - 40 * DAY)
+    gone, kept = ran
+    for branch in git(d.repo, "for-each-ref", "--format=%(refname:short)", f"refs/heads/shipyard/{gone}*").split():
+        git(d.repo, "branch", "-D", branch)
+
+    assert prune(runner, 30 * DAY, dry_run=True).pruned == [gone]
+    assert runner.jobs.get(gone)  # a dry run forgets nothing
+    outcome = prune(runner, 30 * DAY)
+
+    assert outcome.pruned == [gone]
+    assert "its branches exist" in outcome.kept[kept]
+    with pytest.raises(JobLookupError):
+        runner.jobs.get(gone)
+    assert runner.events.list(gone) == []
+    with checkpointer(runner.settings) as saver:
+        assert saver.get_tuple({"configurable": {"thread_id": gone}}) is None
+        assert saver.get_tuple({"configurable": {"thread_id": kept}}) is not None
+    assert {runner.jobs.get(kept).id, runner.jobs.get(recent).id} == {kept, recent}
+
+
+def test_ages() -> None:
+    assert parse_age("30d") == 30 * DAY
+    assert parse_age("12h") == 12 * 3600
+    assert parse_age("2w") == 14 * DAY
+    with pytest.raises(ValueError, match="not an age"):
+        parse_age("30 days")
