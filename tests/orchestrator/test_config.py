@@ -1,0 +1,76 @@
+"""Configuration: files and env vars in order of precedence, clear errors, secrets masked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import ConfigError, load_settings, masked
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_repo_file_overrides_user_file_and_env_overrides_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(Path(os.environ["XDG_CONFIG_HOME"]) / "shipyard" / "shipyard.toml",
+           '[sandbox]\nbackend = "docker"\nimage = "user-image"\n[models.default]\nmodel = "gpt-4.1-mini"\n')
+    _write(tmp_path / "shipyard.toml",
+           '[sandbox]\nimage = "repo-image"\n[sandbox.limits]\nmemory_mb = 1024\n'
+           '[models.coder]\nbase_url = "http://localhost:11434/v1"\nmodel = "qwen2.5-coder:7b"\n')
+    monkeypatch.setenv("SHIPYARD_SANDBOX__LIMITS__PIDS", "99")
+    settings = load_settings(tmp_path)
+    assert settings.sandbox.backend == "docker"  # user file
+    assert settings.sandbox.image == "repo-image"  # repo file wins over the user file
+    assert settings.sandbox.limits.memory_mb == 1024 and settings.sandbox.limits.pids == 99  # env var
+    assert settings.model_for("coder").model == "qwen2.5-coder:7b"
+    assert settings.model_for("planner").model == "gpt-4.1-mini"  # falls back to default
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('sandbox = "x', "not valid TOML"),
+    ('[sandbox]\nbackend = "podman"\n', "sandbox.backend"),
+    ('[models.architect]\nmodel = "x"\n', "unknown model role"),
+    ('colour = "blue"\n', "colour"),
+])
+def test_bad_configuration_is_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
+    _write(tmp_path / "shipyard.toml", text)
+    with pytest.raises(ConfigError, match=message) as raised:
+        load_settings(tmp_path)
+    assert "\n" not in str(raised.value)
+
+
+def test_secrets_are_masked() -> None:
+    shown = masked({"api_key": "sk-123", "api_key_env": "OPENAI_API_KEY",
+                    "database_url": "postgresql://me:hunter2@db/shipyard", "nested": {"github_token": "ghp_x"}})
+    assert shown["api_key"] == "****" and shown["api_key_env"] == "OPENAI_API_KEY"
+    assert shown["database_url"] == "postgresql://me:****@db/shipyard"
+    assert shown["nested"]["github_token"] == "****"
+
+
+def _shipyard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def test_cli_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    _write(tmp_path / "shipyard.toml", '[sandbox]\nbackend = "podman"\n')
+    result = _shipyard("config", "show", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: invalid configuration") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    (tmp_path / "shipyard.toml").unlink()
+    result = _shipyard("run", "do it", "--repo", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error:" in result.stderr
+
+
+def test_config_show_and_help(tmp_path: Path) -> None:
+    result = _shipyard("config", "show", cwd=tmp_path)
+    assert result.returncode == 0 and '"backend": "auto"' in result.stdout
+    assert _shipyard("--help", cwd=tmp_path).returncode == 0
