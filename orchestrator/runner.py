@@ -134,7 +134,10 @@ class JobRunner:
         )
         services.restore_usage()
         services.notes = [e.payload["text"] for e in self.events.list(job.id) if e.kind == "director.note"]
-        config = {"configurable": {"thread_id": job.id}, "max_concurrency": 8}
+        # max_concurrency sizes the graph's thread pool. A subtask node holds a thread while it
+        # waits on its stage tasks, which need threads of their own: the pool must fit the widest
+        # fan-out (20 subtasks) with all their candidate coders (5), or the job deadlocks.
+        config = {"configurable": {"thread_id": job.id}, "max_concurrency": GRAPH_THREADS}
         with checkpointer(self.settings) as saver:
             app = build_graph(services).compile(checkpointer=saver)
             snapshot = app.get_state(config)
@@ -182,6 +185,8 @@ class JobRunner:
 class JobStateError(ValueError):
     """The job is not in a state where that action makes sense."""
 
+
+GRAPH_THREADS = 20 * (1 + 5) + 8
 
 # The types a checkpoint may hold; LangGraph refuses to revive any others.
 CHECKPOINTED_TYPES = (Plan, Subtask, ReviewVerdict, TestRun, SubtaskResult, StageResult, AgentOutcome, UsageTotals)

@@ -180,3 +180,23 @@ def test_candidates_race_and_the_verified_one_wins(tmp_path: Path, scripted_jobs
     assert git(repo, "show", f"shipyard/{job.id}:greeting.py") == 'MESSAGE = "HELLO"\n'
     # Both attempts stay inspectable on their own branches.
     assert git(repo, "show", f"shipyard/{job.id}--s1-c1:greeting.py") == 'MESSAGE = "HOLA"\n'
+
+
+def test_a_wide_fan_out_runs_its_subtasks_side_by_side(tmp_path: Path, scripted_jobs: ScriptedJobs) -> None:
+    """Eight independent subtasks: more than a small machine's default thread pool holds."""
+    repo = _one_file_repo(tmp_path)
+    ids = [f"s{i}" for i in range(1, 9)]
+    script = [plan_entry(*(subtask(i, f"write {i}") for i in ids))]
+    for i in ids:
+        script.append({**coder(i, call("create_file", path=f"{i}.txt", content=i), call("submit", summary=i)),
+                       "latency": 0.5})
+        script.append(approve(i))
+    runner = scripted_jobs.runner(script)
+    job = runner.run(runner.submit(Task(instruction="write eight files", repo=str(repo))).id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert sorted(git(repo, "ls-tree", "--name-only", f"shipyard/{job.id}").split()) == sorted(
+        [f"{i}.txt" for i in ids] + ["greeting.py", "tests"])
+    # Several coders were waiting on the model at once: their requests came in before the
+    # first coder's answer (0.5 s after its request) went out.
+    coders = sorted(r.time for r in scripted_jobs.server.requests if r.role == "coder")
+    assert len([t for t in coders if t < coders[0] + 0.5]) >= 2
