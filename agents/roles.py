@@ -9,7 +9,7 @@ from agents.plan import Plan, ReviewVerdict, Subtask
 from agents.prompts import render
 from agents.repo_info import file_tree, read_readme
 from agents.repo_map import build_repo_map
-from agents.tools import ALL_TOOLS, READ_ONLY_TOOLS, Tool, ToolLimits, Toolset
+from agents.tools import ALL_TOOLS, READ_ONLY_TOOLS, Tool, Toolset
 from sandboxes.base import WORKSPACE_MOUNT, Sandbox
 
 _READ_TOOLS = tuple(name for name in READ_ONLY_TOOLS if name != "submit")

@@ -37,8 +37,8 @@ from agents.scripted_model import ScriptedModelServer
 from bench.common import write_results
 from orchestrator.config import load_settings
 from orchestrator.jobs import JobStatus, Task
-from orchestrator.runner import JobRunner
 from orchestrator.queue import QUEUE_NAME
+from orchestrator.runner import JobRunner
 from orchestrator.store import workers
 from tests.helpers import call, make_repo
 from tests.jobs.throwaway_pg import ThrowawayPostgres, unavailable_reason

@@ -26,7 +26,8 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from orchestrator.config import load_settings
+from bench.common import write_results
+from orchestrator.config import Settings, load_settings
 from orchestrator.events import Event
 from orchestrator.jobs import JobStatus, Task
 from orchestrator.runner import JobRunner
@@ -81,70 +82,66 @@ def job_events(total: int) -> Iterator[Event]:
             count += 3
 
 
-def write(runner: JobRunner, total: int, done: threading.Event) -> None:
+def write(runner: JobRunner, total: int) -> None:
     for event in job_events(total):
         runner.events.append(event)
     runner.jobs.update(JOB_ID, JobStatus.SUCCEEDED)
-    done.set()
 
 
-async def follow(pilot: Pilot[Any], runner: JobRunner, total: int) -> None:
-    app = pilot.app
-    await pilot.press("enter")  # open the job from the list
-    while not isinstance(app.screen, JobScreen):
+async def open_job(pilot: Pilot[Any]) -> JobScreen:
+    await pilot.press("enter")  # the job, from the jobs list
+    while not isinstance(pilot.app.screen, JobScreen):
         await asyncio.sleep(0.01)
-    screen = app.screen
-    tree = screen.query_one(PlanTree)
+    return pilot.app.screen
 
-    done = threading.Event()
-    writer = threading.Thread(target=write, args=(JobRunner(runner.settings), total, done), daemon=True)
+
+async def follow_live(pilot: Pilot[Any], settings: Settings, total: int) -> dict[str, Any]:
+    """The job screen following the job while a thread writes its events; keys pressed meanwhile."""
+    screen = await open_job(pilot)
+    tree = screen.query_one(PlanTree)
+    writer = threading.Thread(target=write, args=(JobRunner(settings), total), daemon=True)
     started = time.perf_counter()
     writer.start()
     while not tree.root.children:  # the plan is in: the cursor has somewhere to go
         await asyncio.sleep(0.01)
     latencies: list[float] = []
-    marks = iter(range(25_000, total + 1, 25_000))
-    mark = next(marks, None)
-    memory: list[tuple[int, float]] = []
+    memory: dict[int, float] = {}
+    marks = list(range(25_000, total + 1, 25_000))
     key = "down"
     while screen.ingested < total:
         before = tree.cursor_line
         pressed = time.perf_counter()
-        await pilot.press(key)
+        pilot.app.simulate_key(key)  # as the terminal driver delivers a key: a message to the app
         while tree.cursor_line == before and time.perf_counter() - pressed < 5:
             await asyncio.sleep(0.001)
         latencies.append(time.perf_counter() - pressed)
         key = "up" if key == "down" else "down"
-        while mark is not None and screen.ingested >= mark:
-            memory.append((mark, rss_mb()))
-            mark = next(marks, None)
+        while marks and screen.ingested >= marks[0]:
+            memory[marks.pop(0)] = rss_mb()
         await asyncio.sleep(0.2)
-    live_seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     writer.join()
-    if not memory or memory[-1][0] != total:
-        memory.append((total, rss_mb()))
+    memory.setdefault(total, rss_mb())
+    latencies.sort()
+    return {
+        "live_events_per_second": round(total / seconds), "live_seconds": round(seconds, 1),
+        "rss_mb_at": {n: round(mb, 1) for n, mb in memory.items()},
+        "key_presses": len(latencies), "key_latency_ms_median": round(statistics.median(latencies) * 1000, 1),
+        "key_latency_ms_p95": round(latencies[int(len(latencies) * 0.95)] * 1000, 1),
+        "key_latency_ms_max": round(latencies[-1] * 1000, 1),
+    }
 
-    # Catching up: a fresh job screen on the finished job takes in all of it at once.
+
+async def catch_up(pilot: Pilot[Any], total: int) -> dict[str, Any]:
+    """A fresh job screen on the finished job, taking in all of it at once."""
     await pilot.press("escape")
     await pilot.pause(0.5)
-    caught_up_start = time.perf_counter()
-    await pilot.press("enter")
-    while not isinstance(app.screen, JobScreen):
+    started = time.perf_counter()
+    screen = await open_job(pilot)
+    while screen.ingested < total:
         await asyncio.sleep(0.01)
-    while app.screen.ingested < total:
-        await asyncio.sleep(0.01)
-    catch_up_seconds = time.perf_counter() - caught_up_start
-
-    latencies.sort()
-    print(f"events: {total:,} from {len(SUBTASKS)} subtasks, written by a thread with EventLog.append")
-    print(f"live:     {total / live_seconds:,.0f} events/s taken in and rendered while the job ran "
-          f"({live_seconds:.1f} s; the writer is the bottleneck here)")
-    print(f"catch-up: {total / catch_up_seconds:,.0f} events/s taken in and rendered when opening the "
-          f"finished job ({catch_up_seconds:.1f} s)")
-    print("memory:   " + ", ".join(f"{n:,} events {mb:.0f} MB" for n, mb in memory) + " (RSS of the whole process)")
-    print(f"keys:     {len(latencies)} presses while ingesting: median {statistics.median(latencies) * 1000:.1f} ms, "
-          f"p95 {latencies[int(len(latencies) * 0.95)] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms "
-          "from key press to the tree's cursor moving")
+    seconds = time.perf_counter() - started
+    return {"catch_up_events_per_second": round(total / seconds), "catch_up_seconds": round(seconds, 1)}
 
 
 async def main(total: int) -> None:
@@ -156,8 +153,23 @@ async def main(total: int) -> None:
         app = ShipyardApp(settings, Path(tmp), launcher=lambda *a, **k: None, poll_interval=0.1)
         async with app.run_test(size=(120, 36)) as pilot:
             await pilot.pause(0.3)
-            print(f"memory with the app open and no events: {rss_mb():.0f} MB")
-            await follow(pilot, runner, total)
+            figures: dict[str, Any] = {"events": total, "subtasks": len(SUBTASKS), "rss_mb_idle": round(rss_mb(), 1)}
+            figures |= await follow_live(pilot, settings, total)
+            figures |= await catch_up(pilot, total)
+    memory = figures["rss_mb_at"]
+    first, last = min(memory), max(memory)
+    print(f"{total:,} events from {len(SUBTASKS)} subtasks, appended by a writer thread (EventLog.append)")
+    print(f"live:     {figures['live_events_per_second']:,} events/s taken in and rendered as they were written "
+          f"({figures['live_seconds']} s; the writer sets this pace)")
+    print(f"catch-up: {figures['catch_up_events_per_second']:,} events/s taken in and rendered, opening the "
+          f"finished job ({figures['catch_up_seconds']} s): "
+          f"{figures['catch_up_events_per_second'] / figures['live_events_per_second']:.1f}x the writer's pace")
+    print(f"memory:   {figures['rss_mb_idle']} MB idle; " + ", ".join(f"{mb} MB at {n:,}" for n, mb in memory.items())
+          + f" events: {memory[last] / memory[first]:.2f}x from {first:,} to {last:,} (process RSS)")
+    print(f"keys:     {figures['key_presses']} presses while ingesting, key to cursor moved: median "
+          f"{figures['key_latency_ms_median']} ms, p95 {figures['key_latency_ms_p95']} ms, "
+          f"max {figures['key_latency_ms_max']} ms")
+    print(f"results:  {write_results('tui_bench', figures)}")
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ from orchestrator.queue import JobQueue
 from orchestrator.report import Report, build_report
 from orchestrator.services import JobCancelled, JobServices
 from orchestrator.state import SubtaskResult, TestRun
-from orchestrator.subtask import StageResult
 from orchestrator.store import is_postgres, libpq_url, open_store, store_url
+from orchestrator.subtask import StageResult
 from sandboxes.select import select_backend
 from sandboxes.workspace import GitRepo, MergeResult, branch_name
 

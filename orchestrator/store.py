@@ -7,8 +7,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import (JSON, Boolean, Column, Engine, Float, Integer, MetaData, String, Table, Text, create_engine,
-                        event, make_url)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    make_url,
+)
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from orchestrator.config import ConfigError, Settings

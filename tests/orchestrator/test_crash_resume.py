@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import git
 
 from agents.scripted_model import ScriptedModelServer
 from orchestrator.config import load_settings
 from orchestrator.demo import INSTRUCTION, SCRIPT, make_sample_repo
 from orchestrator.jobs import JobStatus
 from orchestrator.runner import JobRunner
-
-from helpers import git
 
 pytestmark = pytest.mark.bubblewrap
 

@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from helpers import git
+
 from sandboxes.docker_backend import DockerBackend
 
 

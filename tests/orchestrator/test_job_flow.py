@@ -6,14 +6,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import ScriptedJobs, approve, call, checkout_state, coder, git, make_repo, plan_entry, subtask
 
 from agents.models import ModelSpec
 from agents.scripted_model import ScriptedModelServer
 from orchestrator.demo import INSTRUCTION, SCRIPT, demo_settings, make_sample_repo
 from orchestrator.jobs import JobStatus, Task
 from orchestrator.runner import JobRunner
-
-from helpers import ScriptedJobs, approve, call, checkout_state, coder, git, make_repo, plan_entry, subtask
 
 pytestmark = pytest.mark.bubblewrap
 
