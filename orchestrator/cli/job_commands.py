@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.syntax import Syntax
 
 from agents.scripted_model import ScriptedModelServer
+from orchestrator.cli import options
 from orchestrator.cli.render import ProgressView, event_line, jobs_table, plan_table, report_view
 from orchestrator.config import load_settings
 from orchestrator.demo import INSTRUCTION, SCRIPT, demo_settings, make_sample_repo
@@ -37,19 +38,17 @@ def register(app: typer.Typer) -> None:
 
 
 def run(
-    instruction: str = typer.Argument(..., help="what to do, in plain words"),
-    repo: Path = typer.Option(Path("."), "--repo", help="the git repository to work on (path or URL)"),
-    base: str = typer.Option("HEAD", "--base", help="the ref to start from"),
-    approve_plan: bool = typer.Option(False, "--approve-plan", help="wait for your approval of the plan"),
-    candidates: int = typer.Option(1, "--candidates", min=1, max=5, help="coders attempting each subtask"),
-    max_cost: float | None = typer.Option(None, "--max-cost", min=0, help="USD budget for the whole job"),
-    network: bool = typer.Option(False, "--network", help="let the sandboxes reach the network"),
+    instruction: str = options.INSTRUCTION,
+    repo: Path = options.REPO,
+    base: str = options.BASE,
+    approve_plan: bool = options.APPROVE_PLAN,
+    candidates: int = options.CANDIDATES,
+    max_cost: float | None = options.MAX_COST,
+    network: bool = options.NETWORK,
 ) -> None:
     """Run a task: plan, fan out to agents, integrate, test; ends with the report."""
-    runner = _runner(repo if _is_path(str(repo)) else None)
-    task = Task(instruction=instruction, repo=str(repo), base=base, approve_plan=approve_plan,
-                candidates=candidates, max_cost=max_cost, network=network)
-    job = runner.submit(task)
+    runner = _runner(repo if options.is_local(repo) else None)
+    job = runner.submit(options.make_task(instruction, repo, base, approve_plan, candidates, max_cost, network))
     console.print(f"job [bold]{job.id}[/] on {repo} from {job.task.base}")
     _drive(runner, job.id, lambda: runner.run(job.id))
 
@@ -262,7 +261,3 @@ def _drive(runner: JobRunner, job_id: str, work, exit_at_end: bool = True) -> No
 def _settled(runner: JobRunner, job_id: str) -> bool:
     status = runner.jobs.get(job_id).status
     return status.finished or status == JobStatus.AWAITING_APPROVAL
-
-
-def _is_path(source: str) -> bool:
-    return "://" not in source and not source.startswith("git@")

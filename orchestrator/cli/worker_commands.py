@@ -12,9 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.cli import options
 from orchestrator.cli.render import age, report_view, styled
 from orchestrator.config import Settings, load_settings
-from orchestrator.jobs import JobStatus, Task
+from orchestrator.jobs import JobStatus
 from orchestrator.notify import Inbox
 from orchestrator.prune import parse_age, prune
 from orchestrator.runner import JobRunner
@@ -62,21 +63,18 @@ def serve(
 
 
 def submit(
-    instruction: str = typer.Argument(..., help="what to do, in plain words"),
-    repo: Path = typer.Option(Path("."), "--repo", help="the git repository to work on (path or URL)"),
-    base: str = typer.Option("HEAD", "--base", help="the ref to start from"),
-    approve_plan: bool = typer.Option(False, "--approve-plan", help="wait for your approval of the plan"),
-    candidates: int = typer.Option(1, "--candidates", min=1, max=5, help="coders attempting each subtask"),
-    max_cost: float | None = typer.Option(None, "--max-cost", min=0, help="USD budget for the whole job"),
-    network: bool = typer.Option(False, "--network", help="let the sandboxes reach the network"),
+    instruction: str = options.INSTRUCTION,
+    repo: Path = options.REPO,
+    base: str = options.BASE,
+    approve_plan: bool = options.APPROVE_PLAN,
+    candidates: int = options.CANDIDATES,
+    max_cost: float | None = options.MAX_COST,
+    network: bool = options.NETWORK,
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Queue a task for the workers (`shipyard serve`) and print its job id at once."""
-    is_path = "://" not in str(repo) and not str(repo).startswith("git@")
-    runner = JobRunner(_settings(db, repo if is_path else None))
-    task = Task(instruction=instruction, repo=str(repo), base=base, approve_plan=approve_plan,
-                candidates=candidates, max_cost=max_cost, network=network)
-    job = runner.submit(task)
+    runner = JobRunner(_settings(db, repo if options.is_local(repo) else None))
+    job = runner.submit(options.make_task(instruction, repo, base, approve_plan, candidates, max_cost, network))
     runner.queue.enqueue(job.id)
     runner.queue.close()
     typer.echo(job.id)
