@@ -199,3 +199,18 @@ def test_a_wide_fan_out_runs_its_subtasks_side_by_side(tmp_path: Path, scripted_
     # first coder's answer (0.5 s after its request) went out.
     coders = sorted(r.time for r in scripted_jobs.server.requests if r.role == "coder")
     assert len([t for t in coders if t < coders[0] + 0.5]) >= 2
+
+
+def test_a_cyclic_plan_is_refused_and_asked_again(tmp_path: Path, scripted_jobs: ScriptedJobs) -> None:
+    repo = _one_file_repo(tmp_path)
+    runner = scripted_jobs.runner([
+        plan_entry(subtask("s1", "a", depends_on=["s2"]), subtask("s2", "b", depends_on=["s1"])),
+        {**plan_entry(subtask("s1", "shout")), "match": {"role": "planner", "last_message_contains": "cycle"}},
+        coder("s1", call("edit_file", path="greeting.py", old="hello", new="HELLO"), call("submit", summary="ok")),
+        approve("s1"),
+    ])
+    job = runner.run(runner.submit(Task(instruction="shout", repo=str(repo))).id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    refused = next(e.payload for e in runner.events.list(job.id)
+                   if e.kind == "agent.tool_result" and e.role == "planner")
+    assert refused["ok"] is False and "dependencies form a cycle: " in refused["output"]
