@@ -20,6 +20,7 @@ updates refs atomically.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
 import os
@@ -32,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, computed_field
 
@@ -188,13 +190,14 @@ class GitRepo:
         self._config = _config_args(git_dir)
 
     @classmethod
-    def open(cls, source: str | Path, cache_dir: Path) -> GitRepo:
+    def open(cls, source: str | Path, cache_dir: Path, token: str | None = None) -> GitRepo:
         """The repository at a local path, or at a URL (file:// too).
 
-        A URL is cloned into cache_dir on the first open and fetched on every later one.
+        A URL is cloned into cache_dir on the first open and fetched on every later one,
+        with `token` (if any) sent as in `push`.
         """
         if isinstance(source, str) and _is_url(source):
-            return cls._open_url(source, cache_dir)
+            return cls._open_url(source, cache_dir, token)
         return cls._open_path(Path(source).expanduser().resolve())
 
     @classmethod
@@ -216,16 +219,16 @@ class GitRepo:
         return cls(git_dir, checkout, str(path), git_dir / "shipyard.lock")
 
     @classmethod
-    def _open_url(cls, url: str, cache_dir: Path) -> GitRepo:
+    def _open_url(cls, url: str, cache_dir: Path, token: str | None) -> GitRepo:
         cache_dir.mkdir(parents=True, exist_ok=True)
         git_dir = cache_dir / _cache_name(url)
         # Beside the clone, not in it: it must exist before the clone does.
         lock_file = cache_dir / f"{git_dir.name}.lock"
         with _exclusive(lock_file):
             if git_dir.exists():
-                _fetch(url, git_dir)
+                _fetch(url, git_dir, token)
             else:
-                _clone(url, git_dir)
+                _clone(url, git_dir, token)
         return cls(git_dir, None, url, lock_file)
 
     def resolve(self, ref: str) -> str:
@@ -333,6 +336,32 @@ class GitRepo:
                 return result
             return result.model_copy(update={"workspace_path": path})
 
+    def push(self, branch: str, url: str, token: str | None = None, to: str | None = None) -> str:
+        """Push `branch` to the branch `to` (default: the same name) at `url`, fast-forward only; the sha pushed.
+
+        The token travels as an HTTP header set in this one command's environment: never in
+        a URL, an argument list, the repository's config or a sandbox.
+        """
+        target = to or branch
+        _check_branch(branch)
+        _check_branch(target)
+        sha = self.resolve(f"refs/heads/{branch}")
+        pushed = self._git(["push", "--porcelain", "--no-verify", "--", url, f"{sha}:refs/heads/{target}"],
+                           env=_auth_env(url, token), check=False)
+        if pushed.returncode != 0:
+            rejected = [line.split("\t")[-1] for line in pushed.stdout.splitlines() if line.startswith("!")]
+            why = rejected[0] if rejected else _detail(pushed)
+            raise WorkspaceError(f"could not push {branch} to {target} at {url}: {why}")
+        return sha
+
+    def fetch(self, url: str, refspecs: Sequence[str], token: str | None = None) -> None:
+        """Fetch `refspecs` from `url` (token as in `push`), e.g. a branch the clone's own fetches skip."""
+        with self._locked():
+            fetched = self._git(["fetch", "--quiet", "--no-tags", "--", url, *refspecs], env=_auth_env(url, token),
+                                check=False)
+        if fetched.returncode != 0:
+            raise WorkspaceError(f"could not fetch {' '.join(refspecs)} from {url}: {_detail(fetched)}")
+
     def current_branch(self) -> str | None:
         """The branch the user's checkout is on; None when detached or without a checkout."""
         if self.checkout is None:
@@ -363,6 +392,25 @@ class GitRepo:
             if not result.ok:
                 workspace._git(["merge", "--abort"])
             return result
+
+    def delete_job_branches(self, job_branch: str) -> list[str]:
+        """Delete a job's branch and its agents' branches (`<job_branch>--*`); the names deleted.
+
+        A branch still checked out in a worktree is refused, so no one's files go with it.
+        """
+        _check_branch(job_branch)
+        with self._locked():
+            self._git(["worktree", "prune"])
+            refs = self._git(["for-each-ref", "--format=%(refname)", f"refs/heads/{job_branch}",
+                              f"refs/heads/{job_branch}{AGENT_SEPARATOR}*"]).stdout.split()
+            branches = [ref.removeprefix("refs/heads/") for ref in refs]
+            for path, branch in self._worktrees().items():
+                if branch in branches:
+                    raise WorkspaceError(f"{branch} is checked out at {path}; switch that worktree to another "
+                                         "branch, then discard again")
+            if branches:
+                self._git(["branch", "-D", "--", *branches])
+            return branches
 
     def _merge_workspace(self, branch: str, path: Path) -> Workspace:
         trees = self._worktrees()
@@ -561,7 +609,7 @@ def _cache_name(url: str) -> str:
     return f"{slug}-{hashlib.sha256(url.encode()).hexdigest()[:12]}.git"
 
 
-def _clone(url: str, git_dir: Path) -> None:
+def _clone(url: str, git_dir: Path, token: str | None) -> None:
     """A bare clone whose fetches update the remote's branches and tags but never ours.
 
     Not --mirror: a mirror fetch force-updates every ref, so once a job branch is pushed
@@ -570,7 +618,8 @@ def _clone(url: str, git_dir: Path) -> None:
     # Clone beside the final place and rename: an interrupted clone never looks complete.
     partial = Path(tempfile.mkdtemp(prefix=".clone-", dir=git_dir.parent))
     try:
-        cloned = _run_git(["clone", "--bare", "--quiet", "--", url, str(partial)], cwd=git_dir.parent, check=False)
+        cloned = _run_git(["clone", "--bare", "--quiet", "--", url, str(partial)], cwd=git_dir.parent,
+                          env=_auth_env(url, token), check=False)
         if cloned.returncode != 0:
             raise WorkspaceError(f"could not clone {url}: {_detail(cloned)}; check the URL and your access to it")
         options = [*_SAFE_ARGS, "--git-dir", str(partial)]
@@ -588,12 +637,33 @@ def _clone(url: str, git_dir: Path) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def _fetch(url: str, git_dir: Path) -> None:
+def _fetch(url: str, git_dir: Path, token: str | None) -> None:
     fetched = _run_git(
-        ["fetch", "--quiet", "origin"], cwd=git_dir, options=[*_SAFE_ARGS, "--git-dir", str(git_dir)], check=False
+        ["fetch", "--quiet", "origin"], cwd=git_dir, options=[*_SAFE_ARGS, "--git-dir", str(git_dir)],
+        env=_auth_env(url, token), check=False,
     )
     if fetched.returncode != 0:
         raise WorkspaceError(f"could not fetch {url}: {_detail(fetched)}; check your network and your access to it")
+
+
+def _auth_env(url: str, token: str | None) -> dict[str, str]:
+    """Config for one git command that sends `token` the way GitHub takes it over HTTPS (Basic auth,
+    user x-access-token), for `url`'s origin only.
+
+    Environment config rather than `-c` (argv shows in `ps`), a URL or a config file (both kept on disk).
+    """
+    parts = urlsplit(url)
+    if not token or parts.scheme not in ("https", "http"):
+        return {}
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": "2",
+        # Nor may a credential helper store the token, or offer another one.
+        "GIT_CONFIG_KEY_0": "credential.helper",
+        "GIT_CONFIG_VALUE_0": "",
+        "GIT_CONFIG_KEY_1": f"http.{parts.scheme}://{parts.netloc}/.extraHeader",
+        "GIT_CONFIG_VALUE_1": f"Authorization: Basic {basic}",
+    }
 
 
 def _run_git(

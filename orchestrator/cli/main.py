@@ -10,13 +10,13 @@ from rich.console import Console
 
 from agents.models import ModelError
 from agents.scripted_model import ScriptError
-from orchestrator.cli import (config_commands, job_commands, sandbox_commands, scripted_model_commands,
-                              worker_commands)
+from orchestrator.cli import config_commands, job_commands, sandbox_commands, scripted_model_commands, worker_commands
 from orchestrator.config import ConfigError
 from orchestrator.jobs import JobLookupError
 from orchestrator.runner import JobStateError
 from sandboxes.base import SandboxError
 from sandboxes.workspace import WorkspaceError
+from tui.cli import tui as tui_command
 
 app = typer.Typer(
     name="shipyard",
@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 job_commands.register(app)
 worker_commands.register(app)
+app.command()(tui_command)
 app.add_typer(config_commands.app, name="config")
 app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(scripted_model_commands.app, name="scripted-model")

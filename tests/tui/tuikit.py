@@ -1,0 +1,178 @@
+"""Helpers for the TUI tests: real jobs on the demo repo, a launcher that runs them in threads,
+the recorded demo job for snapshots, and ways to wait on a running app."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from textual.pilot import Pilot
+from textual.widgets import Static, Tree
+
+from agents.scripted_model import Script, ScriptedModelServer
+from orchestrator.config import Settings
+from orchestrator.demo import INSTRUCTION, demo_settings
+from orchestrator.events import Event
+from orchestrator.jobs import Job, JobStatus, Task
+from orchestrator.runner import JobRunner
+from tui.app import ShipyardApp
+
+DATA = Path(__file__).parent / "data"
+RECORDED_JOB = "20260105-093000-5a1f"
+# The snapshots' "now": an hour after the recorded job started.
+RECORDED_NOW = 1767605400.0 + 3600
+
+
+class ThreadLauncher:
+    """Runs a job's work in a thread, with a runner of its own, as `shipyard work` would in its own process."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.errors: list[BaseException] = []
+        self._threads: list[threading.Thread] = []
+
+    def __call__(self, settings: Settings, job_id: str, action: str = "run", plan: dict[str, Any] | None = None,
+                 reason: str = "") -> None:
+        self.calls.append((job_id, action))
+
+        def work() -> None:
+            runner = JobRunner(settings)
+            try:
+                if action == "approve":
+                    runner.approve(job_id, plan)
+                elif action == "reject":
+                    runner.reject(job_id, reason)
+                else:
+                    runner.run(job_id)
+            except BaseException as exc:  # noqa: BLE001 - the test looks at it
+                self.errors.append(exc)
+
+        thread = threading.Thread(target=work, name=f"job-{job_id}-{action}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def join(self, timeout: float = 60) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+
+
+@dataclass
+class Demo:
+    """The demo's sample repo and scripted model, with settings and a runner on a state dir of their own."""
+
+    repo: Path
+    settings: Settings
+    server: ScriptedModelServer
+    runner: JobRunner
+    launcher: ThreadLauncher = field(default_factory=ThreadLauncher)
+
+    def app(self, **kwargs: Any) -> ShipyardApp:
+        kwargs.setdefault("launcher", self.launcher)
+        return ShipyardApp(self.settings, self.repo, poll_interval=0.1, **kwargs)
+
+    def submit(self, approve_plan: bool = False) -> Job:
+        """A job submitted as the CLI would, outside the app."""
+        return self.runner.submit(Task(instruction=INSTRUCTION, repo=str(self.repo), approve_plan=approve_plan))
+
+    def start(self, approve_plan: bool = False) -> Job:
+        """Submit a job and run it in the background."""
+        job = self.submit(approve_plan)
+        self.launcher(self.settings, job.id)
+        return job
+
+    def status(self, job_id: str) -> JobStatus:
+        return self.runner.jobs.get(job_id).status
+
+    def kinds(self, job_id: str) -> list[str]:
+        return [event.kind for event in self.runner.events.list(job_id)]
+
+
+MakeDemo = Callable[..., Demo]
+
+
+def slowed(script: Path, latency: float) -> Script:
+    """The script with every answer delayed, so that a test can see (and act on) each state."""
+    return Script.load(script).model_copy(update={"latency": latency})
+
+
+async def wait_until(pilot: Pilot[Any], predicate: Callable[[], object], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def type_text(pilot: Pilot[Any], text: str) -> None:
+    await pilot.press(*({" ": "space"}.get(char, char) for char in text))
+
+
+def node_label(tree: Tree[str], scope: str) -> str:
+    """The plain label of the tree node for a scope ("subtask:s2", ...); "" while there is none."""
+    stack = [tree.root]
+    while stack:
+        node = stack.pop()
+        if node.data == scope:
+            return str(node.label)
+        stack.extend(node.children)
+    return ""
+
+
+def static_text(widget: Static) -> str:
+    """What a Static shows, as plain text."""
+    console = Console(width=200, file=io.StringIO(), record=True)
+    console.print(widget.content)
+    return console.export_text()
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def load_recorded_job(workdir: Path) -> tuple[Settings, Path]:
+    """A state dir and repo holding the recorded demo job (see record_demo_job.py), plus jobs in other states."""
+    repo = workdir / "inventory"
+    repo.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "recorded")
+    git(repo, "fetch", "-q", str(DATA / "demo_job.bundle"), "+refs/heads/*:refs/heads/*")
+    git(repo, "checkout", "-q", "main")
+    recorded = json.loads((DATA / "demo_job.json").read_text().replace("{repo}", str(repo)))
+    settings = demo_settings(workdir, "http://127.0.0.1:9/v1", "local")
+    runner = JobRunner(settings)
+    events = [Event.model_validate(e) for e in recorded["events"]]
+    task = Task.model_validate(recorded["task"])
+    job = recorded["job"]
+    _add_job(runner, job["id"], task, JobStatus(job["status"]), events, job["created_at"], job["updated_at"],
+             report=job["report"])
+    # The same story cut short, for a jobs list with every kind of state in it.
+    waiting = next(i for i, e in enumerate(events) if e.kind == "plan.ready") + 1
+    running = next(i for i, e in enumerate(events) if e.kind == "merge") + 6
+    others = [
+        ("20260105-101500-7c2e", "Add a CSV export of the stock report, with a header row.", JobStatus.RUNNING,
+         events[:running], 1800),
+        ("20260105-102000-91b0", "Make discount() accept a Decimal as well as a float.",
+         JobStatus.AWAITING_APPROVAL, events[:waiting], 2100),
+        ("20260105-094500-3d4a", "Port the inventory package to Rust.", JobStatus.FAILED, events[:3], 900),
+    ]
+    for job_id, instruction, status, prefix, offset in others:
+        error = "ModelError: the planner's endpoint refused the request (429)" if status.finished else None
+        _add_job(runner, job_id, task.model_copy(update={"instruction": instruction}), status,
+                 [e.model_copy(update={"job_id": job_id, "ts": e.ts + offset}) for e in prefix],
+                 job["created_at"] + offset, job["created_at"] + offset + 60, error=error)
+    return settings, repo
+
+
+def _add_job(runner: JobRunner, job_id: str, task: Task, status: JobStatus, events: list[Event], created: float,
+             updated: float, **fields: Any) -> None:
+    runner.jobs.create(task, job_id=job_id)
+    runner.jobs.update(job_id, status, created_at=created, updated_at=updated, **fields)
+    for event in events:
+        runner.events.append(event.model_copy(update={"job_id": job_id}))

@@ -1,0 +1,1 @@
+"""The TUI's screens: the jobs list, one job, and the dialogs over them."""

@@ -1,0 +1,113 @@
+"""Small modal dialogs: confirm an action, ask for a line of text, edit the plan as JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Footer, Input, Label, Static, TextArea
+
+from agents.plan import Plan
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("escape,n", "answer(False)", "No"),
+    ]
+
+    def __init__(self, question: str, confirm: str = "Yes", danger: bool = False) -> None:
+        super().__init__()
+        self.question = question
+        self.confirm = confirm
+        self.danger = danger
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, classes="dialog-text")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.confirm} (y)", id="yes", variant="error" if self.danger else "primary",
+                             compact=True)
+                yield Button("No (n)", id="no", compact=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#no" if self.danger else "#yes", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class PromptDialog(ModalScreen[str | None]):
+    """One line of text; None when the director backs out."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, placeholder: str = "", required: bool = True) -> None:
+        super().__init__()
+        self.title_text = title
+        self.placeholder = placeholder
+        self.required = required
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-text")
+            yield Input(placeholder=self.placeholder, id="prompt-input", compact=True)
+            yield Static("enter to send, escape to cancel", classes="dialog-hint")
+        yield Footer(compact=True)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if text or not self.required:
+            self.dismiss(text)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PlanEditor(ModalScreen[dict[str, Any] | None]):
+    """The plan as JSON; saving checks it against the orchestrator's Plan model first."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "Approve edited plan"),
+        Binding("escape", "cancel", "Cancel"),
+    ]
+
+    def __init__(self, plan: dict[str, Any]) -> None:
+        super().__init__()
+        self.plan = plan
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog editor"):
+            yield Label("Edit the plan, then ctrl+s to approve it (escape: keep it as it is)", classes="dialog-text")
+            yield TextArea(json.dumps(self.plan, indent=2), id="plan-json", show_line_numbers=True,
+                           tab_behavior="indent", compact=True)
+            yield Static("", id="plan-error", classes="dialog-error")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(TextArea).focus()
+
+    def action_save(self) -> None:
+        error = self.query_one("#plan-error", Static)
+        try:
+            plan = Plan.model_validate(json.loads(self.query_one(TextArea).text))
+        except json.JSONDecodeError as exc:
+            error.update(f"Not valid JSON: {exc}")
+            return
+        except ValidationError as exc:
+            error.update("Not a valid plan: " + "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'plan'}: {e['msg']}" for e in exc.errors()))
+            return
+        self.dismiss(plan.model_dump())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,350 @@
+"""The job screen: the plan tree with live statuses, and the log, diff, tests, reviews, usage and plan of
+whatever is chosen in the tree (the job, a subtask, an agent); the director's actions on the job."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from textual import work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, TabbedContent, TabPane, Tree
+
+from orchestrator.discard import discard
+from orchestrator.events import Event
+from orchestrator.jobs import Job, JobStatus
+from sandboxes.workspace import GitRepo, branch_name
+from tui.diff import parse
+from tui.logbook import JOB, LOG_WINDOW, Line, LogBook
+from tui.progress import JobProgress
+from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog
+from tui.widgets.diff_view import DiffView
+from tui.widgets.log_view import LogView
+from tui.widgets.panels import (
+    JobHeader,
+    PlanPanel,
+    ReviewsPanel,
+    TestsPanel,
+    UsageTable,
+    job_status,
+    scope_subtask,
+)
+from tui.widgets.plan_tree import PlanTree
+
+if TYPE_CHECKING:
+    from tui.app import ShipyardApp
+
+BATCH = 500  # events read and rendered at a time: big enough to catch up fast, small enough to stay responsive
+REFRESH = 0.2  # seconds between repaints of the tree, header and panels
+TABS = ("log", "diff", "tests", "review", "usage", "plan")
+
+
+class JobScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Jobs", tooltip="Back to the list of jobs"),
+        Binding("a", "approve", "Approve", tooltip="Approve the plan: the job runs on"),
+        Binding("e", "edit_plan", "Edit", tooltip="Edit the plan as JSON, then approve it"),
+        Binding("x", "reject", "Reject", tooltip="Reject the plan: the job ends"),
+        Binding("c", "cancel_job", "Cancel", tooltip="Cancel the job: its agents stop at their next step"),
+        Binding("r", "retry", "Retry", tooltip="Run the failed job again from its last checkpoint"),
+        Binding("n", "note", "Note", tooltip="Send a note to the job's agents"),
+        Binding("m", "accept", "Accept", tooltip="Accept: merge the job branch into the base branch"),
+        Binding("d", "discard", "Discard", tooltip="Discard the job: delete its branches"),
+        Binding("y", "copy_branch", "Copy branch", tooltip="Copy the name of the branch on view"),
+        *(Binding(str(i), f"show_tab('{tab}')", f"{tab.title()} tab", show=False)
+          for i, tab in enumerate(TABS, start=1)),
+    ]
+
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self.job = job
+        self.progress = JobProgress(job.id)
+        self.logbook = LogBook()
+        self.scope = JOB
+        self.ingested = 0  # events taken in, for the benchmark
+        self._changed: set[str] = {"plan", "job", "tests", "verdicts", "agents", "commits"}
+        self._repo: GitRepo | None = None
+        self._diff_shown: tuple[str, str] | None = None
+        # Set when an approve, reject or retry is on its way to the job's process: until the job's
+        # status moves, pressing the key again would only start a second process.
+        self._launched = False
+        # Kept, not queried: the follow loop may wake after the app has begun to take the screen apart.
+        self.plan_tree = PlanTree()
+        self.log_view = LogView(id="log-view")
+        self.header = JobHeader(id="job-header")
+        awaiting = job.status == JobStatus.AWAITING_APPROVAL
+        self.tabs = TabbedContent(id="detail", initial="plan" if awaiting else "log")
+        self.diff_view = DiffView(id="diff-view")
+        self.tests_panel = TestsPanel(id="tests-panel")
+        self.reviews_panel = ReviewsPanel(id="reviews-panel")
+        self.usage_table = UsageTable(id="usage-table")
+        self.plan_panel = PlanPanel(id="plan-panel")
+
+    @property
+    def shipyard(self) -> ShipyardApp:
+        return cast("ShipyardApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield self.header
+        with Horizontal(id="job-body"):
+            yield self.plan_tree
+            with self.tabs:
+                with TabPane("Log", id="log"):
+                    yield self.log_view
+                with TabPane("Diff", id="diff"):
+                    yield self.diff_view
+                with TabPane("Tests", id="tests"), VerticalScroll():
+                    yield self.tests_panel
+                with TabPane("Review", id="review"), VerticalScroll():
+                    yield self.reviews_panel
+                with TabPane("Usage", id="usage"):
+                    yield self.usage_table
+                with TabPane("Plan", id="plan"), VerticalScroll():
+                    yield self.plan_panel
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.plan_tree.focus()
+        self.run_worker(self._follow(), group="follow", exclusive=True)
+        self.set_interval(REFRESH, self._flush)
+
+    # -- following the job -----------------------------------------------------------
+
+    async def _follow(self) -> None:
+        while True:
+            read = await self.shipyard.read(f"job {self.job.id}", self._read, self.progress.cursor)
+            if read is None:
+                await asyncio.sleep(1)
+                continue
+            job, batch = read
+            self._set_job(job)
+            self.ingest(batch)
+            # A full batch means more are waiting: read on at once, after the loop has
+            # handled keys and repaints.
+            await asyncio.sleep(0 if len(batch) == BATCH else self.shipyard.poll_interval)
+
+    def _read(self, after: int) -> tuple[Job, list[Event]]:
+        runner = self.shipyard.runner
+        return runner.jobs.get(self.job.id), runner.events.list(self.job.id, after=after, limit=BATCH)
+
+    def ingest(self, events: list[Event]) -> None:
+        """Fold events in and append the log lines of the scope on view; the rest repaints on the next flush."""
+        shown: list[Line] = []
+        for event in events:
+            self.progress.apply(event)
+            shown.extend(self.logbook.add(event).get(self.scope, ()))
+        if shown:
+            self.log_view.append(shown[-LOG_WINDOW:])
+        self.ingested += len(events)
+
+    def _set_job(self, job: Job) -> None:
+        before = self.job
+        self.job = job
+        if (job.status, job.error) != (before.status, before.error):
+            self._changed.add("job")
+            self._launched = False
+            self.refresh_bindings()
+            if job.status == JobStatus.AWAITING_APPROVAL:
+                self.show_tab("plan")
+
+    def _flush(self) -> None:
+        changed = self._changed | self.progress.changed
+        self._changed, self.progress.changed = set(), set()
+        now = self.shipyard.clock()
+        status = job_status(self.job, self.progress)
+        if "job" in changed:
+            self.refresh_bindings()  # accepting or discarding changes what can be done next
+        if changed:
+            self.plan_tree.sync(self.progress, status, changed)
+        if changed or not self.job.status.finished:  # a running job's clock ticks
+            self.header.show(self.job, self.progress, now)
+        self._show_panel(changed, now)
+
+    def _show_panel(self, changed: set[str], now: float, force: bool = False) -> None:
+        """Repaint the active tab when what it shows has changed."""
+        tab = self.tabs.active
+        agents_changed = force or any(c.startswith("agent") for c in changed)
+        if tab == "tests" and (force or "tests" in changed or "job" in changed):
+            self.tests_panel.show(self.progress, self.scope)
+        elif tab == "review" and (force or "verdicts" in changed):
+            self.reviews_panel.show(self.progress, self.scope)
+        elif tab == "usage" and agents_changed:
+            self.usage_table.show(self.progress, self.scope, now)
+        elif tab == "plan" and (force or "plan" in changed or any(c.startswith("subtask:") for c in changed)):
+            self.plan_panel.show(self.progress, self.scope)
+        elif tab == "diff" and (force or "commits" in changed):
+            self._load_diff()
+
+    # -- the scope and the tabs -------------------------------------------------------
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
+        scope = event.node.data or JOB
+        if scope == self.scope:
+            return
+        self.scope = scope
+        self.log_view.set_lines(self.logbook.lines(scope))
+        self._diff_shown = None
+        self._show_panel(set(), self.shipyard.clock(), force=True)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._show_panel(set(), self.shipyard.clock(), force=True)
+
+    def action_show_tab(self, tab: str) -> None:
+        self.show_tab(tab)
+
+    def show_tab(self, tab: str) -> None:
+        self.tabs.active = tab
+
+    @work(group="diff", exclusive=True)
+    async def _load_diff(self) -> None:
+        view = self.diff_view
+        sub_id = scope_subtask(self.progress, self.scope)
+        if sub_id is not None:
+            sub = self.progress.subtasks.get(sub_id)
+            if sub is None or not sub.base or not sub.branch:
+                view.message(f"{sub_id} has not started: no changes yet.")
+                return
+            base, branch, title = sub.base, sub.branch, f"{sub_id}'s own changes"
+        else:
+            if not self.progress.base_sha or not self.progress.job_branch:
+                view.message("The job has not started: no changes yet.")
+                return
+            base, branch, title = self.progress.base_sha, self.progress.job_branch, "The whole job"
+        try:
+            head, text = await asyncio.to_thread(self._diff, base, branch)
+        except Exception as exc:  # noqa: BLE001 - e.g. a discarded job's branches are gone
+            view.message(f"No diff: {exc}")
+            self._diff_shown = None
+            return
+        if self._diff_shown == (base, head):
+            return  # the same commits: keep the reader's place in the view
+        self._diff_shown = (base, head)
+        view.show(title, parse(text))
+
+    def _diff(self, base: str, branch: str) -> tuple[str, str]:
+        if self._repo is None:
+            self._repo = GitRepo.open(self.job.task.repo, self.shipyard.settings.state_dir / "repos")
+        head = self._repo.resolve(branch)
+        return head, self._repo.diff(base, head)
+
+    # -- actions -----------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        status = self.job.status
+        settled = self.progress.discarded or bool(self.progress.accepted and self.progress.accepted.get("ok"))
+        waiting = status == JobStatus.AWAITING_APPROVAL and not self._launched
+        allowed = {
+            "approve": waiting,
+            "edit_plan": waiting,
+            "reject": waiting,
+            "cancel_job": not status.finished,
+            "note": not status.finished,
+            "retry": status == JobStatus.FAILED and not self.progress.discarded and not self._launched,
+            "accept": status == JobStatus.SUCCEEDED and not settled,
+            "discard": status.finished and not settled,
+        }
+        return allowed.get(action, True)
+
+    def commands(self) -> Iterable[SystemCommand]:
+        for number, tab in enumerate(TABS, start=1):
+            yield SystemCommand(f"Show {tab}", f"the {tab} tab (key {number})", lambda t=tab: self.show_tab(t))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_approve(self) -> None:
+        if self._launch("approve"):
+            self.notify(f"Plan approved: job {self.job.id} runs on in the background.", title="Approved")
+
+    @work(group="action")
+    async def action_edit_plan(self) -> None:
+        plan = await self.app.push_screen_wait(PlanEditor(self.progress.plan))
+        if plan is not None and self._launch("approve", plan=plan):
+            self.notify(f"Edited plan approved: job {self.job.id} runs on.", title="Approved")
+
+    @work(group="action")
+    async def action_reject(self) -> None:
+        reason = await self.app.push_screen_wait(
+            PromptDialog("Reject the plan: why? (for the record)", "reason", required=False))
+        if reason is not None and self._launch("reject", reason=reason):
+            self.notify(f"Plan of job {self.job.id} rejected.", title="Rejected")
+
+    @work(group="action")
+    async def action_cancel_job(self) -> None:
+        if await self.app.push_screen_wait(ConfirmDialog(
+                f"Cancel job {self.job.id}? Its agents stop at their next step; its branches stay.",
+                "Cancel job", danger=True)):
+            ok, _ = await self._call(self.shipyard.runner.cancel, self.job.id)
+            if ok:
+                self.notify(f"Job {self.job.id} cancelled.", title="Cancelled")
+
+    @work(group="action")
+    async def action_retry(self) -> None:
+        # The orchestrator has no per-subtask retry yet: this runs the job again from its last checkpoint.
+        if await self.app.push_screen_wait(ConfirmDialog(
+                f"Run job {self.job.id} again from its last checkpoint?", "Retry")) and self._launch("run"):
+            self.notify(f"Job {self.job.id} runs again from its last checkpoint.", title="Retrying")
+
+    @work(group="action")
+    async def action_note(self) -> None:
+        text = await self.app.push_screen_wait(
+            PromptDialog("Note to the job's agents (added to the prompts of those that start next)"))
+        if text:
+            ok, _ = await self._call(self.shipyard.runner.note, self.job.id, text)
+            if ok:
+                self.notify("Noted: the agents that start next will read it.", title="Note sent")
+
+    @work(group="action")
+    async def action_accept(self) -> None:
+        branch = branch_name(self.job.id)
+        if not await self.app.push_screen_wait(ConfirmDialog(
+                f"Merge {branch} into {self.job.task.base} of {self.job.task.repo}?", "Merge")):
+            return
+        ok, result = await self._call(self.shipyard.runner.accept, self.job.id)
+        if not ok:
+            return
+        if result.ok:
+            self.notify(f"Merged {branch} into {self.job.task.base} ({(result.sha or '')[:10]}).", title="Accepted")
+        else:
+            self.notify(f"Not merged: {result.message}. Merge {branch} by hand to resolve them.",
+                        title="Conflicts", severity="error", timeout=15)
+
+    @work(group="action")
+    async def action_discard(self) -> None:
+        if not await self.app.push_screen_wait(ConfirmDialog(
+                f"Discard job {self.job.id}? Its branches are deleted from {self.job.task.repo}.",
+                "Discard", danger=True)):
+            return
+        ok, _ = await self._call(discard, self.shipyard.runner, self.job.id)
+        if ok:
+            self.notify(f"Job {self.job.id} discarded.", title="Discarded")
+
+    def action_copy_branch(self) -> None:
+        sub_id = scope_subtask(self.progress, self.scope)
+        sub = self.progress.subtasks.get(sub_id) if sub_id else None
+        branch = (sub.branch if sub and sub.branch else None) or self.progress.job_branch or branch_name(self.job.id)
+        self.app.copy_to_clipboard(branch)
+        self.notify(branch, title="Branch name copied")
+
+    def _launch(self, action: str, plan: dict[str, Any] | None = None, reason: str = "") -> bool:
+        try:
+            self.shipyard.launch(self.job.id, action, plan=plan, reason=reason)
+        except Exception as exc:  # noqa: BLE001 - shown to the director; the job is unchanged
+            self.notify(f"Could not start the job's process: {exc}", title="Failed", severity="error")
+            return False
+        self._launched = True
+        self.refresh_bindings()
+        return True
+
+    async def _call(self, function: Any, *args: Any) -> tuple[bool, Any]:
+        """An orchestrator call off the UI thread: whether it worked, and its result. An error becomes a toast."""
+        try:
+            return True, await asyncio.to_thread(function, *args)
+        except Exception as exc:  # noqa: BLE001 - e.g. a dirty checkout refusing the merge
+            self.notify(str(exc), title="Failed", severity="error", timeout=15)
+            return False, None

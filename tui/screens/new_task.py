@@ -1,0 +1,100 @@
+"""The new-task form: what to do, where, and how; submitting it records the job and launches it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import ClassVar
+
+from pydantic import ValidationError
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Static, TextArea
+
+from orchestrator.jobs import Job, Task
+
+Submit = Callable[[Task], Job]
+
+
+class NewTaskScreen(ModalScreen[Job | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "submit", "Submit"),
+        Binding("escape", "cancel", "Cancel"),
+    ]
+
+    def __init__(self, repo: str, submit: Submit) -> None:
+        super().__init__()
+        self.repo = repo
+        self.submit = submit
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog form"):
+            yield Label("New task", classes="dialog-title")
+            with Grid(id="task-fields"):
+                yield Label("Repository")
+                yield Input(self.repo, id="repo", compact=True)
+                yield Label("Base ref")
+                yield Input("HEAD", id="base", compact=True)
+                yield Label("Instruction")
+                yield TextArea(id="instruction", compact=True, tab_behavior="focus")
+                yield Label("Approve plan")
+                yield Checkbox("wait for my approval of the plan", id="approve-plan", compact=True)
+                yield Label("Candidates")
+                yield Input("1", id="candidates", type="integer", compact=True, placeholder="1-5 coders per subtask")
+                yield Label("Budget (USD)")
+                yield Input(id="budget", type="number", placeholder="no limit", compact=True)
+            yield Static("", id="form-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Submit (ctrl+s)", id="submit", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#instruction", TextArea).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "submit":
+            self.action_submit()
+        else:
+            self.action_cancel()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @work(exclusive=True, group="submit")
+    async def action_submit(self) -> None:
+        error = self.query_one("#form-error", Static)
+        try:
+            task = self._read_form()
+        except ValidationError as exc:
+            error.update("; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()))
+            return
+        except ValueError as exc:
+            error.update(str(exc))
+            return
+        error.update("Submitting…")
+        try:
+            # Opening the repository and resolving the base ref touch git: off the UI thread.
+            job = await asyncio.to_thread(self.submit, task)
+        except Exception as exc:  # noqa: BLE001 - the form shows why, and the director can fix it
+            error.update(f"{type(exc).__name__}: {exc}")
+            return
+        self.dismiss(job)
+
+    def _read_form(self) -> Task:
+        instruction = self.query_one("#instruction", TextArea).text.strip()
+        if not instruction:
+            raise ValueError("Write the instruction: what should the agents do?")
+        candidates = self.query_one("#candidates", Input).value.strip() or "1"
+        budget = self.query_one("#budget", Input).value.strip()
+        return Task(
+            instruction=instruction,
+            repo=self.query_one("#repo", Input).value.strip(),
+            base=self.query_one("#base", Input).value.strip() or "HEAD",
+            approve_plan=self.query_one("#approve-plan", Checkbox).value,
+            candidates=int(candidates),
+            max_cost=float(budget) if budget else None,
+        )
