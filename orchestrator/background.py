@@ -11,12 +11,15 @@ from typing import Any, Literal
 
 from orchestrator.config import Settings
 
-Action = Literal["run", "approve", "reject"]
+Action = Literal["run", "approve", "reject", "retry"]
 
 
 def launch(settings: Settings, job_id: str, action: Action = "run", plan: dict[str, Any] | None = None,
-           reason: str = "") -> subprocess.Popen[bytes]:
-    """Start `shipyard work` for the job in a new session; its output goes to a log file."""
+           reason: str = "", repo: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start `shipyard work` for the job in a new session; its output goes to a log file.
+
+    The process starts in `repo` (when given) so that it reads the same shipyard.toml.
+    """
     log_dir = settings.state_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "orchestrator", "work", job_id, "--action", action]
@@ -27,4 +30,4 @@ def launch(settings: Settings, job_id: str, action: Action = "run", plan: dict[s
     env = {**os.environ, "SHIPYARD_STATE_DIR": str(settings.state_dir)}
     with open(log_dir / f"{job_id}.log", "ab") as log:
         return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True, cwd=Path.cwd())
+                                start_new_session=True, cwd=repo or Path.cwd())

@@ -33,7 +33,7 @@ from orchestrator.state import SubtaskResult, TestRun
 from orchestrator.store import is_postgres, libpq_url, open_store, store_url
 from orchestrator.subtask import StageResult
 from sandboxes.select import select_backend
-from sandboxes.workspace import GitRepo, MergeResult, branch_name
+from sandboxes.workspace import GitRepo, MergeResult, WorkspaceError, branch_name
 
 
 class JobRunner:
@@ -78,6 +78,29 @@ class JobRunner:
         """Run the waiting job on with the director's answer, in this process (what a worker does)."""
         return self._advance(self._awaiting(job_id), resume=answer)
 
+    def retry(self, job_id: str, subtask_ids: list[str] | None = None) -> Job:
+        """Run failed subtasks again (all of them by default), then integrate and verify as
+        before; what succeeded stays. Each earlier attempt is kept on a `-tryN` branch.
+        A job that failed part-way (an error, not a verdict) goes on from its checkpoint."""
+        job = self.jobs.get(job_id)
+        if job.status != JobStatus.FAILED:
+            raise JobStateError(f"job {job_id} is {job.status.value}; only a failed job's subtasks can be retried")
+        report = self.report(job_id)
+        if report is None and not subtask_ids:
+            return self.run(job_id)
+        failed = {s.id: s for s in report.subtasks if s.status == "failed"} if report else {}
+        unknown = sorted(set(subtask_ids or []) - set(failed))
+        if unknown or not failed:
+            raise JobStateError(f"job {job_id}: only failed subtasks can be retried; failed: {sorted(failed) or 'none'}")
+        chosen = set(subtask_ids or failed)
+        chosen |= {i for i, s in failed.items() if s.reason.startswith("not started")}
+        repo = self._open_repo(job.task.repo)
+        kept = [_keep_attempt(repo, failed[i].branch) for i in sorted(chosen) if failed[i].branch]
+        self.events.emit(job_id, "subtask.retry", payload={"subtasks": sorted(chosen), "kept": kept})
+        self.jobs.update(job_id, JobStatus.RUNNING, error=None, report=None)
+        forget = {i: None for i in chosen}
+        return self._advance(job, resume=None, rewind={"results": forget, "stop_reason": None})
+
     def cancel(self, job_id: str) -> Job:
         """Mark the job cancelled; a process running it stops at its agents' next step."""
         job = self.jobs.get(job_id)
@@ -120,7 +143,7 @@ class JobRunner:
     def _open_repo(self, source: str) -> GitRepo:
         return GitRepo.open(source, self.settings.state_dir / "repos")
 
-    def _advance(self, job: Job, resume: dict[str, Any] | None) -> Job:
+    def _advance(self, job: Job, resume: dict[str, Any] | None, rewind: dict[str, Any] | None = None) -> Job:
         started = time.monotonic()
         services = JobServices(
             job_id=job.id,
@@ -142,6 +165,11 @@ class JobRunner:
             app = build_graph(services).compile(checkpointer=saver)
             snapshot = app.get_state(config)
             services.test_command = snapshot.values.get("test_command")
+            if rewind is not None:
+                # As if integration had just finished without these results: the graph
+                # dispatches them again, then integrates and verifies.
+                app.update_state(config, rewind, as_node="integrate")
+                snapshot = app.get_state(config)
             if resume is not None:
                 graph_input: Any = Command(resume=resume)
             elif snapshot.next:
@@ -180,6 +208,22 @@ class JobRunner:
     def report(self, job_id: str) -> Report | None:
         job = self.jobs.get(job_id)
         return Report.model_validate(job.report) if job.report else None
+
+
+def _keep_attempt(repo: GitRepo, branch: str) -> str | None:
+    """Copy a failed attempt's branch to `<branch>-tryN` before the retry moves it; the copy's name."""
+    try:
+        repo.resolve(branch)
+    except WorkspaceError:
+        return None  # never started: nothing to keep
+    n = 1
+    while True:
+        try:
+            repo.resolve(f"{branch}-try{n}")
+        except WorkspaceError:
+            repo.ensure_branch(f"{branch}-try{n}", branch)
+            return f"{branch}-try{n}"
+        n += 1
 
 
 class JobStateError(ValueError):

@@ -30,8 +30,10 @@ class SubtaskResult(BaseModel):
     reason: str = ""
 
 
-def _merge_results(old: dict[str, SubtaskResult], new: dict[str, SubtaskResult]) -> dict[str, SubtaskResult]:
-    return {**old, **new}
+def _merge_results(old: dict[str, SubtaskResult], new: dict[str, SubtaskResult | None]) -> dict[str, SubtaskResult]:
+    """New results win; a None forgets a subtask's result, so that it runs again (retry)."""
+    merged = {**old, **new}
+    return {key: value for key, value in merged.items() if value is not None}
 
 
 class JobState(TypedDict, total=False):

@@ -29,10 +29,10 @@ T = TypeVar("T")
 
 
 class Launcher(Protocol):
-    """Starts a job's work (run, approve, reject) somewhere it outlives the app: `launch` by default."""
+    """Starts a job's work (run, approve, reject, retry) somewhere it outlives the app: `launch` by default."""
 
     def __call__(self, settings: Settings, job_id: str, action: Any = "run", plan: dict[str, Any] | None = None,
-                 reason: str = "") -> object: ...
+                 reason: str = "", repo: Path | None = None) -> object: ...
 
 
 class ShipyardApp(App[None]):
@@ -68,7 +68,8 @@ class ShipyardApp(App[None]):
         return job
 
     def launch(self, job_id: str, action: str = "run", plan: dict[str, Any] | None = None, reason: str = "") -> None:
-        process = self.launcher(self.settings, job_id, action, plan=plan, reason=reason)
+        # From the repo the app was opened on: the job's process then reads the same shipyard.toml.
+        process = self.launcher(self.settings, job_id, action, plan=plan, reason=reason, repo=self.repo)
         if isinstance(process, subprocess.Popen):
             self._children.append(process)
 

@@ -32,7 +32,8 @@ def _job(runner: JobRunner, job_id: str) -> Job:
 
 
 def register(app: typer.Typer) -> None:
-    for command in (run, demo, resume, jobs, show, logs, export, diff, approve, reject, accept, cancel, note):
+    for command in (run, demo, resume, jobs, show, logs, export, diff, approve, reject, accept, retry, cancel,
+                    note):
         app.command()(command)
     app.command(hidden=True)(work)
 
@@ -186,6 +187,16 @@ def accept(
     console.print(f"merged shipyard/{job.id} into {job.task.base} ({result.sha})")
 
 
+def retry(
+    job_id: str = typer.Argument(..., help="a failed job"),
+    subtasks: list[str] | None = typer.Argument(None, help="the subtasks to run again (default: every failed one)"),
+) -> None:
+    """Run a failed job's failed subtasks again; what succeeded stays, earlier attempts keep their branches."""
+    runner = _runner()
+    job = _job(runner, job_id)
+    _drive(runner, job.id, lambda: runner.retry(job.id, subtasks or None))
+
+
 def cancel(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
     """Cancel a job; its agents stop at their next step and its branches stay."""
     runner = _runner()
@@ -205,7 +216,7 @@ def note(
 
 def work(
     job_id: str = typer.Argument(...),
-    action: str = typer.Option("run", "--action", help="run, approve or reject"),
+    action: str = typer.Option("run", "--action", help="run, approve, reject or retry (the failed subtasks)"),
     plan_json: str | None = typer.Option(None, "--plan-json", help="an edited plan, with --action approve"),
     reason: str = typer.Option("", "--reason", help="with --action reject"),
 ) -> None:
@@ -216,6 +227,8 @@ def work(
         job = runner.approve(job.id, json.loads(plan_json) if plan_json else None)
     elif action == "reject":
         job = runner.reject(job.id, reason)
+    elif action == "retry":
+        job = runner.retry(job.id)
     else:
         job = runner.run(job.id)
     console.print(f"job {job.id}: {job.status.value}")

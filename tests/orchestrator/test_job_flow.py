@@ -214,3 +214,30 @@ def test_a_cyclic_plan_is_refused_and_asked_again(tmp_path: Path, scripted_jobs:
     refused = next(e.payload for e in runner.events.list(job.id)
                    if e.kind == "agent.tool_result" and e.role == "planner")
     assert refused["ok"] is False and "dependencies form a cycle: " in refused["output"]
+
+
+def test_a_failed_subtask_is_retried_alone(tmp_path: Path, scripted_jobs: ScriptedJobs) -> None:
+    repo = _one_file_repo(tmp_path)
+    refuse = {"match": {"role": "reviewer", "any_message_contains": "Subtask: s2"},
+              "tool_calls": [call("submit_review", decision="request_changes", summary="no", comments=["redo"])]}
+    runner = scripted_jobs.runner([
+        plan_entry(subtask("s1", "one"), subtask("s2", "two"), subtask("s3", "three", depends_on=["s2"])),
+        coder("s1", call("create_file", path="one.txt", content="1"), call("submit", summary="1")),
+        approve("s1"),
+        *[coder("s2", call("create_file", path="two.txt", content="2"), call("submit", summary="2")), refuse] * 3,
+    ])
+    job = runner.run(runner.submit(Task(instruction="three files", repo=str(repo))).id)
+    assert job.status == JobStatus.FAILED
+    assert {s.id: s.status for s in runner.report(job.id).subtasks} == {"s1": "merged", "s2": "failed",
+                                                                        "s3": "failed"}
+    scripted_jobs.server.reset([
+        coder("s2", call("create_file", path="two.txt", content="2"), call("submit", summary="2")), approve("s2"),
+        coder("s3", call("create_file", path="three.txt", content="3"), call("submit", summary="3")), approve("s3"),
+    ])
+    job = runner.retry(job.id, ["s2"])  # s3, held back by s2's failure, goes along
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert git(repo, "show", f"shipyard/{job.id}--s2-try1:two.txt") == "2"  # the failed attempt is kept
+    assert scripted_jobs.server.pending == []
+    assert not [r for r in scripted_jobs.server.requests if r.role == "planner" or "subtask: s1" in str(r.body)]
+    assert sorted(git(repo, "ls-tree", "--name-only", f"shipyard/{job.id}").split()) == [
+        "greeting.py", "one.txt", "tests", "three.txt", "two.txt"]

@@ -269,7 +269,7 @@ async def test_retry_runs_a_failed_job_again_from_its_checkpoint(make_demo: Make
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the retry confirmation")
         await pilot.press("y")
         await wait_until(pilot, lambda: demo.status(job.id) == JobStatus.SUCCEEDED, "the job to succeed", timeout=60)
-        assert demo.launcher.calls == [(job.id, "run")]
+        assert demo.launcher.calls == [(job.id, "retry")]
         # It went on from the checkpoint: the repo was prepared once.
         assert demo.kinds(job.id).count("job.prepared") == 1
 

@@ -40,7 +40,7 @@ class ThreadLauncher:
         self._threads: list[threading.Thread] = []
 
     def __call__(self, settings: Settings, job_id: str, action: str = "run", plan: dict[str, Any] | None = None,
-                 reason: str = "") -> None:
+                 reason: str = "", repo: Path | None = None) -> None:
         self.calls.append((job_id, action))
 
         def work() -> None:
@@ -50,6 +50,8 @@ class ThreadLauncher:
                     runner.approve(job_id, plan)
                 elif action == "reject":
                     runner.reject(job_id, reason)
+                elif action == "retry":
+                    runner.retry(job_id)
                 else:
                     runner.run(job_id)
             except BaseException as exc:  # noqa: BLE001 - the test looks at it

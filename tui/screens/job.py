@@ -50,7 +50,7 @@ class JobScreen(Screen[None]):
         Binding("e", "edit_plan", "Edit", tooltip="Edit the plan as JSON, then approve it"),
         Binding("x", "reject", "Reject", tooltip="Reject the plan: the job ends"),
         Binding("c", "cancel_job", "Cancel", tooltip="Cancel the job: its agents stop at their next step"),
-        Binding("r", "retry", "Retry", tooltip="Run the failed job again from its last checkpoint"),
+        Binding("r", "retry", "Retry", tooltip="Run the failed subtasks again; what succeeded stays"),
         Binding("n", "note", "Note", tooltip="Send a note to the job's agents"),
         Binding("m", "accept", "Accept", tooltip="Accept: merge the job branch into the base branch"),
         Binding("d", "discard", "Discard", tooltip="Discard the job: delete its branches"),
@@ -285,10 +285,9 @@ class JobScreen(Screen[None]):
 
     @work(group="action")
     async def action_retry(self) -> None:
-        # The orchestrator has no per-subtask retry yet: this runs the job again from its last checkpoint.
         if await self.app.push_screen_wait(ConfirmDialog(
-                f"Run job {self.job.id} again from its last checkpoint?", "Retry")) and self._launch("run"):
-            self.notify(f"Job {self.job.id} runs again from its last checkpoint.", title="Retrying")
+                f"Run the failed subtasks of job {self.job.id} again?", "Retry")) and self._launch("retry"):
+            self.notify(f"Job {self.job.id}: its failed subtasks run again.", title="Retrying")
 
     @work(group="action")
     async def action_note(self) -> None:
