@@ -78,6 +78,17 @@ class NotificationSettings(BaseModel):
     command: str | None = Field(None, description="a shell command run with the notification JSON on stdin")
 
 
+class GitHubSettings(BaseModel):
+    app_id: int | None = Field(None, description="the GitHub App's id, from its settings page")
+    private_key_path: Path | None = Field(None, description="the App's private key (.pem), for its JWTs")
+    webhook_secret_env: str = Field("SHIPYARD_GITHUB_WEBHOOK_SECRET",
+                                    description="the environment variable that holds the webhook secret")
+    api_url: str = Field("https://api.github.com", description="GitHub Enterprise Server: https://HOST/api/v3")
+    trigger_label: str = Field("shipyard", min_length=1, description="labelling an issue with it starts a job")
+    command_prefix: str = Field("/shipyard", pattern=r"^\S+$", description="comments starting with it are commands")
+    approve_plan: bool = Field(False, description="every job waits for `/shipyard approve` of its plan")
+
+
 def _default_models() -> dict[str, ModelSpec]:
     return {"default": ModelSpec(model="gpt-4.1-mini")}
 
@@ -94,6 +105,7 @@ class Settings(BaseSettings):
     )
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    github: GitHubSettings = Field(default_factory=GitHubSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     models: dict[str, ModelSpec] = Field(
         default_factory=_default_models,

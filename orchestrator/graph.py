@@ -36,7 +36,7 @@ def build_graph(services: JobServices) -> StateGraph:
         s.repo.ensure_branch(s.job_branch, base_sha)
         ws = s.workspace("plan", base_sha, branch=s.job_branch)
         try:
-            s.test_command = s.settings.test_command or detect_test_command(ws.path)
+            s.test_command = s.task.test_command or s.settings.test_command or detect_test_command(ws.path)
             with s.sandbox(ws.path, "baseline.tests") as sandbox:
                 before = s.run_tests(sandbox, s.test_command)
         finally:

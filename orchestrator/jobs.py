@@ -23,6 +23,8 @@ class Task(BaseModel):
     candidates: int = Field(1, ge=1, le=5, description="coders attempting each subtask")
     max_cost: float | None = Field(None, ge=0, description="USD for the whole job")
     network: bool = Field(False, description="let sandboxes reach the network")
+    test_command: str | None = Field(None, description="overrides the configured or detected test command")
+    image: str | None = Field(None, description="overrides the configured sandbox image")
 
 
 class JobStatus(StrEnum):

@@ -143,7 +143,7 @@ class JobServices:
         sandbox_settings = self.settings.sandbox
         spec = SandboxSpec(
             workspace=workspace,
-            image=sandbox_settings.image,
+            image=self.task.image or sandbox_settings.image,
             network=sandbox_settings.network or self.task.network,
             limits=sandbox_settings.limits,
             labels={"job": self.job_id, "agent": agent},

@@ -1,0 +1,133 @@
+"""The webhook payloads the App acts on, validated at the door; GitHub sends many more fields than these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+
+class User(BaseModel):
+    login: str
+    type: str = "User"  # "Bot" for Apps, ours included
+
+    @property
+    def is_bot(self) -> bool:
+        return self.type == "Bot"
+
+
+class Repository(BaseModel):
+    full_name: str
+    name: str
+    owner: User
+
+
+class InstallationRef(BaseModel):
+    id: int
+
+
+class Label(BaseModel):
+    name: str
+
+
+class Issue(BaseModel):
+    number: int
+    title: str
+    body: str | None = None
+    user: User
+    state: str = "open"
+    # Present when the "issue" is a pull request: GitHub sends PR conversation comments as issue comments.
+    pull_request: dict[str, Any] | None = None
+
+
+class IssueComment(BaseModel):
+    id: int
+    body: str | None = None
+    user: User
+
+
+class ReviewComment(BaseModel):
+    id: int
+    body: str | None = None
+    user: User
+    path: str
+    line: int | None = None
+    diff_hunk: str = ""
+
+
+class BranchRef(BaseModel):
+    ref: str
+    sha: str
+
+
+class PullRequest(BaseModel):
+    number: int
+    title: str
+    body: str | None = None
+    state: str = "open"
+    head: BranchRef
+    base: BranchRef
+
+
+class IssuesEvent(BaseModel):
+    action: str
+    issue: Issue
+    label: Label | None = None
+    repository: Repository
+    installation: InstallationRef
+    sender: User
+
+
+class IssueCommentEvent(BaseModel):
+    action: str
+    issue: Issue
+    comment: IssueComment
+    repository: Repository
+    installation: InstallationRef
+    sender: User
+
+
+class ReviewCommentEvent(BaseModel):
+    action: str
+    comment: ReviewComment
+    pull_request: PullRequest
+    repository: Repository
+    installation: InstallationRef
+    sender: User
+
+
+class Installation(BaseModel):
+    id: int
+    account: User
+
+
+class InstallationEvent(BaseModel):
+    action: str
+    installation: Installation
+    sender: User
+
+
+WebhookEvent = IssuesEvent | IssueCommentEvent | ReviewCommentEvent | InstallationEvent
+
+MODELS: dict[str, type[BaseModel]] = {
+    "issues": IssuesEvent,
+    "issue_comment": IssueCommentEvent,
+    "pull_request_review_comment": ReviewCommentEvent,
+    "installation": InstallationEvent,
+}
+
+
+class PayloadError(ValueError):
+    """A delivery's body is not the event it says it is; the message is one line."""
+
+
+def parse_event(name: str, payload: Any) -> WebhookEvent | None:
+    """The validated event, or None for an event the App does not act on."""
+    model = MODELS.get(name)
+    if model is None:
+        return None
+    try:
+        return model.model_validate(payload)  # type: ignore[return-value]
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise PayloadError(f"invalid {name} payload: {problems}") from None
