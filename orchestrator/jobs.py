@@ -61,8 +61,9 @@ def _unknown(job_id: str) -> JobLookupError:
 
 
 def new_job_id() -> str:
-    # Sortable by creation time and short enough to type: branch names carry it.
-    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    # Sortable by creation time and short enough to type (branch names carry it); 32 random
+    # bits keep ids unique when hundreds of jobs are queued in the same second.
+    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
 
 
 class JobStore:
