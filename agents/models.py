@@ -35,6 +35,9 @@ ROLE_HEADER = "X-Shipyard-Role"
 # insists on one.
 NO_KEY = "no-key"
 
+# Seconds before asking again after a malformed answer, doubling on every try.
+MALFORMED_BACKOFF = 0.5
+
 # How endpoints word "the prompt does not fit": OpenAI, vLLM, llama.cpp, LiteLLM.
 _CONTEXT_ERROR = re.compile(
     r"context[ _-]?(length|window|size)|maximum context|prompt is too long|too many tokens", re.IGNORECASE
@@ -195,17 +198,22 @@ class ModelClient:
         """One chat completion; tool calls come back parsed in `AIMessage.tool_calls`."""
         model = self.chat.bind_tools(list(tools)) if tools else self.chat
         started = time.monotonic()
-        try:
-            reply = model.invoke(list(messages))
-        except (openai.OpenAIError, ContextOverflowError) as exc:
-            raise self._error(exc) from exc
-        except (ValueError, TypeError, LookupError) as exc:
-            # What langchain and the SDK raise on a 200 that is not a chat completion,
-            # e.g. a base URL that points at a web page or a half-compatible server.
-            raise ModelError(
-                f"{self._where} answered with something that is not an OpenAI chat completion "
-                f"({type(exc).__name__}: {_one_line(str(exc), 200)})"
-            ) from exc
+        for attempt in range(self.spec.max_retries + 1):
+            try:
+                reply = model.invoke(list(messages))
+                break
+            except (openai.OpenAIError, ContextOverflowError) as exc:
+                raise self._error(exc) from exc
+            except (ValueError, TypeError, LookupError) as exc:
+                # What langchain and the SDK raise on a 200 that is not a chat completion: a body
+                # cut short by a server or proxy that died mid-answer (worth another try, as the
+                # SDK does not retry it), or a base URL that points at a web page.
+                if attempt == self.spec.max_retries:
+                    raise ModelError(
+                        f"{self._where} answered with something that is not an OpenAI chat completion "
+                        f"({type(exc).__name__}: {_one_line(str(exc), 200)}) (max_retries={self.spec.max_retries})"
+                    ) from exc
+                time.sleep(min(MALFORMED_BACKOFF * 2**attempt, 8.0))
         self._book(reply, time.monotonic() - started)
         return reply
 

@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+from agents.tools import valid_text
 from sandboxes.base import SandboxError
 from sandboxes.files import SKIPPED_DIRS, WorkspaceFiles
 
@@ -114,7 +115,7 @@ def file_tree(repo_dir: Path, max_entries: int = 200) -> str:
                 queue.append(entry)
     lines: list[str] = []
     _render_tree(root, children, chosen, 0, lines)
-    return "\n".join(lines)
+    return valid_text("\n".join(lines))  # names need not be UTF-8
 
 
 def _entries(directory: Path) -> list[Path]:

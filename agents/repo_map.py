@@ -35,6 +35,7 @@ from pathlib import Path, PurePosixPath
 
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
+from agents.tools import valid_text
 from sandboxes.base import SandboxError
 from sandboxes.files import WorkspaceFiles
 
@@ -171,7 +172,7 @@ def build_repo_map(
         file.score = sum(_definition_score(d, mentions) for d in file.definitions)
     ranked = sorted(parsed, key=lambda f: (-f.score, f.path))
     unread = len(paths) - len(parsed)
-    return _render(ranked, mentions, max_chars, unread)
+    return valid_text(_render(ranked, mentions, max_chars, unread))  # paths need not be UTF-8
 
 
 def extract_definitions(source: bytes, language: str) -> list[Definition]:

@@ -215,6 +215,10 @@ def run_command(sandbox: Sandbox, args: RunCommandArgs, limits: ToolLimits) -> s
         head = f"timed out after {timeout:g} s (the command was killed); output so far:"
     else:
         head = f"exit code {result.exit_code} ({result.duration:.1f} s)"
+        if result.exit_code == 137 and "[shipyard: " not in result.stderr:
+            # SIGKILL from no one but the kernel: the OOM killer, at the sandbox's memory limit.
+            head += (f"; killed (SIGKILL), most likely for using more than the sandbox's "
+                     f"{sandbox.spec.limits.memory_mb} MB of memory")
     return f"{head}\n{result.output.rstrip() or '(no output)'}"
 
 
@@ -224,6 +228,20 @@ def submit(sandbox: Sandbox, args: SubmitArgs, limits: ToolLimits) -> str:
 
 # ---------------------------------------------------------------------------
 # Helpers
+
+
+def valid_text(text: str) -> str:
+    """`text` as valid Unicode: bytes that were not UTF-8 (file names, decoded with
+    surrogateescape) become U+FFFD, so that the text can go into JSON, to the model and the log."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape" if _only_escapes(text) else "replace").decode("utf-8", "replace")
+
+
+def _only_escapes(text: str) -> bool:
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
 
 
 def _is_binary(data: bytes) -> bool:
@@ -449,7 +467,7 @@ class Toolset:
             text, ok = str(exc), False
         except Exception as exc:  # noqa: BLE001 - a bug in one tool must not end an agent's run
             text, ok = f"internal error in {name}: {type(exc).__name__}: {exc}", False
-        bounded, truncated = cap_output(text, self.limits.max_output_chars)
+        bounded, truncated = cap_output(valid_text(text), self.limits.max_output_chars)
         return ToolObservation(
             name=name,
             text=bounded,
@@ -460,7 +478,7 @@ class Toolset:
         )
 
     def _failed(self, name: str, text: str) -> ToolObservation:
-        bounded, truncated = cap_output(text, self.limits.max_output_chars)
+        bounded, truncated = cap_output(valid_text(text), self.limits.max_output_chars)
         return ToolObservation(name=name, text=bounded, ok=False, truncated=truncated)
 
 

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
 
 from agents.models import ModelSpec, Role
 from sandboxes.base import SandboxLimits
@@ -134,7 +140,10 @@ class Settings(BaseSettings):
     @field_validator("state_dir")
     @classmethod
     def _expand_home(cls, path: Path) -> Path:
-        return path.expanduser()
+        try:
+            return path.expanduser()
+        except RuntimeError as exc:  # "~someone" who is not a user here
+            raise ValueError(f"{path}: {exc}") from None
 
     def candidate_model(self, coder: ModelSpec, index: int) -> ModelSpec:
         if self.candidate_models:
@@ -159,7 +168,7 @@ def load_settings(repo: Path | None = None, **overrides: Any) -> Settings:
     files = config_files(repo)
     for path in files:
         try:
-            tomllib.loads(path.read_text())
+            tomllib.loads(path.read_bytes().decode("utf-8"))  # as the TOML source reads it: no newline translation
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     Settings.toml_files = files
@@ -167,6 +176,8 @@ def load_settings(repo: Path | None = None, **overrides: Any) -> Settings:
         settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, files)) from None
+    except SettingsError as exc:  # e.g. SHIPYARD_MODELS set to something that is not JSON
+        raise ConfigError(f"invalid configuration: {exc}; complex values in SHIPYARD_* variables are JSON") from None
     unknown = set(settings.models) - {"default", *ROLES}
     if unknown:
         raise ConfigError(f"unknown model role(s) {sorted(unknown)}: use default, {', '.join(ROLES)}")

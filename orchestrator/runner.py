@@ -20,8 +20,9 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 
 from agents.loop import AgentOutcome
-from agents.models import UsageTotals
+from agents.models import ModelError, UsageTotals
 from agents.plan import Plan, ReviewVerdict, Subtask
+from agents.roles import RoleError
 from orchestrator.config import Settings
 from orchestrator.events import EventLog
 from orchestrator.graph import build_graph
@@ -32,6 +33,7 @@ from orchestrator.services import JobCancelled, JobServices
 from orchestrator.state import SubtaskResult, TestRun
 from orchestrator.store import is_postgres, libpq_url, open_store, store_url
 from orchestrator.subtask import StageResult
+from sandboxes.base import SandboxError
 from sandboxes.select import select_backend
 from sandboxes.workspace import GitRepo, MergeResult, WorkspaceError, branch_name
 
@@ -183,6 +185,12 @@ class JobRunner:
             except JobCancelled:
                 self.events.emit(job.id, "job.finished", payload={"status": "cancelled"})
                 return self.jobs.get(job.id)
+            except CANNOT_GO_ON as exc:
+                # Not a bug: the model is gone for good, a sandbox or the repo refuses. The job
+                # stops with the reason; the branches, events and checkpoint stay for `shipyard resume`.
+                self.jobs.update(job.id, JobStatus.FAILED, error=str(exc))
+                self.events.emit(job.id, "job.finished", payload={"status": "failed", "error": str(exc)})
+                return self.jobs.get(job.id)
             except Exception as exc:
                 # The branches, events and checkpoint stay: `shipyard resume` can go on.
                 self.jobs.update(job.id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
@@ -201,13 +209,25 @@ class JobRunner:
             return self.jobs.get(job.id)
         report = build_report(job.id, state, services.repo, self.events, seconds)
         status = JobStatus.SUCCEEDED if report.succeeded else JobStatus.FAILED
-        self.jobs.update(job.id, status, report=report.model_dump(mode="json"), error=report.stop_reason)
+        error = report.stop_reason or (None if report.succeeded else _why_failed(report))
+        self.jobs.update(job.id, status, report=report.model_dump(mode="json"), error=error)
         self.events.emit(job.id, "job.finished", payload={"status": status.value, "branch": report.job_branch})
         return self.jobs.get(job.id)
 
     def report(self, job_id: str) -> Report | None:
         job = self.jobs.get(job_id)
         return Report.model_validate(job.report) if job.report else None
+
+
+def _why_failed(report: Report) -> str:
+    """One line on why a job that ran to its end did not succeed."""
+    unmerged = [f"{s.id} {s.status}" + (f" ({s.reason})" if s.reason else "") for s in report.subtasks
+                if s.status != "merged"]
+    if unmerged:
+        return "not merged: " + "; ".join(unmerged)
+    if report.tests_after is not None and report.tests_after.passed is False:
+        return f"the tests fail on the job branch (`{report.tests_after.command}`)"
+    return "the plan had no subtasks" if not report.subtasks else "the job did not succeed"
 
 
 def _keep_attempt(repo: GitRepo, branch: str) -> str | None:
@@ -231,6 +251,9 @@ class JobStateError(ValueError):
 
 
 GRAPH_THREADS = 20 * (1 + 5) + 8
+
+# Failures that end a job with their message as its reason, rather than as a bug's traceback.
+CANNOT_GO_ON = (RoleError, ModelError, SandboxError, WorkspaceError)
 
 # The types a checkpoint may hold; LangGraph refuses to revive any others.
 CHECKPOINTED_TYPES = (Plan, Subtask, ReviewVerdict, TestRun, SubtaskResult, StageResult, AgentOutcome, UsageTotals)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -36,6 +37,9 @@ class SandboxLimits(BaseModel):
     tmp_mb: int = Field(512, ge=16, description="size of the writable /tmp")
     exec_timeout: float = Field(300.0, gt=0, description="default seconds one command may run")
     output_limit: int = Field(30_000, ge=1_000, description="characters of stdout/stderr kept per command")
+    min_free_mb: int = Field(
+        512, ge=0, description="MB; a command is killed when the workspace's disk has less free (0: never)"
+    )
 
 
 class SandboxSpec(BaseModel):
@@ -110,6 +114,28 @@ class SandboxBackend(Protocol):
     def availability(self, image: str) -> Availability: ...
 
     def start(self, spec: SandboxSpec) -> Sandbox: ...
+
+
+def disk_short(workspace: Path, min_free_mb: int) -> str | None:
+    """Why a command must be killed for the disk's sake, or None.
+
+    The workspace is a host directory: a command filling it fills the host's disk, and
+    with it Shipyard's state and every other agent's work. The free space left is cheap
+    to check while a command runs (one statvfs), whoever is filling the disk.
+    """
+    if min_free_mb <= 0:
+        return None
+    try:
+        found = os.statvfs(workspace)
+    except OSError:
+        return None
+    free_mb = found.f_bavail * found.f_frsize >> 20
+    if free_mb >= min_free_mb:
+        return None
+    return (
+        f"the command was killed: the disk holding the workspace has {free_mb} MB free, less than the "
+        f"{min_free_mb} MB kept free; delete what filled it before going on"
+    )
 
 
 def cap_output(text: str, limit: int) -> tuple[str, bool]:

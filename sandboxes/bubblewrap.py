@@ -54,6 +54,7 @@ from sandboxes.base import (
     SandboxError,
     SandboxLimits,
     SandboxSpec,
+    disk_short,
 )
 from sandboxes.files import WorkspaceFiles
 from sandboxes.process import Commands, command_env, shell_argv, workdir_in
@@ -231,6 +232,7 @@ class BubblewrapSandbox:
             cwd="/",
             timeout=self.spec.limits.exec_timeout if timeout is None else timeout,
             output_limit=self.spec.limits.output_limit,
+            watchdog=lambda: disk_short(self._files.root, self.spec.limits.min_free_mb),
         )
 
     def read_file(self, path: str) -> bytes:

@@ -35,10 +35,11 @@ from sandboxes.base import (
     ExecResult,
     SandboxError,
     SandboxSpec,
+    disk_short,
 )
 from sandboxes.files import WorkspaceFiles
 from sandboxes.image_build import DEFAULT_TAG
-from sandboxes.process import TIMEOUT_EXIT, OutputCapture, command_env, workdir_in
+from sandboxes.process import TIMEOUT_EXIT, WATCH_INTERVAL, OutputCapture, command_env, workdir_in
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ SANDBOX_UID = 1000
 # How long past its timeout the host waits for a command before giving up on it:
 # the in-container `timeout` normally ends it well within this.
 HOST_GRACE = 5.0
+# How long a sandbox whose container died waits for the Docker daemon to answer again.
+DAEMON_WAIT = 60.0
 # Runs every command (argv after `sh -c SUPERVISOR <timeout>`), from inside the
 # container where the clock cannot be late. `timeout` puts the command in a process
 # group of its own and kills the whole group when time is up; once the command ends,
@@ -64,6 +67,8 @@ exit "$status"
 
 _pruned_once = False
 _live: weakref.WeakSet[DockerSandbox] = weakref.WeakSet()
+# Containers stop() could not remove because the daemon was away; retried at every start.
+_unremoved: set[str] = set()
 
 
 def _stop_live_sandboxes() -> None:
@@ -100,16 +105,20 @@ class DockerBackend:
 
     def start(self, spec: SandboxSpec) -> DockerSandbox:
         client = self._get_client()
+        _wait_for_daemon(client, "cannot start a sandbox:")
         _prune_once(client)
+        _remove_unremoved(client)
         try:
             client.images.get(spec.image)
         except ImageNotFound:
             raise SandboxError(_missing_image_hint(spec.image)) from None
+        except (DockerException, RequestException) as exc:
+            raise SandboxError(f"cannot start a sandbox: the Docker daemon failed: {_one_line(exc)}") from exc
         workspace = spec.workspace.resolve()
         if not workspace.is_dir():
             raise SandboxError(f"workspace {workspace} is not a directory")
         uid, gid = _sandbox_user(workspace)
-        container = _create_container(client, spec, workspace, uid, gid)
+        container = _start_container(client, spec, workspace, uid, gid, "cannot start a sandbox:")
         sandbox = DockerSandbox(spec, client, container, workspace, uid, gid)
         try:
             sandbox._prepare()
@@ -153,6 +162,7 @@ class DockerSandbox:
         self._uid, self._gid = uid, gid
         self._shell = "sh"
         self._keepalive_pid = ""
+        self._reviving = False
         _live.add(self)
 
     def exec(
@@ -168,13 +178,30 @@ class DockerSandbox:
         argv = self._supervised(cmd, timeout, command_env(BASE_ENV, self.spec.env, env))
         cwd = posixpath.join(WORKSPACE_MOUNT, workdir_in(self._files, workdir).as_posix())
         started = time.monotonic()
-        exit_code, stdout, stderr, host_timed_out = self._run(argv, cwd, timeout + HOST_GRACE)
+        try:
+            exit_code, stdout, stderr, host_timed_out, killed = self._run(argv, cwd, timeout + HOST_GRACE)
+        except _ContainerGone as exc:
+            # Its container died under it (the Docker daemon was restarted, someone killed it):
+            # a fresh one on the same workspace. Only /tmp and running processes are lost.
+            if self._reviving:
+                raise SandboxError(f"sandbox {self.name}: a fresh container died at once too: {exc}") from exc
+            self._revive()
+            started = time.monotonic()
+            exit_code, stdout, stderr, host_timed_out, killed = self._run(argv, cwd, timeout + HOST_GRACE)
         duration = time.monotonic() - started
         # `timeout -s KILL` kills its own process group, itself included, so a timed-out
         # command shows as killed (137); the clock tells it from an OOM kill.
         timed_out = host_timed_out or (exit_code in (TIMEOUT_EXIT, 137) and duration >= timeout)
+        if exit_code == 137 and not timed_out and not killed and not self._container_running():
+            killed = (
+                "the sandbox's container stopped while the command ran (killed from outside, or the Docker "
+                "daemon stopped); the next command gets a fresh one on the same workspace: files are kept, "
+                "/tmp and background processes are not"
+            )
         out, out_cut = stdout.result()
         err, err_cut = stderr.result()
+        if killed:
+            err = f"{err.rstrip()}\n[shipyard: {killed}]\n".lstrip()
         return ExecResult(
             exit_code=TIMEOUT_EXIT if timed_out else exit_code,
             stdout=out,
@@ -214,6 +241,10 @@ class DockerSandbox:
             # Removal already under way (e.g. by prune_orphans in another process).
             if exc.status_code != 409:
                 raise
+        except (DockerException, RequestException) as exc:
+            # The daemon is gone (restarted, stopped): removed at the next start, or by prune_orphans.
+            log.warning("could not remove sandbox %s: %s", self.name, exc)
+            _unremoved.add(container.id)
 
     def __enter__(self) -> Self:
         return self
@@ -243,7 +274,9 @@ class DockerSandbox:
         assignments = [f"{name}={value}" for name, value in env.items()]
         return ["env", "-i", *assignments, "sh", "-c", SUPERVISOR, seconds, *argv]
 
-    def _run(self, argv: list[str], cwd: str, deadline: float) -> tuple[int, OutputCapture, OutputCapture, bool]:
+    def _run(
+        self, argv: list[str], cwd: str, deadline: float
+    ) -> tuple[int, OutputCapture, OutputCapture, bool, str | None]:
         container = self._container
         if container is None:
             raise SandboxError(f"sandbox {self.name} is stopped")
@@ -251,6 +284,12 @@ class DockerSandbox:
         try:
             exec_id = api.exec_create(container.id, argv, workdir=cwd)["Id"]
             stream = api.exec_start(exec_id, stream=True, demux=True)
+        except (NotFound, RequestException) as exc:  # no such container, or no daemon (yet)
+            raise _ContainerGone(str(exc)) from exc
+        except APIError as exc:
+            if exc.status_code == 409:  # "container ... is not running"
+                raise _ContainerGone(str(exc)) from exc
+            raise SandboxError(f"sandbox {self.name} cannot run commands: {exc}") from exc
         except DockerException as exc:
             raise SandboxError(f"sandbox {self.name} cannot run commands: {exc}") from exc
         stdout, stderr = (
@@ -259,15 +298,67 @@ class DockerSandbox:
         )
         reader = threading.Thread(target=_drain, args=(stream, stdout, stderr), daemon=True)
         reader.start()
-        reader.join(deadline)
+        ends = time.monotonic() + deadline
+        killed: str | None = None
+        while reader.is_alive() and time.monotonic() < ends:
+            reader.join(min(WATCH_INTERVAL, max(0.0, ends - time.monotonic())))
+            if reader.is_alive() and killed is None:
+                killed = disk_short(self._files.root, self.spec.limits.min_free_mb)
+                if killed:  # the workspace is a host directory: its disk is the host's
+                    self._kill_strays(container.id)
+                    ends = min(ends, time.monotonic() + 5)
         if reader.is_alive():
             # The command outlived its in-container timeout: something escaped the
             # process group or the daemon is stuck. Kill what runs, stop listening.
             self._kill_strays(container.id)
             stream.close()
             reader.join(2)
-            return TIMEOUT_EXIT, stdout, stderr, True
-        return _exit_code(api, exec_id), stdout, stderr, False
+            return TIMEOUT_EXIT, stdout, stderr, not killed, killed
+        try:
+            return _exit_code(api, exec_id), stdout, stderr, False, killed
+        except (DockerException, RequestException) as exc:
+            raise SandboxError(
+                f"the Docker daemon stopped answering while the command ran in sandbox {self.name} "
+                f"(restarted?); its outcome is unknown. The next command gets a fresh container on the same "
+                f"workspace (files kept; /tmp and background processes lost): {_one_line(exc)}"
+            ) from exc
+
+    def _container_running(self, settle: float = 1.0) -> bool:
+        """Whether the container still runs, given a moment: a container just killed may still say so."""
+        container = self._container
+        deadline = time.monotonic() + settle
+        try:
+            while container is not None:
+                container.reload()
+                if container.status != "running":
+                    return False
+                if time.monotonic() >= deadline:
+                    return True
+                time.sleep(0.1)
+        except (DockerException, RequestException):
+            pass
+        return False
+
+    def _revive(self) -> None:
+        """Replace a dead container with a fresh one on the same workspace, once the daemon answers."""
+        what = f"sandbox {self.name} lost its container and"
+        _wait_for_daemon(self._client, what)
+        old, self._container = self._container, None
+        if old is not None:
+            try:
+                old.remove(force=True)
+            except NotFound:
+                pass
+            except (DockerException, RequestException):
+                _unremoved.add(old.id)
+        log.warning("sandbox %s lost its container; starting a fresh one", self.name)
+        self._container = _start_container(self._client, self.spec, self._files.root, self._uid, self._gid, what)
+        self.name = self._container.name
+        self._reviving = True
+        try:
+            self._prepare()
+        finally:
+            self._reviving = False
 
     def _kill_strays(self, container_id: str) -> None:
         """Kill every process in the container but its init and the keep-alive sleep."""
@@ -279,8 +370,33 @@ class DockerSandbox:
         try:
             exec_id = self._client.api.exec_create(container_id, ["sh", "-c", script], environment={"KEEP": keep})
             self._client.api.exec_start(exec_id)
-        except DockerException as exc:
+        except (DockerException, RequestException) as exc:
             log.warning("could not kill the processes left in %s: %s", self.name, exc)
+
+
+def _wait_for_daemon(client: docker.DockerClient, what: str, wait: float = DAEMON_WAIT) -> None:
+    """Return once the daemon answers (a restarting one does within seconds); SandboxError after `wait`."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            client.ping()
+            return
+        except (DockerException, RequestException) as exc:
+            if time.monotonic() > deadline:
+                raise SandboxError(
+                    f"{what} the Docker daemon does not answer after {wait:g} s ({_one_line(exc)}); "
+                    "start it (e.g. `sudo systemctl start docker`)"
+                ) from exc
+            time.sleep(0.5)
+
+
+class _ContainerGone(Exception):
+    """The sandbox's container is not running any more, or the daemon does not answer."""
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _drain(
@@ -294,8 +410,9 @@ def _drain(
                 stdout.feed(out)
             if err:
                 stderr.feed(err)
-    except (DockerException, OSError, ValueError):
-        # The host-side deadline closed the stream under us; what was read is kept.
+    except (DockerException, RequestException, OSError, ValueError):
+        # The host-side deadline closed the stream under us, or the daemon went away; what
+        # was read is kept.
         pass
 
 
@@ -307,6 +424,17 @@ def _exit_code(api: docker.APIClient, exec_id: str) -> int:
             return int(info["ExitCode"])
         time.sleep(0.02)
     raise SandboxError(f"exec {exec_id[:12]} ended its output but never exited")
+
+
+def _remove_unremoved(client: docker.DockerClient) -> None:
+    for container_id in list(_unremoved):
+        try:
+            client.api.remove_container(container_id, force=True)
+        except NotFound:
+            pass
+        except (DockerException, RequestException):
+            continue
+        _unremoved.discard(container_id)
 
 
 def _prune_once(client: docker.DockerClient) -> None:
@@ -363,7 +491,32 @@ def _own(path: Path, uid: int, gid: int) -> None:
         os.lchown(path, uid, gid)
 
 
+def _start_container(
+    client: docker.DockerClient, spec: SandboxSpec, workspace: Path, uid: int, gid: int, what: str
+) -> Container:
+    """A started container, waiting out a daemon that restarts meanwhile (up to DAEMON_WAIT)."""
+    deadline = time.monotonic() + DAEMON_WAIT
+    while True:
+        try:
+            return _create_container(client, spec, workspace, uid, gid)
+        except _ContainerGone as exc:
+            if time.monotonic() > deadline:
+                raise SandboxError(f"{what} the Docker daemon went away: {_one_line(exc)}") from exc
+            time.sleep(0.5)
+            _wait_for_daemon(client, what)
+
+
 def _create_container(client: docker.DockerClient, spec: SandboxSpec, workspace: Path, uid: int, gid: int) -> Container:
+    """A started container for `spec`; _ContainerGone when the daemon goes away meanwhile."""
+    try:
+        return _create_container_now(client, spec, workspace, uid, gid)
+    except RequestException as exc:  # a connection lost, not a refusal: the daemon is (re)starting
+        raise _ContainerGone(str(exc)) from exc
+
+
+def _create_container_now(
+    client: docker.DockerClient, spec: SandboxSpec, workspace: Path, uid: int, gid: int
+) -> Container:
     limits = spec.limits
     labels = {f"shipyard.{key}": value for key, value in spec.labels.items()}
     labels |= {
@@ -409,6 +562,9 @@ def _create_container(client: docker.DockerClient, spec: SandboxSpec, workspace:
     except DockerException as exc:
         container.remove(force=True)
         raise SandboxError(f"could not start a container from {spec.image}: {exc}") from exc
+    except RequestException:
+        _unremoved.add(container.id)  # created, then the daemon went away: removed at a later start
+        raise
     return container
 
 

@@ -15,14 +15,18 @@ from sandboxes.base import WORKSPACE_MOUNT, SandboxError
 
 # Directories no listing descends into: they are large and never what an agent wants.
 SKIPPED_DIRS = {".git", "node_modules", "__pycache__", ".venv", ".tox", ".mypy_cache", ".pytest_cache"}
+# The most a read returns: a repo may hold a file of many gigabytes (sparse ones cost no
+# disk), and a read is held whole in the host's memory.
+MAX_READ_BYTES = 32 << 20
 
 
 class WorkspaceFiles:
     """Host-side, symlink-safe file operations on a workspace directory."""
 
-    def __init__(self, workspace: Path, max_listed: int = 10_000):
+    def __init__(self, workspace: Path, max_listed: int = 10_000, max_read: int = MAX_READ_BYTES):
         self.root = workspace.resolve()
         self.max_listed = max_listed
+        self.max_read = max_read
 
     def resolve(self, path: str) -> Path:
         """The host path for a sandbox path, or SandboxError if it leaves the workspace."""
@@ -41,7 +45,15 @@ class WorkspaceFiles:
         host = self.resolve(path)
         if not host.is_file():
             raise SandboxError(f"{path}: no such file in the workspace")
-        return host.read_bytes()
+        with open(host, "rb") as file:
+            data = file.read(self.max_read + 1)  # bounded even if the file grows meanwhile
+        if len(data) > self.max_read:
+            size = max(host.stat().st_size, len(data))
+            raise SandboxError(
+                f"{path}: {size} bytes, more than the {self.max_read} bytes a file read returns; "
+                "look at parts of it with a command (head, tail, sed -n, grep)"
+            )
+        return data
 
     def write(self, path: str, content: bytes | str) -> None:
         host = self.resolve(path)

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from sandboxes.base import BASE_ENV, Availability, ExecResult, SandboxError, SandboxSpec
+from sandboxes.base import BASE_ENV, Availability, ExecResult, SandboxError, SandboxSpec, disk_short
 from sandboxes.files import WorkspaceFiles
 from sandboxes.process import Commands, command_env, shell_argv, workdir_in
 
@@ -66,6 +66,7 @@ class LocalSandbox:
             cwd=self._files.root / workdir_in(self._files, workdir),
             timeout=self.spec.limits.exec_timeout if timeout is None else timeout,
             output_limit=self.spec.limits.output_limit,
+            watchdog=lambda: disk_short(self._files.root, self.spec.limits.min_free_mb),
         )
 
     def read_file(self, path: str) -> bytes:

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sandboxes.base import ExecResult, SandboxError, cap_output
@@ -32,8 +33,12 @@ DRAIN_GRACE = 0.5
 # How often the deadline is checked while a command is silent.
 POLL_INTERVAL = 0.05
 CHUNK = 1 << 16
+# How often a running command's watchdog (e.g. the disk check) is asked.
+WATCH_INTERVAL = 0.1
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+# Returns why a running command must be killed now, or None to let it run.
+Watchdog = Callable[[], str | None]
 
 
 class OutputCapture:
@@ -128,14 +133,21 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _collect(proc: subprocess.Popen[bytes], timeout: float, output_limit: int, started: float) -> ExecResult:
-    """Read the output of a spawned process until it ends or `timeout` passes, then reap it."""
+def _collect(
+    proc: subprocess.Popen[bytes], timeout: float, output_limit: int, started: float, watchdog: Watchdog | None = None
+) -> ExecResult:
+    """Read the output of a spawned process until it ends or `timeout` passes, then reap it.
+
+    `watchdog`, called a few times a second, returns a reason to kill the command early.
+    """
     assert proc.stdout is not None and proc.stderr is not None
     stdout, stderr = OutputCapture(output_limit), OutputCapture(output_limit)
     captures = {proc.stdout.fileno(): stdout, proc.stderr.fileno(): stderr}
     deadline = started + timeout
     timed_out = False
     ended_at: float | None = None
+    killed: str | None = None
+    watched_at = started
     with selectors.DefaultSelector() as selector:
         for fd in captures:
             selector.register(fd, selectors.EVENT_READ)
@@ -150,6 +162,12 @@ def _collect(proc: subprocess.Popen[bytes], timeout: float, output_limit: int, s
                 _kill_group(proc)
                 timed_out = True
                 ended_at = now
+            elif ended_at is None and watchdog is not None and now - watched_at >= WATCH_INTERVAL:
+                watched_at = now
+                killed = watchdog()
+                if killed:
+                    _kill_group(proc)
+                    ended_at = now
             if ended_at is not None and (not selector.get_map() or now - ended_at > DRAIN_GRACE):
                 break
             if not selector.get_map():
@@ -166,6 +184,8 @@ def _collect(proc: subprocess.Popen[bytes], timeout: float, output_limit: int, s
     proc.stderr.close()
     out_text, out_cut = stdout.result()
     err_text, err_cut = stderr.result()
+    if killed:
+        err_text = f"{err_text.rstrip()}\n[shipyard: {killed}]\n".lstrip()
     return ExecResult(
         exit_code=TIMEOUT_EXIT if timed_out else _shell_exit_code(exit_code),
         stdout=out_text,
@@ -185,9 +205,11 @@ class Commands:
         self._closed = False
 
     def run(
-        self, argv: list[str], env: dict[str, str], cwd: Path | str, timeout: float, output_limit: int
+        self, argv: list[str], env: dict[str, str], cwd: Path | str, timeout: float, output_limit: int,
+        watchdog: Watchdog | None = None,
     ) -> ExecResult:
-        """Run argv until it ends or times out; a command that cannot start gets a shell's 127/126."""
+        """Run argv until it ends, times out or `watchdog` gives a reason to kill it; a command that
+        cannot start gets a shell's 127/126."""
         if timeout <= 0:
             raise SandboxError(f"timeout must be positive, not {timeout}")
         started = time.monotonic()
@@ -202,7 +224,7 @@ class Commands:
                 return _not_started(126, f"{exc.filename}: {exc.strerror}\n", started)
             self._running.add(proc)
         try:
-            return _collect(proc, timeout, output_limit, started)
+            return _collect(proc, timeout, output_limit, started, watchdog)
         finally:
             with self._lock:
                 self._running.discard(proc)

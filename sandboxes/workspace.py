@@ -53,6 +53,9 @@ _SAFE_CONFIG = (
     "core.fsmonitor=false",
     # A background worker has no signing key and no pinentry.
     "commit.gpgSign=false",
+    # No auto-gc detached from our calls: every git process of ours ends inside the repository
+    # lock, so a lock file met under that lock is a dead process's (see _clear_stale_locks).
+    "gc.auto=0",
 )
 _SAFE_ARGS = tuple(arg for setting in _SAFE_CONFIG for arg in ("-c", setting))
 
@@ -148,7 +151,9 @@ class Workspace:
             self._git(["add", "--all"])
             if (self.git_dir / "MERGE_HEAD").exists():
                 self._refuse_conflict_markers()
-            elif self._git(["diff", "--cached", "--quiet"], check=False).returncode == 0:
+            # Without the repo's diff drivers: a textconv or external diff is a command it names.
+            elif self._git(["diff", "--cached", "--quiet", "--no-ext-diff", "--no-textconv"],
+                           check=False).returncode == 0:
                 return None
             # --cleanup=whitespace: agents' messages may have lines starting with "#".
             self._git(
@@ -162,8 +167,28 @@ class Workspace:
         A stage redone after a crash starts here, so that it cannot commit twice.
         """
         with self.repo._locked():
+            self.repo._clear_stale_locks(self.branch, self.git_dir)
             self._git(["reset", "--quiet", "--hard", sha])
             self._git(["clean", "--quiet", "-fd"])
+
+    def restore(self, paths: Sequence[str], ref: str) -> None:
+        """Put `paths` (files and index) back as they are in `ref`; those that `ref` lacks are deleted.
+
+        An evaluation does this to the files its hidden tests replace, undoing the agents' edits to them.
+        """
+        with self.repo._locked():
+            listed = [self._git(["ls-tree", "-r", "-z", "--name-only", ref, "--", *paths]).stdout,
+                      self._git(["ls-files", "-z", "--", *paths]).stdout]
+            known = sorted({p for out in listed for p in out.split("\0") if p})
+            if known:
+                self._git(["restore", f"--source={ref}", "--staged", "--worktree", "--", *known])
+
+    def apply(self, patch: str) -> None:
+        """Apply a unified diff to the files (not the index); WorkspaceError with git's reason if it does not apply."""
+        with self.repo._locked():
+            applied = self._git(["apply", "--whitespace=nowarn", "-"], input=patch, check=False)
+        if applied.returncode != 0:
+            raise WorkspaceError(f"the patch does not apply to {self.branch}: {_detail(applied)}")
 
     def _refuse_conflict_markers(self) -> None:
         check = self._git(["diff", "--cached", "--check"], check=False).stdout
@@ -416,8 +441,10 @@ class GitRepo:
         trees = self._worktrees()
         if trees.get(path) != branch:
             self._refuse_checked_out(branch, trees, path)
+            self._clear_stale_locks(branch, None)
             self._git(["worktree", "add", "--quiet", str(path), branch])
         workspace = self._workspace(path, branch, resumed=True)
+        self._clear_stale_locks(branch, workspace.git_dir)
         if workspace._git(["status", "--porcelain"]).stdout.strip():
             raise WorkspaceError(
                 f"the workspace at {path} has uncommitted changes; commit or discard them before merging"
@@ -445,6 +472,23 @@ class GitRepo:
         if path in self._worktrees():
             self._git(["worktree", "remove", "--force", "--force", str(path)])
         shutil.rmtree(path, ignore_errors=True)  # a temporary dir that never became a worktree
+
+    def _clear_stale_locks(self, branch: str, admin_dir: Path | None) -> None:
+        """Remove the lock files a killed git process left on one of Shipyard's branches and in the
+        metadata of one of its worktrees (index.lock, ORIG_HEAD.lock, the branch's ref lock...).
+
+        Called with the repository lock held: no other Shipyard git call runs on this repository
+        (none is left running in the background either: gc.auto=0), and no one else works on
+        Shipyard's branches or in its worktrees, so such a lock file can only be a dead process's.
+        The user's branches, index and checkout are never touched.
+        """
+        if not branch.startswith(f"{BRANCH_PREFIX}/"):
+            return
+        stale = [self.git_dir / "refs" / "heads" / f"{branch}.lock"]
+        if admin_dir is not None and admin_dir.parent == self.git_dir / "worktrees":
+            stale += admin_dir.glob("*.lock")
+        for lock in stale:
+            lock.unlink(missing_ok=True)
 
     def _ensure_branch(self, branch: str, base_ref: str) -> tuple[str, bool]:
         """The branch's sha, and whether it was created now."""

@@ -173,7 +173,8 @@ class Script(BaseModel):
         try:
             return cls.model_validate(source)
         except ValidationError as exc:
-            raise ScriptError(f"{where}: not a valid script:\n{exc}") from None
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'script'}: {e['msg']}" for e in exc.errors())
+            raise ScriptError(f"{where}: not a valid script: {problems}") from None
 
 
 def _clip(text: str, limit: int) -> str:

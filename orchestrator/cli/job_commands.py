@@ -8,10 +8,12 @@ import threading
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.syntax import Syntax
 
+from agents.plan import Plan
 from agents.scripted_model import ScriptedModelServer
 from orchestrator.cli import options
 from orchestrator.cli.render import ProgressView, event_line, jobs_table, plan_table, report_view
@@ -94,8 +96,21 @@ def approve(
     """Approve the plan of a waiting job (optionally an edited plan) and run it."""
     runner = _runner()
     job = _job(runner, job_id)
-    plan = json.loads(plan_file.read_text()) if plan_file else None
+    plan = _edited_plan(plan_file) if plan_file else None
     _drive(runner, job.id, lambda: runner.approve(job.id, plan))
+
+
+def _edited_plan(path: Path) -> dict:
+    """The plan in `path`, checked before the job runs on with it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        Plan.model_validate(data)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise typer.BadParameter(f"{path} is not a readable JSON file ({exc})", param_hint="--plan") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'plan'}: {e['msg']}" for e in exc.errors())
+        raise typer.BadParameter(f"{path} is not a valid plan: {problems}", param_hint="--plan") from None
+    return data
 
 
 def reject(
@@ -154,7 +169,10 @@ def export(
     lines = [event.model_dump_json() for event in runner.events.list(job.id)]
     text = "\n".join(lines) + "\n"
     if output:
-        output.write_text(text)
+        try:
+            output.write_text(text)
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot write {output}: {exc.strerror}", param_hint="--output") from None
         console.print(f"wrote {len(lines)} events to {output}")
     else:
         typer.echo(text, nl=False)

@@ -35,10 +35,10 @@ def create_app(secret: str, records: Records, on_delivery: Callable[[], None],
         try:
             payload = json.loads(body)
             parsed = parse_event(event, payload)
-        except json.JSONDecodeError:
-            return _error(400, "the body is not JSON: set the webhook's content type to application/json")
         except PayloadError as exc:
             return _error(400, str(exc))
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested deeper than any payload
+            return _error(400, "the body is not JSON: set the webhook's content type to application/json")
         if parsed is None:
             return JSONResponse({"ignored": f"{event} events are not handled"}, status_code=202)
         # The store is synchronous: off the event loop, so that other requests are answered meanwhile.

@@ -257,8 +257,8 @@ async def test_retry_runs_a_failed_job_again_from_its_checkpoint(make_demo: Make
     # The planner's first answer is refused: the job fails after preparing, and its checkpoint stays.
     demo = make_demo(Script.load([{"match": {"role": "planner"}, "status": 400, "message": "overloaded"}]))
     job = demo.submit()
-    with pytest.raises(Exception, match="overloaded"):
-        JobRunner(demo.settings).run(job.id)
+    failed = JobRunner(demo.settings).run(job.id)  # a model that refuses fails the job; it does not raise
+    assert "overloaded" in (failed.error or "")
     assert demo.status(job.id) == JobStatus.FAILED
     demo.server.reset(SCRIPT)  # the endpoint is back
     app = demo.app()
