@@ -316,15 +316,19 @@ def _sigkills(kills: int) -> Callable[[Path, int], Outcome]:
                 except TimeoutError:
                     kit.kill_runner(process)
                     return Outcome(note=f"no progress after {done} kills")
-                if not process.is_alive():
-                    break  # the job ended before all kills: fewer trials of this one
+                if not process.is_alive():  # the job ended before all kills
+                    ended = runner.jobs.get(job_id)
+                    if ended.status != JobStatus.SUCCEEDED:
+                        return Outcome(note=f"after {done} kills the runner stopped: {ended.status.value}: "
+                                            f"{ended.error}")
+                    break
                 time.sleep(rng.uniform(0, 0.3))
                 kit.kill_runner(process)
                 done += 1
                 events = runner.events.list(job_id)
                 last = events[-1].id if events else last
             outcome = _finish(runner, repo, _run(runner, job_id))
-            outcome.note = f"{done} SIGKILLs, then resumed"
+            outcome.note = f"{done} SIGKILLs, then resumed" + (f": {outcome.note}" if outcome.note else "")
         return outcome
 
     return run

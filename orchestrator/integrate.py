@@ -17,7 +17,7 @@ def integrate_results(s: JobServices, the_plan: Plan, approved: list[SubtaskResu
         sub = the_plan.get(result.id)
         message = f"Merge {result.branch}: {sub.title}"
         path = s.worktree_path("integrate")
-        s.drop_workspace("integrate")  # left mid-merge by a run that was killed: this merge starts over
+        s.repo.discard_workspace(path)  # left mid-merge by a run that was killed: this merge starts over
         merge = s.repo.merge(s.job_branch, result.branch, path, keep_conflicted=True, message=message)
         if merge.ok:
             s.repo.remove_workspace(s.repo.open_workspace(path))

@@ -267,6 +267,7 @@ class GitRepo:
         """Create `branch` at base_ref unless it exists; its sha. No checkout is involved."""
         _check_branch(branch)
         with self._locked():
+            self._clear_stale_locks(branch, None)
             return self._ensure_branch(branch, base_ref)[0]
 
     def create_workspace(self, branch: str, base_ref: str, path: Path) -> Workspace:
@@ -284,6 +285,8 @@ class GitRepo:
             if trees.get(path) == branch:
                 return self._workspace(path, branch, resumed=True)
             self._refuse_checked_out(branch, trees, path)
+            self._clear_debris(path, trees)
+            self._clear_stale_locks(branch, None)
             _, created = self._ensure_branch(branch, base_ref)
             self._git(["worktree", "add", "--quiet", str(path), branch])
             return self._workspace(path, branch, resumed=not created)
@@ -297,6 +300,14 @@ class GitRepo:
                 f"{path} is not a Shipyard workspace of {self.source}; create one with create_workspace()"
             )
         return self._workspace(path, branch, resumed=True)
+
+    def discard_workspace(self, path: Path) -> None:
+        """Remove whatever is at `path`: a worktree, or what a git killed mid-way left of one; the files,
+        uncommitted work included, go; the branch and its commits stay."""
+        path = self._workspace_path(path)
+        with self._locked():
+            self._discard(path)
+            self._git(["worktree", "prune"])
 
     def remove_workspace(self, workspace: Workspace) -> None:
         """Delete the worktree, uncommitted work included; its branch and commits are kept."""
@@ -441,6 +452,7 @@ class GitRepo:
         trees = self._worktrees()
         if trees.get(path) != branch:
             self._refuse_checked_out(branch, trees, path)
+            self._clear_debris(path, trees)
             self._clear_stale_locks(branch, None)
             self._git(["worktree", "add", "--quiet", str(path), branch])
         workspace = self._workspace(path, branch, resumed=True)
@@ -472,6 +484,21 @@ class GitRepo:
         if path in self._worktrees():
             self._git(["worktree", "remove", "--force", "--force", str(path)])
         shutil.rmtree(path, ignore_errors=True)  # a temporary dir that never became a worktree
+
+    def _clear_debris(self, path: Path, trees: dict[Path, str | None]) -> None:
+        """Remove what a git killed mid `worktree add` or `worktree remove` left at `path`: an empty
+        directory, or one whose .git file points into this repository's worktree metadata though it is
+        no longer registered. Anything else there is left for git to refuse."""
+        if path in trees or not path.is_dir():
+            return
+        dot_git = path / ".git"
+        try:
+            target = dot_git.read_text().strip().removeprefix("gitdir:").strip() if dot_git.is_file() else ""
+        except OSError:
+            target = ""
+        ours = bool(target) and Path(os.path.normpath(path / target)).parent == self.git_dir / "worktrees"
+        if ours or not any(path.iterdir()):
+            shutil.rmtree(path, ignore_errors=True)
 
     def _clear_stale_locks(self, branch: str, admin_dir: Path | None) -> None:
         """Remove the lock files a killed git process left on one of Shipyard's branches and in the
