@@ -181,7 +181,9 @@ class JobRunner:
             if job.status == JobStatus.QUEUED:
                 self.jobs.update(job.id, JobStatus.PLANNING)
             try:
-                app.invoke(graph_input, config)
+                # Sync durability: a stage's result is on disk before the next stage starts, so a
+                # SIGKILL can cost at most the stage in flight, never one that already finished.
+                app.invoke(graph_input, config, durability="sync")
             except JobCancelled:
                 self.events.emit(job.id, "job.finished", payload={"status": "cancelled"})
                 return self.jobs.get(job.id)
