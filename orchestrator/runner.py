@@ -174,8 +174,10 @@ class JobRunner:
                 snapshot = app.get_state(config)
             if resume is not None:
                 graph_input: Any = Command(resume=resume)
-            elif snapshot.next:
-                graph_input = None  # crashed or stopped mid-way: continue from the checkpoint
+            elif snapshot.next or snapshot.tasks:
+                # Crashed or stopped mid-way: continue from the checkpoint. A crash after a step's
+                # tasks all finished, before the next checkpoint, leaves none "next", only their writes.
+                graph_input = None
             else:
                 graph_input = {}
             if job.status == JobStatus.QUEUED:

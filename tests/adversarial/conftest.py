@@ -6,19 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kit import BACKENDS, HostSecrets, LoopbackServer, backend_unavailable, host_secrets, make_big_tree, outside_tmp
-
-_unavailable: dict[str, str | None] = {}
-
-
-def require_backend(name: str) -> str:
-    """Skip (a failure in CI, where the backend is required) when the backend does not work here."""
-    if name not in _unavailable:
-        _unavailable[name] = backend_unavailable(name)
-    if _unavailable[name]:
-        pytest.skip(f"the {name} sandbox cannot run here: {_unavailable[name]}")
-    return name
-
+from kit import BACKENDS, HostSecrets, LoopbackServer, host_secrets, make_big_tree, outside_tmp, require_backend
 
 # Sandbox cases run on every backend present; each carries its backend's marker.
 BACKEND_PARAMS = [pytest.param(name, marks=getattr(pytest.mark, name), id=name) for name in BACKENDS]

@@ -57,6 +57,20 @@ def backend_unavailable(name: str) -> str | None:
     return None if found.ok else found.detail
 
 
+_unavailable: dict[str, str | None] = {}
+
+
+def require_backend(name: str) -> str:
+    """Skip the test (a failure in CI, where present backends are required) when the backend does not work here."""
+    import pytest
+
+    if name not in _unavailable:
+        _unavailable[name] = backend_unavailable(name)
+    if _unavailable[name]:
+        pytest.skip(f"the {name} sandbox cannot run here: {_unavailable[name]}")
+    return name
+
+
 def make_backend(name: str, hide: tuple[Path, ...] = ()) -> SandboxBackend:
     return BubblewrapBackend(hide=[str(p) for p in hide]) if name == "bubblewrap" else DockerBackend()
 
@@ -450,14 +464,32 @@ def _forkserver() -> Any:
     return _context
 
 
-def _run_job(settings: Settings, job_id: str) -> None:
+def _run_job(settings: Settings, job_id: str, die_after_writes_to: str | None) -> None:
     os.setsid()  # its own process group: a kill takes its sandboxes with it
+    if die_after_writes_to is not None:
+        _die_after_writes(die_after_writes_to)
     JobRunner(settings).run(job_id)
 
 
-def start_runner(settings: Settings, job_id: str) -> Any:
-    """`JobRunner.run(job_id)` in a process of its own, returned started."""
-    process = _forkserver().Process(target=_run_job, args=(settings, job_id), daemon=False)
+def _die_after_writes(channel: str) -> None:
+    """SIGKILL this process as soon as a graph task's writes to `channel` are saved: the moment a
+    step's work is in the checkpoint store, before the checkpoint of the next step exists."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    put_writes = SqliteSaver.put_writes
+
+    def put_then_die(self: Any, config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
+        put_writes(self, config, writes, task_id, task_path)
+        if any(name == channel for name, _ in writes):
+            os.kill(os.getpid(), 9)
+
+    SqliteSaver.put_writes = put_then_die  # type: ignore[method-assign]
+
+
+def start_runner(settings: Settings, job_id: str, die_after_writes_to: str | None = None) -> Any:
+    """`JobRunner.run(job_id)` in a process of its own, returned started; with `die_after_writes_to`,
+    it kills itself once a step's writes to that state channel are saved."""
+    process = _forkserver().Process(target=_run_job, args=(settings, job_id, die_after_writes_to), daemon=False)
     process.start()
     return process
 

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require_backend
 from helpers import call, checkout_state, git, make_repo
 from kit import (
     CANARY_SSH,
@@ -19,6 +18,7 @@ from kit import (
     hostile_repo,
     make_backend,
     one_subtask_script,
+    require_backend,
     scripted_job,
 )
 

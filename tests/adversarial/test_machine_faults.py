@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require_backend
 from helpers import git, make_repo
 from kit import (
     can_mount,
@@ -24,6 +23,7 @@ from kit import (
     fill_disk,
     job_settings,
     kill_runner,
+    require_backend,
     restart_script,
     small_filesystem,
     sqlite_held,
@@ -264,3 +264,27 @@ def test_a_sandbox_container_killed_under_its_agent_is_replaced(tmp_path: Path) 
         fresh = sandbox.name
     names = [c.name for c in client.containers.list(all=True)]
     assert killed not in names and fresh not in names
+
+
+@pytest.mark.bubblewrap
+@pytest.mark.parametrize("channel", ["plan", "results", "tests_after"])
+def test_a_kill_between_a_steps_writes_and_the_next_checkpoint(tmp_path: Path, channel: str) -> None:
+    """The narrowest window, hit on purpose: the runner dies right after a step's results are saved
+    (the plan; a subtask's or a merge's results; the final tests) and before the next checkpoint.
+    The resumed job applies them and goes on: nothing is planned, coded or merged twice."""
+    backend = require_backend("bubblewrap")
+    repo = make_repo(tmp_path / "repo", {"README.md": "# chain\n"})
+    with ScriptedModelServer(chain_script(3)) as server:
+        settings = job_settings(tmp_path, server.base_url, backend, test_command="true")
+        runner = JobRunner(settings)
+        job_id = runner.submit(Task(instruction="chain", repo=str(repo), base="main")).id
+        process = start_runner(settings, job_id, die_after_writes_to=channel)
+        process.join(60)
+        assert process.exitcode == -9, process.exitcode
+        final = runner.run(job_id)
+        planner_calls = [r for r in server.requests if r.role == "planner"]
+    assert final.status == JobStatus.SUCCEEDED, final.error
+    assert len(planner_calls) == 1
+    _check_chain(runner, repo, job_id, n=3)
+    kinds = Counter(e.kind for e in runner.events.list(job_id))
+    assert kinds["plan.ready"] == 1 and kinds["job.prepared"] == 1 and kinds["agent.commit"] == 3, kinds

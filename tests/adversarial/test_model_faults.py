@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require_backend
 from helpers import call, git, make_repo
-from kit import branches, one_subtask_script, scripted_job, work_lost
+from kit import branches, one_subtask_script, require_backend, scripted_job, work_lost
 
 from orchestrator.jobs import JobStatus
 
