@@ -24,11 +24,11 @@ import yaml
 
 from agents.scripted_model import ScriptedModelServer
 from bench.common import write_results
-from orchestrator.demo import demo_settings
-from orchestrator.evaluation import mini_suite
-from orchestrator.evaluation.instances import load_instances
-from orchestrator.evaluation.results import EvalReport
-from orchestrator.evaluation.runner import EvalOptions, EvalRunner
+from orchestrator.apps.demo import demo_settings
+from orchestrator.apps.evaluation import mini_suite
+from orchestrator.apps.evaluation.instances import load_instances
+from orchestrator.apps.evaluation.results import EvalReport
+from orchestrator.apps.evaluation.runner import EvalOptions, EvalRunner
 
 
 def run_suite(workers: int, latency: float, backend: str) -> tuple[EvalReport, float, int]:

@@ -39,8 +39,8 @@ from helpers import call, git, make_repo  # noqa: E402
 
 from agents.scripted_model import ScriptedModelServer  # noqa: E402
 from bench.common import write_results  # noqa: E402
-from orchestrator.jobs import Job, JobStatus, Task  # noqa: E402
-from orchestrator.runner import JobRunner  # noqa: E402
+from orchestrator.runtime.director import Director  # noqa: E402
+from orchestrator.store.jobs import Job, JobStatus, Task  # noqa: E402
 from sandboxes.base import SandboxLimits, SandboxSpec  # noqa: E402
 
 ABUSE_LIMITS = SandboxLimits(memory_mb=256, pids=64, tmp_mb=64, cpus=1.0, exec_timeout=5)
@@ -59,7 +59,7 @@ class Fault:
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _finish(runner: JobRunner, repo: Path, job: Job | BaseException, expect_failure: str | None = None) -> Outcome:
+def _finish(runner: Director, repo: Path, job: Job | BaseException, expect_failure: str | None = None) -> Outcome:
     """Count a job's end: finished, or failed with a recorded reason (containing `expect_failure`)."""
     if isinstance(job, BaseException):
         return Outcome(note=f"raised {type(job).__name__}: {job}")
@@ -76,14 +76,14 @@ def _finish(runner: JobRunner, repo: Path, job: Job | BaseException, expect_fail
     return outcome
 
 
-def _run(runner: JobRunner, job_id: str) -> Job | BaseException:
+def _run(runner: Director, job_id: str) -> Job | BaseException:
     try:
         return runner.run(job_id)
     except BaseException as exc:  # noqa: BLE001 - counted as not clean
         return exc
 
 
-def _leaks(secrets: kit.HostSecrets | None, runner: JobRunner, job_id: str, server: ScriptedModelServer) -> list[str]:
+def _leaks(secrets: kit.HostSecrets | None, runner: Director, job_id: str, server: ScriptedModelServer) -> list[str]:
     """Canaries in the job's events or in anything sent to the model."""
     if secrets is None:
         return []
@@ -303,7 +303,7 @@ def _sigkills(kills: int) -> Callable[[Path, int], Outcome]:
         repo = make_repo(work / "repo", {"README.md": "# chain\n"})
         with ScriptedModelServer(kit.chain_script(max(4, kills * 2 // 3))) as server:
             settings = kit.job_settings(work, server.base_url, "bubblewrap", test_command="true")
-            runner = JobRunner(settings)
+            runner = Director(settings)
             job_id = runner.submit(Task(instruction="chain", repo=str(repo), base="main")).id
             done = 0
             last = 0
@@ -342,7 +342,7 @@ def _daemon_restart(work: Path, trial: int) -> Outcome:
     with kit.private_dockerd() as daemon, ScriptedModelServer(kit.restart_script()) as server:
         os.environ["DOCKER_HOST"] = daemon.host
         try:
-            runner = JobRunner(kit.job_settings(work, server.base_url, "docker", image=kit.MINI_IMAGE,
+            runner = Director(kit.job_settings(work, server.base_url, "docker", image=kit.MINI_IMAGE,
                                                 test_command="test -f s1.txt"))
             job = runner.submit(Task(instruction="note", repo=str(repo), base="main"))
             result: list[Any] = []
@@ -392,7 +392,7 @@ def _disk_full(work: Path, trial: int) -> Outcome:
     repo = make_repo(work / "repo", {"README.md": "# chain\n"})
     with kit.small_filesystem(work / "disk", 64) as disk, ScriptedModelServer(kit.chain_script(3, 0.2)) as server:
         settings = kit.job_settings(work, server.base_url, "bubblewrap", test_command="true", state_dir=disk / "state")
-        runner = JobRunner(settings)
+        runner = Director(settings)
         job = runner.submit(Task(instruction="chain", repo=str(repo), base="main"))
         process = kit.start_runner(settings, job.id)
         kit.wait_for(lambda: any(e.kind == "merge" for e in runner.events.list(job.id)), 60, "the first merge")
@@ -411,7 +411,7 @@ def _db_locked(work: Path, trial: int) -> Outcome:
     repo = make_repo(work / "repo", {"README.md": "# chain\n"})
     with ScriptedModelServer(kit.chain_script(2, 0.3)) as server:
         settings = kit.job_settings(work, server.base_url, "bubblewrap", test_command="true")
-        runner = JobRunner(settings)
+        runner = Director(settings)
         job = runner.submit(Task(instruction="chain", repo=str(repo), base="main"))
         process = kit.start_runner(settings, job.id)
         kit.wait_for(lambda: runner.events.list(job.id, after=1), 30, "the job to start")

@@ -35,11 +35,11 @@ from sqlalchemy import select
 
 from agents.scripted_model import ScriptedModelServer
 from bench.common import write_results
-from orchestrator.config import load_settings
-from orchestrator.jobs import JobStatus, Task
-from orchestrator.queue import QUEUE_NAME
-from orchestrator.runner import JobRunner
-from orchestrator.store import workers
+from orchestrator.config.settings import load_settings
+from orchestrator.runtime.director import Director
+from orchestrator.runtime.queue import QUEUE_NAME
+from orchestrator.store.db import workers
+from orchestrator.store.jobs import JobStatus, Task
 from tests.helpers import call, make_repo
 from tests.jobs.throwaway_pg import ThrowawayPostgres, unavailable_reason
 
@@ -76,7 +76,7 @@ class Site:
         }
         os.environ.update(self.env)
         try:
-            self.runner = JobRunner(load_settings(root))
+            self.runner = Director(load_settings(root))
         finally:
             for key in self.env:
                 if key.startswith("SHIPYARD_"):

@@ -23,16 +23,16 @@ import openai
 from agents.scripted_model import ScriptedModelServer
 from agents.tools import TOOLS
 from bench.common import write_results
-from orchestrator.demo import demo_settings
-from orchestrator.jobs import Task
-from orchestrator.runner import JobRunner
+from orchestrator.apps.demo import demo_settings
+from orchestrator.runtime.director import Director
+from orchestrator.store.jobs import Task
 from tests.helpers import approve, call, coder, make_repo, plan_entry, subtask
 
 
-def _job(workdir: Path, script: list[dict[str, Any]], backend: str) -> tuple[JobRunner, str, float]:
+def _job(workdir: Path, script: list[dict[str, Any]], backend: str) -> tuple[Director, str, float]:
     repo = make_repo(workdir / "repo", {"notes.txt": "one\ntwo\nthree\n"})
     with ScriptedModelServer(script) as server:
-        runner = JobRunner(demo_settings(workdir, server.base_url, backend))
+        runner = Director(demo_settings(workdir, server.base_url, backend))
         job = runner.submit(Task(instruction="bench", repo=str(repo)))
         started = time.perf_counter()
         job = runner.run(job.id)

@@ -27,10 +27,10 @@ from typing import Any
 from textual.pilot import Pilot
 
 from bench.common import write_results
-from orchestrator.config import Settings, load_settings
-from orchestrator.events import Event
-from orchestrator.jobs import JobStatus, Task
-from orchestrator.runner import JobRunner
+from orchestrator.config.settings import Settings, load_settings
+from orchestrator.runtime.director import Director
+from orchestrator.store.event_log import Event
+from orchestrator.store.jobs import JobStatus, Task
 from tui.app import ShipyardApp
 from tui.screens.job import JobScreen
 from tui.widgets.plan_tree import PlanTree
@@ -82,7 +82,7 @@ def job_events(total: int) -> Iterator[Event]:
             count += 3
 
 
-def write(runner: JobRunner, total: int) -> None:
+def write(runner: Director, total: int) -> None:
     for event in job_events(total):
         runner.events.append(event)
     runner.jobs.update(JOB_ID, JobStatus.SUCCEEDED)
@@ -99,7 +99,7 @@ async def follow_live(pilot: Pilot[Any], settings: Settings, total: int) -> dict
     """The job screen following the job while a thread writes its events; keys pressed meanwhile."""
     screen = await open_job(pilot)
     tree = screen.query_one(PlanTree)
-    writer = threading.Thread(target=write, args=(JobRunner(settings), total), daemon=True)
+    writer = threading.Thread(target=write, args=(Director(settings), total), daemon=True)
     started = time.perf_counter()
     writer.start()
     while not tree.root.children:  # the plan is in: the cursor has somewhere to go
@@ -147,7 +147,7 @@ async def catch_up(pilot: Pilot[Any], total: int) -> dict[str, Any]:
 async def main(total: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(Path(tmp)).model_copy(update={"state_dir": Path(tmp) / "state"})
-        runner = JobRunner(settings)
+        runner = Director(settings)
         runner.jobs.create(Task(instruction="Eight changes at once", repo=tmp), job_id=JOB_ID)
         runner.jobs.update(JOB_ID, JobStatus.RUNNING)
         app = ShipyardApp(settings, Path(tmp), launcher=lambda *a, **k: None, poll_interval=0.1)

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from agents.scripted_model import ScriptedModelServer
-from orchestrator.demo import demo_settings
-from orchestrator.runner import JobRunner
+from orchestrator.apps.demo import demo_settings
+from orchestrator.runtime.director import Director
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "T",
            "GIT_COMMITTER_EMAIL": "t@example.invalid", "PATH": "/usr/bin:/bin"}
@@ -35,19 +35,19 @@ def checkout_state(repo: Path) -> tuple[str, str, str]:
 
 
 class ScriptedJobs:
-    """A scripted model server plus a JobRunner whose every role talks to it."""
+    """A scripted model server plus a Director whose every role talks to it."""
 
     def __init__(self, workdir: Path, backend: str):
         self.workdir = workdir
         self.backend = backend
         self.server: ScriptedModelServer | None = None
 
-    def runner(self, script: Any, **settings: Any) -> JobRunner:
+    def runner(self, script: Any, **settings: Any) -> Director:
         if self.server is not None:
             self.server.stop()
         self.server = ScriptedModelServer(script).start()
         base = demo_settings(self.workdir, self.server.base_url, self.backend)
-        return JobRunner(base.model_copy(update=settings))
+        return Director(base.model_copy(update=settings))
 
     def close(self) -> None:
         if self.server is not None:

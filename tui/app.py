@@ -1,7 +1,7 @@
 """The director's console: a Textual app over the job store.
 
 It only reads the store (jobs and their event log, by polling) and calls orchestrator
-functions. Jobs run in processes of their own (`orchestrator.background.launch`), so
+functions. Jobs run in processes of their own (`orchestrator.runtime.background.launch`), so
 closing the app never stops one.
 """
 
@@ -18,10 +18,10 @@ from typing import Any, Protocol, TypeVar
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
-from orchestrator.background import launch
-from orchestrator.config import Settings
-from orchestrator.jobs import Job, JobStatus, Task
-from orchestrator.runner import JobRunner
+from orchestrator.config.settings import Settings
+from orchestrator.runtime.background import launch
+from orchestrator.runtime.director import Director
+from orchestrator.store.jobs import Job, JobStatus, Task
 from tui.screens.jobs import JobsScreen
 
 Clock = Callable[[], float]
@@ -47,7 +47,7 @@ class ShipyardApp(App[None]):
         self.launcher = launcher
         self.clock = clock
         self.poll_interval = poll_interval
-        self.runner = JobRunner(settings)
+        self.runner = Director(settings)
         self.sub_title = repo.name
         self._statuses: dict[str, JobStatus] | None = None
         self._children: list[subprocess.Popen[bytes]] = []

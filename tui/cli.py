@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from orchestrator.config import load_settings
+from orchestrator.config.settings import load_settings
 
 
 def tui(repo: Path = typer.Option(Path("."), "--repo", help="the repository new tasks default to")) -> None:

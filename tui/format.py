@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.text import Text
 
-from orchestrator.cli.render import STATUS_STYLE
+from orchestrator.apps.cli.render import STATUS_STYLE
 
 STYLE: dict[str, str] = {
     **STATUS_STYLE,

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict, deque
 from typing import Any
 
-from orchestrator.events import Event
+from orchestrator.store.event_log import Event
 from tui.format import ICON, STYLE, duration, first_line, label, money, short, tokens
 
 Span = tuple[str, str]  # text, style

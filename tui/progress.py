@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.events import Event
+from orchestrator.store.event_log import Event
 
 # Enough for any real job; a runaway stream of test runs or reviews cannot grow memory.
 MAX_RECORDS = 200

@@ -29,11 +29,11 @@ from helpers import GIT_ENV, call, git, make_repo
 
 from agents.models import ModelSpec
 from agents.scripted_model import ScriptedModelServer
-from orchestrator.config import Settings
-from orchestrator.demo import demo_settings
-from orchestrator.events import Event
-from orchestrator.jobs import Job, JobStatus, Task
-from orchestrator.runner import JobRunner
+from orchestrator.apps.demo import demo_settings
+from orchestrator.config.settings import Settings
+from orchestrator.runtime.director import Director
+from orchestrator.store.event_log import Event
+from orchestrator.store.jobs import Job, JobStatus, Task
 from sandboxes.base import SandboxBackend
 from sandboxes.bubblewrap import BubblewrapBackend
 from sandboxes.docker_backend import DockerBackend
@@ -335,7 +335,7 @@ class ScriptedJob:
     """A scripted model server and a runner whose every role talks to it."""
 
     server: ScriptedModelServer
-    runner: JobRunner
+    runner: Director
     repo: Path
 
     def submit(self, instruction: str = "do the task", **task: Any) -> Job:
@@ -348,7 +348,7 @@ class ScriptedJob:
 @contextlib.contextmanager
 def scripted_job(workdir: Path, repo: Path, script: Any, backend: str, **settings: Any) -> Iterator[ScriptedJob]:
     with ScriptedModelServer(script) as server:
-        runner = JobRunner(job_settings(workdir, server.base_url, backend, **settings))
+        runner = Director(job_settings(workdir, server.base_url, backend, **settings))
         yield ScriptedJob(server=server, runner=runner, repo=repo)
 
 
@@ -377,7 +377,7 @@ def tool_outputs(events: list[Event]) -> list[str]:
     return [str(e.payload.get("output", "")) for e in events if e.kind == "agent.tool_result"]
 
 
-def work_lost(runner: JobRunner, repo: Path, job_id: str) -> list[str]:
+def work_lost(runner: Director, repo: Path, job_id: str) -> list[str]:
     """What a job recorded as done but the repository no longer holds; [] when nothing is lost.
 
     Every agent commit the events announce is on a branch of the job, every successful
@@ -460,7 +460,7 @@ def _forkserver() -> Any:
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["orchestrator.runner", "agents.roles", "sandboxes.select"])
+        _context.set_forkserver_preload(["orchestrator.runtime.director", "agents.roles", "sandboxes.select"])
     return _context
 
 
@@ -468,7 +468,7 @@ def _run_job(settings: Settings, job_id: str, die_after_writes_to: str | None) -
     os.setsid()  # its own process group: a kill takes its sandboxes with it
     if die_after_writes_to is not None:
         _die_after_writes(die_after_writes_to)
-    JobRunner(settings).run(job_id)
+    Director(settings).run(job_id)
 
 
 def _die_after_writes(channel: str) -> None:
@@ -487,7 +487,7 @@ def _die_after_writes(channel: str) -> None:
 
 
 def start_runner(settings: Settings, job_id: str, die_after_writes_to: str | None = None) -> Any:
-    """`JobRunner.run(job_id)` in a process of its own, returned started; with `die_after_writes_to`,
+    """`Director.run(job_id)` in a process of its own, returned started; with `die_after_writes_to`,
     it kills itself once a step's writes to that state channel are saved."""
     process = _forkserver().Process(target=_run_job, args=(settings, job_id, die_after_writes_to), daemon=False)
     process.start()

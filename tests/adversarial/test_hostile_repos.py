@@ -25,9 +25,9 @@ from kit import (
 from agents.repo_info import detect_test_command, file_tree, read_readme
 from agents.repo_map import build_repo_map
 from agents.tools import ToolObservation, Toolset
-from orchestrator.jobs import JobStatus
+from orchestrator.store.jobs import JobStatus
 from sandboxes.base import SandboxLimits, SandboxSpec
-from sandboxes.workspace import GitRepo
+from sandboxes.git.workspace import GitRepo
 
 OTHER_SECRET = "ANOTHER-AGENTS-UNCOMMITTED-WORK"
 

@@ -15,7 +15,7 @@ import pytest
 from helpers import call, checkout_state, git, make_repo
 from kit import HostSecrets, LoopbackServer, branches, one_subtask_script, scripted_job, tool_outputs
 
-from orchestrator.jobs import JobStatus
+from orchestrator.store.jobs import JobStatus
 
 INJECTION = """# Tools
 

@@ -17,10 +17,10 @@ from helpers import make_repo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.cli.main import main as shipyard_main
-from orchestrator.config import ConfigError, Settings, load_settings
-from orchestrator.jobs import JobStatus, Task
-from orchestrator.runner import JobRunner
+from orchestrator.apps.cli.main import main as shipyard_main
+from orchestrator.config.settings import ConfigError, Settings, load_settings
+from orchestrator.runtime.director import Director
+from orchestrator.store.jobs import JobStatus, Task
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUZZ = settings(max_examples=int(os.environ.get("SHIPYARD_FUZZ_EXAMPLES", "150")), deadline=None,
@@ -47,7 +47,7 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("SHIPYARD_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.chdir(tmp_path)
     repo = make_repo(tmp_path / "repo", {"README.md": "hi\n"})
-    runner = JobRunner(load_settings(tmp_path))
+    runner = Director(load_settings(tmp_path))
     job = runner.jobs.create(Task(instruction="x", repo=str(repo), base="main", approve_plan=True))
     runner.jobs.update(job.id, JobStatus.AWAITING_APPROVAL)
     (tmp_path / "bad.json").write_text("{not json")
@@ -276,11 +276,11 @@ def deliveries(draw: Any) -> tuple[str, bytes]:
 
 @pytest.fixture(scope="module")
 def webhook() -> Any:
-    github = pytest.importorskip("orchestrator.github.webhook", reason="the GitHub App is not in this tree")
+    github = pytest.importorskip("orchestrator.apps.github.webhook", reason="the GitHub App is not in this tree")
     from starlette.testclient import TestClient
 
-    from orchestrator.github.records import Records
-    from orchestrator.store import open_store
+    from orchestrator.apps.github.records import Records
+    from orchestrator.store.db import open_store
 
     with tempfile.TemporaryDirectory() as tmp:
         records = Records(open_store(f"sqlite:///{tmp}/github.db"))
@@ -292,7 +292,7 @@ def webhook() -> Any:
 @given(deliveries(), st.uuids())
 def test_fuzzed_webhook_deliveries_get_a_clear_4xx_never_a_crash(webhook: Any, delivery: tuple[str, bytes],
                                                                   delivery_id: Any) -> None:
-    from orchestrator.github.signature import sign
+    from orchestrator.apps.github.signature import sign
 
     event, body = delivery
     headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": str(delivery_id),

@@ -34,9 +34,9 @@ from kit import (
 )
 
 from agents.scripted_model import ScriptedModelServer
-from orchestrator.events import Event
-from orchestrator.jobs import JobStatus, Task
-from orchestrator.runner import JobRunner
+from orchestrator.runtime.director import Director
+from orchestrator.store.event_log import Event
+from orchestrator.store.jobs import JobStatus, Task
 
 CHAIN = 12  # subtasks, each depending on the one before: a long, strictly ordered job
 # Events that mark a finished unit of work (a checkpointed stage or node follows each).
@@ -49,7 +49,7 @@ def _key(event: Event) -> tuple[Any, ...]:
             payload.get("passed"))
 
 
-def _check_chain(runner: JobRunner, repo: Path, job_id: str, n: int = CHAIN) -> None:
+def _check_chain(runner: Director, repo: Path, job_id: str, n: int = CHAIN) -> None:
     assert work_lost(runner, repo, job_id) == []
     base = git(repo, "rev-parse", "main").strip()
     authors = git(repo, "log", "--no-merges", "--format=%an", f"{base}..shipyard/{job_id}").split("\n")
@@ -69,7 +69,7 @@ def test_twenty_sigkills_in_a_row_lose_and_duplicate_nothing(tmp_path: Path) -> 
     with ScriptedModelServer(chain_script()) as server:
         # A reference run, never killed: every event the killed job must also have.
         reference_repo = make_repo(tmp_path / "reference", {"README.md": "# chain\n"})
-        reference = JobRunner(job_settings(tmp_path / "ref", server.base_url, backend, test_command="true"))
+        reference = Director(job_settings(tmp_path / "ref", server.base_url, backend, test_command="true"))
         ref_job = reference.run(reference.submit(Task(instruction="chain", repo=str(reference_repo),
                                                       base="main")).id)
         assert ref_job.status == JobStatus.SUCCEEDED, ref_job.error
@@ -77,7 +77,7 @@ def test_twenty_sigkills_in_a_row_lose_and_duplicate_nothing(tmp_path: Path) -> 
 
         repo = make_repo(tmp_path / "repo", {"README.md": "# chain\n"})
         settings = job_settings(tmp_path, server.base_url, backend, test_command="true")
-        runner = JobRunner(settings)
+        runner = Director(settings)
         job_id = runner.submit(Task(instruction="chain", repo=str(repo), base="main")).id
         attempts: list[list[Event]] = []
         last = 0
@@ -127,7 +127,7 @@ def test_a_database_locked_by_another_process_makes_the_job_wait(tmp_path: Path)
     repo = make_repo(tmp_path / "repo", {"README.md": "# chain\n"})
     with ScriptedModelServer(chain_script(2, latency=0.3)) as server:
         settings = job_settings(tmp_path, server.base_url, backend, test_command="true")
-        runner = JobRunner(settings)
+        runner = Director(settings)
         job = runner.submit(Task(instruction="chain", repo=str(repo), base="main"))
         process = start_runner(settings, job.id)
         try:
@@ -157,7 +157,7 @@ def test_a_disk_that_fills_up_mid_job_fails_it_cleanly_and_resume_finishes_it(tm
     repo = make_repo(tmp_path / "repo", {"README.md": "# chain\n"})
     with small_filesystem(tmp_path / "disk", 64) as disk, ScriptedModelServer(chain_script(3, 0.2)) as server:
         settings = job_settings(tmp_path, server.base_url, backend, test_command="true", state_dir=disk / "state")
-        runner = JobRunner(settings)
+        runner = Director(settings)
         job = runner.submit(Task(instruction="chain", repo=str(repo), base="main"))
         process = start_runner(settings, job.id)
         wait_for(lambda: any(e.kind == "merge" for e in runner.events.list(job.id)), 60, "the first merge")
@@ -196,7 +196,7 @@ def test_the_docker_daemon_restarted_mid_job(tmp_path: Path, monkeypatch: pytest
     repo = make_repo(tmp_path / "repo", {"README.md": "# chain\n"})
     with private_dockerd() as daemon, ScriptedModelServer(restart_script()) as server:
         monkeypatch.setenv("DOCKER_HOST", daemon.host)
-        runner = JobRunner(job_settings(tmp_path, server.base_url, "docker", image="shipyard-mini:latest",
+        runner = Director(job_settings(tmp_path, server.base_url, "docker", image="shipyard-mini:latest",
                                         test_command="test -f s1.txt"))
         job = runner.submit(Task(instruction="note", repo=str(repo), base="main"))
         outcome: list[Any] = []
@@ -225,7 +225,7 @@ def test_the_docker_daemon_restarted_mid_job(tmp_path: Path, monkeypatch: pytest
     assert leftover == [], leftover
 
 
-def _run_catching(runner: JobRunner, job_id: str) -> Any:
+def _run_catching(runner: Director, job_id: str) -> Any:
     try:
         return runner.run(job_id)
     except BaseException as exc:  # noqa: BLE001 - the test reports it, with its traceback
@@ -276,7 +276,7 @@ def test_a_kill_between_a_steps_writes_and_the_next_checkpoint(tmp_path: Path, c
     repo = make_repo(tmp_path / "repo", {"README.md": "# chain\n"})
     with ScriptedModelServer(chain_script(3)) as server:
         settings = job_settings(tmp_path, server.base_url, backend, test_command="true")
-        runner = JobRunner(settings)
+        runner = Director(settings)
         job_id = runner.submit(Task(instruction="chain", repo=str(repo), base="main")).id
         process = start_runner(settings, job_id, die_after_writes_to=channel)
         process.join(60)

@@ -10,7 +10,7 @@ import pytest
 from helpers import call, git, make_repo
 from kit import branches, one_subtask_script, require_backend, scripted_job, work_lost
 
-from orchestrator.jobs import JobStatus
+from orchestrator.store.jobs import JobStatus
 
 pytestmark = pytest.mark.bubblewrap
 

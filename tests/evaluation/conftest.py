@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from agents.scripted_model import ScriptedModelServer
-from orchestrator.evaluation import mini_suite
+from orchestrator.apps.evaluation import mini_suite
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from evalkit import shipyard_eval
 
-from orchestrator.evaluation import mini_suite
-from orchestrator.evaluation.grading import PytestRunner, patched_paths
-from orchestrator.evaluation.instances import InstanceError, load_instances
-from orchestrator.evaluation.models_file import ModelsFileError, load_models_file
+from orchestrator.apps.evaluation import mini_suite
+from orchestrator.apps.evaluation.grading import PytestRunner, patched_paths
+from orchestrator.apps.evaluation.instances import InstanceError, load_instances
+from orchestrator.apps.evaluation.models_file import ModelsFileError, load_models_file
 
 OFFICIAL = {
     "repo": "astropy/astropy", "instance_id": "astropy__astropy-12907",

@@ -9,7 +9,7 @@ import pytest
 from evalkit import INPUT_PRICE, OUTPUT_PRICE, models_toml, shipyard_eval
 
 from agents.scripted_model import ScriptedModelServer
-from orchestrator.evaluation import mini_suite
+from orchestrator.apps.evaluation import mini_suite
 from sandboxes.docker_backend import DockerBackend
 
 

@@ -11,10 +11,10 @@ from evalkit import models_toml, shipyard_eval
 from helpers import git, make_repo
 
 from agents.scripted_model import ScriptedModelServer
-from orchestrator.config import load_settings
-from orchestrator.evaluation import mini_suite
-from orchestrator.evaluation.instances import load_instances
-from orchestrator.evaluation.runner import EvalOptions, EvalRunner
+from orchestrator.apps.evaluation import mini_suite
+from orchestrator.apps.evaluation.instances import load_instances
+from orchestrator.apps.evaluation.runner import EvalOptions, EvalRunner
+from orchestrator.config.settings import load_settings
 
 GOLD = ("diff --git a/greet.py b/greet.py\n--- a/greet.py\n+++ b/greet.py\n@@ -1,2 +1,2 @@\n def greet(name):\n"
         "-    return 'hello ' + name\n+    return f'Hello, {name}!'\n")

@@ -19,11 +19,11 @@ from fake_github import FakeGitHub, ServerThread
 from helpers import GIT_ENV, git
 from jobs.jobkit import Deployment
 
-from orchestrator.config import load_settings
-from orchestrator.github.records import Records
-from orchestrator.github.service import GitHubService
-from orchestrator.github.signature import sign
-from orchestrator.runner import JobRunner
+from orchestrator.apps.github.records import Records
+from orchestrator.apps.github.service import GitHubService
+from orchestrator.apps.github.signature import sign
+from orchestrator.config.settings import load_settings
+from orchestrator.runtime.director import Director
 
 PAYLOADS = Path(__file__).parent / "payloads"
 REPO = "octo-org/widgets"
@@ -69,7 +69,7 @@ class GitHubWorld:
         self.http = httpx.Client(base_url=self.server.url, timeout=30)
 
     @property
-    def runner(self) -> JobRunner:
+    def runner(self) -> Director:
         return self.service.desk.runner
 
     @property

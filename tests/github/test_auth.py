@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from fake_github import FakeGitHub
 from helpers import make_repo
 
-from orchestrator.config import ConfigError
-from orchestrator.github.auth import InstallationToken, TokenCache, app_jwt, load_private_key
-from orchestrator.github.client import GitHub, GitHubError
+from orchestrator.apps.github.auth import InstallationToken, TokenCache, app_jwt, load_private_key
+from orchestrator.apps.github.client import GitHub, GitHubError
+from orchestrator.config.settings import ConfigError
 
 
 @pytest.fixture

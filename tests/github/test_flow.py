@@ -12,8 +12,8 @@ from appkit import REPO, GitHubWorld, payload
 from helpers import git
 from jobs.jobkit import wait_for
 
-from orchestrator.github import desk
-from orchestrator.jobs import JobStatus
+from orchestrator.apps.github import desk
+from orchestrator.store.jobs import JobStatus
 
 pytestmark = [pytest.mark.bubblewrap, pytest.mark.usefixtures("needs_bubblewrap")]
 

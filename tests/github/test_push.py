@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from fake_github import FakeGitHub
 from helpers import git, make_repo
 
-from orchestrator.github.client import GitHub
-from sandboxes.workspace import GitRepo, WorkspaceError
+from orchestrator.apps.github.client import GitHub
+from sandboxes.git.workspace import GitRepo, WorkspaceError
 
 
 @pytest.fixture

@@ -5,20 +5,20 @@ from __future__ import annotations
 import pytest
 
 from agents.models import ModelSpec, UsageTotals
-from orchestrator.config import Settings
-from orchestrator.events import Event
-from orchestrator.github.client import Comment
-from orchestrator.github.desk import _deliverable
-from orchestrator.github.instructions import instruction
-from orchestrator.github.payloads import User
-from orchestrator.github.repo_config import RepoConfigError, parse_repo_config
-from orchestrator.github.report_markdown import report_markdown
-from orchestrator.github.status import Progress, status_comment
-from orchestrator.github.triggers import ReviewSpot, Run, Thread
-from orchestrator.jobs import Job, JobStatus, Task
-from orchestrator.report import AgentReport, Report, SubtaskReport
-from orchestrator.state import TestRun as RunOfTests
-from sandboxes.workspace import DiffStat, FileStat
+from orchestrator.apps.github.client import Comment
+from orchestrator.apps.github.desk import _deliverable
+from orchestrator.apps.github.instructions import instruction
+from orchestrator.apps.github.payloads import User
+from orchestrator.apps.github.repo_config import RepoConfigError, parse_repo_config
+from orchestrator.apps.github.report_markdown import report_markdown
+from orchestrator.apps.github.status import Progress, status_comment
+from orchestrator.apps.github.triggers import ReviewSpot, Run, Thread
+from orchestrator.config.settings import Settings
+from orchestrator.engine.report import AgentReport, Report, SubtaskReport
+from orchestrator.engine.state import TestRun as RunOfTests
+from orchestrator.store.event_log import Event
+from orchestrator.store.jobs import Job, JobStatus, Task
+from sandboxes.git.workspace import DiffStat, FileStat
 
 PLAN = {"summary": "Add a note, as @octocat asked.", "subtasks": [
     {"id": "s1", "title": "Add a note", "instructions": "Create NOTE.md with one line.", "files": ["NOTE.md"]},

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from appkit import PAYLOADS, payload
 
-from orchestrator.config import GitHubSettings
-from orchestrator.github.payloads import (
+from orchestrator.apps.github.payloads import (
     InstallationEvent,
     IssueCommentEvent,
     IssuesEvent,
@@ -14,7 +13,8 @@ from orchestrator.github.payloads import (
     ReviewCommentEvent,
     parse_event,
 )
-from orchestrator.github.triggers import Approve, Ignore, InstallationChanged, Reject, Run, command_text, interpret
+from orchestrator.apps.github.triggers import Approve, Ignore, InstallationChanged, Reject, Run, command_text, interpret
+from orchestrator.config.settings import GitHubSettings
 
 SETTINGS = GitHubSettings()
 

@@ -13,8 +13,8 @@ import pytest
 from appkit import INSTALLATION, REPO, GitHubWorld, payload
 from jobs.jobkit import wait_for
 
-from orchestrator.github.signature import sign
-from orchestrator.notify import GitHubCommentSink, notification_for
+from orchestrator.apps.github.signature import sign
+from orchestrator.runtime.notify import GitHubCommentSink, notification_for
 
 
 def settle() -> None:

@@ -15,10 +15,10 @@ from helpers import call as tool_call
 from helpers import make_repo
 
 from agents.scripted_model import ScriptedModelServer
-from orchestrator.config import load_settings
-from orchestrator.events import Event
-from orchestrator.jobs import JobStatus, Task
-from orchestrator.runner import JobRunner
+from orchestrator.config.settings import load_settings
+from orchestrator.runtime.director import Director
+from orchestrator.store.event_log import Event
+from orchestrator.store.jobs import JobStatus, Task
 
 
 class WorkerProcess:
@@ -98,17 +98,17 @@ class Deployment:
             **{f"SHIPYARD_{k.upper()}": v for k, v in settings.items()},
         }
         self.workers: list[WorkerProcess] = []
-        self._runner: JobRunner | None = None
+        self._runner: Director | None = None
 
     @property
-    def runner(self) -> JobRunner:
+    def runner(self) -> Director:
         """A runner in this process, on the same settings as the workers."""
         if self._runner is None:
             with pytest.MonkeyPatch.context() as patch:
                 for key, value in self.env.items():
                     if key.startswith("SHIPYARD_"):
                         patch.setenv(key, value)
-                self._runner = JobRunner(load_settings(self.root))
+                self._runner = Director(load_settings(self.root))
         return self._runner
 
     def start_worker(self, *args: str) -> WorkerProcess:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from jobkit import Deployment, quick_script, wait_for
 
-from orchestrator.jobs import JobStatus
-from orchestrator.notify import Inbox
+from orchestrator.runtime.notify import Inbox
+from orchestrator.store.jobs import JobStatus
 
 pytestmark = pytest.mark.bubblewrap
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from jobkit import Deployment, wait_for
 
-from orchestrator.jobs import Job, JobStatus, Task
-from orchestrator.notify import CommandSink, SinkError, WebhookSink, notification_for
+from orchestrator.runtime.notify import CommandSink, SinkError, WebhookSink, notification_for
+from orchestrator.store.jobs import Job, JobStatus, Task
 
 
 class Receiver:

@@ -9,9 +9,9 @@ import pytest
 from helpers import git
 from jobkit import Deployment
 
-from orchestrator.jobs import JobLookupError, JobStatus
-from orchestrator.prune import parse_age, prune
-from orchestrator.runner import checkpointer
+from orchestrator.engine.checkpoints import checkpointer
+from orchestrator.runtime.prune import parse_age, prune
+from orchestrator.store.jobs import JobLookupError, JobStatus
 
 DAY = 86400.0
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 import pytest
 from jobkit import Deployment, quick_script, wait_for
 
-from orchestrator.events import Event
-from orchestrator.jobs import JobStatus
-from orchestrator.worker import LEASE_LOST
+from orchestrator.runtime.worker import LEASE_LOST
+from orchestrator.store.event_log import Event
+from orchestrator.store.jobs import JobStatus
 
 pytestmark = pytest.mark.bubblewrap
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import ConfigError, load_settings, masked
+from orchestrator.config.settings import ConfigError, load_settings, masked
 
 
 def _write(path: Path, text: str) -> None:

@@ -14,10 +14,10 @@ import yaml
 from helpers import git
 
 from agents.scripted_model import ScriptedModelServer
-from orchestrator.config import load_settings
-from orchestrator.demo import INSTRUCTION, SCRIPT, make_sample_repo
-from orchestrator.jobs import JobStatus
-from orchestrator.runner import JobRunner
+from orchestrator.apps.demo import INSTRUCTION, SCRIPT, make_sample_repo
+from orchestrator.config.settings import load_settings
+from orchestrator.runtime.director import Director
+from orchestrator.store.jobs import JobStatus
 
 pytestmark = pytest.mark.bubblewrap
 
@@ -55,7 +55,7 @@ def test_killed_run_resumes_without_redoing_finished_work(tmp_path: Path, sandbo
         run = subprocess.Popen([*shipyard, "run", INSTRUCTION, "--repo", str(repo)], env=env, cwd=tmp_path,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         os.environ["SHIPYARD_STATE_DIR"] = str(state)
-        runner = JobRunner(load_settings(tmp_path))
+        runner = Director(load_settings(tmp_path))
         del os.environ["SHIPYARD_STATE_DIR"]
         _wait(lambda: runner.jobs.list())
         job_id = runner.jobs.list()[0].id

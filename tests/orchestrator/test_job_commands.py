@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import git
-from orchestrator.demo import run_demo
+
+from orchestrator.apps.demo import run_demo
 
 pytestmark = pytest.mark.bubblewrap
 

@@ -10,9 +10,9 @@ from helpers import ScriptedJobs, approve, call, checkout_state, coder, git, mak
 
 from agents.models import ModelSpec
 from agents.scripted_model import ScriptedModelServer
-from orchestrator.demo import INSTRUCTION, SCRIPT, demo_settings, make_sample_repo
-from orchestrator.jobs import JobStatus, Task
-from orchestrator.runner import JobRunner
+from orchestrator.apps.demo import INSTRUCTION, SCRIPT, demo_settings, make_sample_repo
+from orchestrator.runtime.director import Director
+from orchestrator.store.jobs import JobStatus, Task
 
 pytestmark = pytest.mark.bubblewrap
 
@@ -22,7 +22,7 @@ def test_three_subtasks_with_a_fix_round_and_a_review_round(tmp_path: Path, sand
     (repo / "notes.txt").write_text("the director's uncommitted work\n")
     before = checkout_state(repo)
     with ScriptedModelServer(SCRIPT) as server:
-        runner = JobRunner(demo_settings(tmp_path, server.base_url, sandbox_backend))
+        runner = Director(demo_settings(tmp_path, server.base_url, sandbox_backend))
         job = runner.submit(Task(instruction=INSTRUCTION, repo=str(repo)))
         job = runner.run(job.id)
         requests = server.requests

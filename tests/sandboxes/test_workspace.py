@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sandboxes.workspace import GitRepo, Workspace, WorkspaceError, branch_name
+from sandboxes.git.workspace import GitRepo, Workspace, WorkspaceError, branch_name
 
 # The tests' own git calls (building repos, checking results) ignore the machine's config.
 TEST_ENV = {

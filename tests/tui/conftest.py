@@ -12,9 +12,9 @@ import pytest
 from tuikit import Demo, MakeDemo, load_recorded_job
 
 from agents.scripted_model import Script, ScriptedModelServer
-from orchestrator.config import Settings
-from orchestrator.demo import SCRIPT, demo_settings, make_sample_repo
-from orchestrator.runner import JobRunner
+from orchestrator.apps.demo import SCRIPT, demo_settings, make_sample_repo
+from orchestrator.config.settings import Settings
+from orchestrator.runtime.director import Director
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def make_demo(tmp_path: Path) -> Iterator[MakeDemo]:
         repo = make_sample_repo(workdir / "inventory")
         server = ScriptedModelServer(script).start()
         settings = demo_settings(workdir, server.base_url, "bubblewrap")
-        demo = Demo(repo=repo, settings=settings, server=server, runner=JobRunner(settings))
+        demo = Demo(repo=repo, settings=settings, server=server, runner=Director(settings))
         made.append(demo)
         return demo
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from agents.models import ModelSpec
 from agents.scripted_model import ScriptedModelServer
-from orchestrator.demo import INSTRUCTION, SCRIPT, demo_settings, make_sample_repo
-from orchestrator.jobs import Task
-from orchestrator.runner import JobRunner
+from orchestrator.apps.demo import INSTRUCTION, SCRIPT, demo_settings, make_sample_repo
+from orchestrator.runtime.director import Director
+from orchestrator.store.jobs import Task
 
 DATA = Path(__file__).parent / "data"
 JOB_ID = "20260105-093000-5a1f"
@@ -35,7 +35,7 @@ def record(out: Path = DATA) -> None:
         settings = demo_settings(workdir, server.base_url, "bubblewrap")
         # Priced like a small hosted model, so that the costs on screen are not all zero.
         priced = ModelSpec(base_url=server.base_url, model="scripted-demo", input_price=0.4, output_price=1.6)
-        runner = JobRunner(settings.model_copy(update={"models": {"default": priced}}))
+        runner = Director(settings.model_copy(update={"models": {"default": priced}}))
         task = Task(instruction=INSTRUCTION, repo=str(repo), base="main")
         runner.jobs.create(task, job_id=JOB_ID)
         runner.events.emit(JOB_ID, "job.submitted", payload=task.model_dump())

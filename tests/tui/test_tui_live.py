@@ -14,10 +14,10 @@ from textual.widgets import DataTable, Input, Static, TabbedContent, TextArea
 from tuikit import MakeDemo, git, node_label, slowed, static_text, type_text, wait_until
 
 from agents.scripted_model import Script
-from orchestrator.background import launch
-from orchestrator.demo import SCRIPT
-from orchestrator.jobs import JobStatus
-from orchestrator.runner import JobRunner
+from orchestrator.apps.demo import SCRIPT
+from orchestrator.runtime.background import launch
+from orchestrator.runtime.director import Director
+from orchestrator.store.jobs import JobStatus
 from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog
 from tui.screens.job import JobScreen
 from tui.screens.jobs import JobsScreen
@@ -257,7 +257,7 @@ async def test_retry_runs_a_failed_job_again_from_its_checkpoint(make_demo: Make
     # The planner's first answer is refused: the job fails after preparing, and its checkpoint stays.
     demo = make_demo(Script.load([{"match": {"role": "planner"}, "status": 400, "message": "overloaded"}]))
     job = demo.submit()
-    failed = JobRunner(demo.settings).run(job.id)  # a model that refuses fails the job; it does not raise
+    failed = Director(demo.settings).run(job.id)  # a model that refuses fails the job; it does not raise
     assert "overloaded" in (failed.error or "")
     assert demo.status(job.id) == JobStatus.FAILED
     demo.server.reset(SCRIPT)  # the endpoint is back

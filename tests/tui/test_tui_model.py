@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.events import Event
+from orchestrator.store.event_log import Event
 from tui.diff import parse, render
 from tui.logbook import LogBook
 from tui.progress import JobProgress

@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 from tuikit import RECORDED_JOB, RECORDED_NOW, node_label, wait_until
 
-from orchestrator.config import Settings
+from orchestrator.config.settings import Settings
 from tui.app import ShipyardApp
 from tui.screens.job import JobScreen
 from tui.widgets.diff_view import DiffView

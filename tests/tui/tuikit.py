@@ -18,11 +18,11 @@ from textual.pilot import Pilot
 from textual.widgets import Static, Tree
 
 from agents.scripted_model import Script, ScriptedModelServer
-from orchestrator.config import Settings
-from orchestrator.demo import INSTRUCTION, demo_settings
-from orchestrator.events import Event
-from orchestrator.jobs import Job, JobStatus, Task
-from orchestrator.runner import JobRunner
+from orchestrator.apps.demo import INSTRUCTION, demo_settings
+from orchestrator.config.settings import Settings
+from orchestrator.runtime.director import Director
+from orchestrator.store.event_log import Event
+from orchestrator.store.jobs import Job, JobStatus, Task
 from tui.app import ShipyardApp
 
 DATA = Path(__file__).parent / "data"
@@ -44,7 +44,7 @@ class ThreadLauncher:
         self.calls.append((job_id, action))
 
         def work() -> None:
-            runner = JobRunner(settings)
+            runner = Director(settings)
             try:
                 if action == "approve":
                     runner.approve(job_id, plan)
@@ -73,7 +73,7 @@ class Demo:
     repo: Path
     settings: Settings
     server: ScriptedModelServer
-    runner: JobRunner
+    runner: Director
     launcher: ThreadLauncher = field(default_factory=ThreadLauncher)
 
     def app(self, **kwargs: Any) -> ShipyardApp:
@@ -148,7 +148,7 @@ def load_recorded_job(workdir: Path) -> tuple[Settings, Path]:
     git(repo, "checkout", "-q", "main")
     recorded = json.loads((DATA / "demo_job.json").read_text().replace("{repo}", str(repo)))
     settings = demo_settings(workdir, "http://127.0.0.1:9/v1", "local")
-    runner = JobRunner(settings)
+    runner = Director(settings)
     events = [Event.model_validate(e) for e in recorded["events"]]
     task = Task.model_validate(recorded["task"])
     job = recorded["job"]
@@ -172,7 +172,7 @@ def load_recorded_job(workdir: Path) -> tuple[Settings, Path]:
     return settings, repo
 
 
-def _add_job(runner: JobRunner, job_id: str, task: Task, status: JobStatus, events: list[Event], created: float,
+def _add_job(runner: Director, job_id: str, task: Task, status: JobStatus, events: list[Event], created: float,
              updated: float, **fields: Any) -> None:
     runner.jobs.create(task, job_id=job_id)
     runner.jobs.update(job_id, status, created_at=created, updated_at=updated, **fields)

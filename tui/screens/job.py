@@ -14,10 +14,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, TabbedContent, TabPane, Tree
 
-from orchestrator.discard import discard
-from orchestrator.events import Event
-from orchestrator.jobs import Job, JobStatus
-from sandboxes.workspace import GitRepo, branch_name
+from orchestrator.runtime.discard import discard
+from orchestrator.store.event_log import Event
+from orchestrator.store.jobs import Job, JobStatus
+from sandboxes.git.workspace import GitRepo, branch_name
 from tui.diff import parse
 from tui.logbook import JOB, LOG_WINDOW, Line, LogBook
 from tui.progress import JobProgress

@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from orchestrator.jobs import Job, JobStatus
+from orchestrator.store.jobs import Job, JobStatus
 from tui.format import age, label, money, status_text
 from tui.progress import JobProgress
 from tui.screens.job import JobScreen

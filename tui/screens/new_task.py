@@ -14,7 +14,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static, TextArea
 
-from orchestrator.jobs import Job, Task
+from orchestrator.store.jobs import Job, Task
 
 Submit = Callable[[Task], Job]
 

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
-from orchestrator.jobs import Job
+from orchestrator.store.jobs import Job
 from tui.format import duration, label, money, short, status_text, tokens
 from tui.logbook import JOB
 from tui.progress import AgentProgress, JobProgress

@@ -1,0 +1,28 @@
+"""Options shared by the commands that take a task (`run` and `submit`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from orchestrator.store.jobs import Task
+
+INSTRUCTION = typer.Argument(..., help="what to do, in plain words")
+REPO = typer.Option(Path("."), "--repo", help="the git repository to work on (path or URL)")
+BASE = typer.Option("HEAD", "--base", help="the ref to start from")
+APPROVE_PLAN = typer.Option(False, "--approve-plan", help="wait for your approval of the plan")
+CANDIDATES = typer.Option(1, "--candidates", min=1, max=5, help="coders attempting each subtask")
+MAX_COST = typer.Option(None, "--max-cost", min=0, help="USD budget for the whole job")
+NETWORK = typer.Option(False, "--network", help="let the sandboxes reach the network")
+
+
+def is_local(repo: Path | str) -> bool:
+    """A path rather than a URL: its shipyard.toml then counts."""
+    return "://" not in str(repo) and not str(repo).startswith("git@")
+
+
+def make_task(instruction: str, repo: Path, base: str, approve_plan: bool, candidates: int,
+              max_cost: float | None, network: bool) -> Task:
+    return Task(instruction=instruction, repo=str(repo), base=base, approve_plan=approve_plan,
+                candidates=candidates, max_cost=max_cost, network=network)

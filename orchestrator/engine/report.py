@@ -1,0 +1,110 @@
+"""The job report: what was done, on which branches, how it tested, and what it cost."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from agents.models import UsageTotals
+from orchestrator.engine.state import JobState, TestRun
+from orchestrator.store.event_log import EventLog
+from sandboxes.git.workspace import DiffStat, GitRepo
+
+
+class SubtaskReport(BaseModel):
+    id: str
+    title: str
+    status: str
+    branch: str
+    depends_on: list[str]
+    tests_passed: bool | None
+    fix_rounds: int
+    review_rounds: int
+    verdict: str | None
+    review_comments: list[str]
+    reason: str
+
+
+class AgentReport(BaseModel):
+    agent: str
+    role: str
+    status: str
+    steps: int
+    tokens: int
+    cost: float
+    seconds: float
+
+
+class Report(BaseModel):
+    job_id: str
+    status: str
+    job_branch: str
+    base_sha: str
+    head_sha: str
+    diff_stat: DiffStat
+    tests_before: TestRun | None
+    tests_after: TestRun | None
+    plan_summary: str
+    subtasks: list[SubtaskReport]
+    agents: list[AgentReport]
+    total: UsageTotals
+    seconds: float
+    stop_reason: str | None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+
+def build_report(job_id: str, state: JobState, repo: GitRepo, events: EventLog, seconds: float) -> Report:
+    plan = state.get("plan")
+    results = state.get("results", {})
+    base_sha = state["base_sha"]
+    head_sha = repo.resolve(state["job_branch"])
+    subtasks = []
+    for sub in plan.subtasks if plan else []:
+        result = results.get(sub.id)
+        subtasks.append(
+            SubtaskReport(
+                id=sub.id, title=sub.title, status=result.status if result else "not started",
+                branch=result.branch if result else "", depends_on=sub.depends_on,
+                tests_passed=result.tests.passed if result and result.tests else None,
+                fix_rounds=result.fix_rounds if result else 0, review_rounds=result.review_rounds if result else 0,
+                verdict=result.verdict.decision if result and result.verdict else None,
+                review_comments=result.verdict.comments if result and result.verdict else [],
+                reason=result.reason if result else "",
+            )
+        )
+    agents, total = _agent_usage(job_id, events)
+    after = state.get("tests_after")
+    all_merged = bool(subtasks) and all(sub.status == "merged" for sub in subtasks)
+    ok = all_merged and (after is None or after.passed is not False) and not state.get("stop_reason")
+    return Report(
+        job_id=job_id, status="succeeded" if ok else "failed", job_branch=state["job_branch"], base_sha=base_sha,
+        head_sha=head_sha, diff_stat=repo.diff_stat(base_sha, head_sha), tests_before=state.get("tests_before"),
+        tests_after=after, plan_summary=plan.summary if plan else "", subtasks=subtasks, agents=agents,
+        total=total, seconds=round(seconds, 1), stop_reason=state.get("stop_reason"),
+    )
+
+
+def _agent_usage(job_id: str, events: EventLog) -> tuple[list[AgentReport], UsageTotals]:
+    """Per agent, from the `agent.finished` events: they survive restarts, unlike in-memory ledgers."""
+    agents: list[AgentReport] = []
+    total = UsageTotals()
+    for event in events.list(job_id):
+        if event.kind != "agent.finished":
+            continue
+        usage = UsageTotals.model_validate(event.payload.get("usage", {}))
+        total.calls += usage.calls
+        total.input_tokens += usage.input_tokens
+        total.output_tokens += usage.output_tokens
+        total.cost += usage.cost
+        total.latency += usage.latency
+        total.unpriced_calls += usage.unpriced_calls
+        agents.append(
+            AgentReport(
+                agent=event.agent or "", role=event.role or "", status=event.payload.get("status", ""),
+                steps=event.payload.get("steps", 0), tokens=usage.input_tokens + usage.output_tokens,
+                cost=usage.cost, seconds=event.payload.get("seconds", 0.0),
+            )
+        )
+    return agents, total

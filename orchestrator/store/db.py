@@ -1,0 +1,142 @@
+"""The job store: one database (SQLite by default, PostgreSQL for many machines) holding jobs and events.
+
+SQLAlchemy Core gives one code path for both databases.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    make_url,
+)
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from orchestrator.config.settings import ConfigError, Settings
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("status", String(32), nullable=False, index=True),
+    Column("task", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("report", JSON),
+    Column("error", Text),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(64), nullable=False, index=True),
+    Column("subtask", String(64)),
+    Column("role", String(32)),
+    Column("agent", String(128)),
+    Column("kind", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("tokens", Integer, nullable=False, default=0),
+    Column("cost", Float, nullable=False, default=0.0),
+    Column("ts", Float, nullable=False),
+)
+
+
+# Workers alive: each beats here; a row whose beat is older than the lease is a dead worker.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+)
+
+# `shipyard inbox`: what the director should look at (a job finished, failed or waits for them).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(64), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("read", Boolean, nullable=False, default=False),
+)
+
+
+class StoreError(ConfigError):
+    """The database named by the configuration cannot be used."""
+
+
+def sqlite_url(state_dir: Path) -> str:
+    return f"sqlite:///{state_dir / 'shipyard.db'}"
+
+
+def store_url(settings: Settings) -> str:
+    """The configured database, or SQLite in the state dir."""
+    return settings.database_url or sqlite_url(settings.state_dir)
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql:", "postgresql+psycopg:", "postgres:"))
+
+
+def open_store(url: str) -> Engine:
+    """An engine on `url` with the tables created; StoreError if it is not a usable database."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    elif not is_postgres(url):
+        raise StoreError(f"unsupported database URL '{_masked(url)}': use postgresql://... or sqlite:///PATH")
+    try:
+        engine = create_engine(psycopg_url(url) if is_postgres(url) else url, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _tune_sqlite)
+        metadata.create_all(engine)
+    except (OperationalError, ArgumentError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StoreError(f"cannot use the database {_masked(url)}: {reason}") from None
+    return engine
+
+
+def psycopg_url(url: str) -> str:
+    # SQLAlchemy's default PostgreSQL driver is psycopg2; Shipyard ships psycopg 3.
+    return make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def libpq_url(url: str) -> str:
+    """The plain postgresql:// form that psycopg itself (the checkpointer, DBOS) takes."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _masked(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _tune_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # WAL lets the TUI and `shipyard logs --follow` read while a runner writes; the
+    # busy timeout turns a briefly locked database into a wait instead of an error.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

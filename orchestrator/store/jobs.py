@@ -1,0 +1,109 @@
+"""Tasks and jobs: what the director asked for, and the record of each run of it."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine, insert, select, update
+
+from orchestrator.store.db import jobs
+
+
+class Task(BaseModel):
+    """What the director hands Shipyard."""
+
+    instruction: str = Field(min_length=1)
+    repo: str = Field(description="a local path or a git URL")
+    base: str = Field("HEAD", description="the ref the work starts from")
+    approve_plan: bool = Field(False, description="wait for the director to approve the plan")
+    candidates: int = Field(1, ge=1, le=5, description="coders attempting each subtask")
+    max_cost: float | None = Field(None, ge=0, description="USD for the whole job")
+    network: bool = Field(False, description="let sandboxes reach the network")
+    test_command: str | None = Field(None, description="overrides the configured or detected test command")
+    image: str | None = Field(None, description="overrides the configured sandbox image")
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    PLANNING = "planning"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.CANCELLED)
+
+
+class Job(BaseModel):
+    id: str
+    status: JobStatus
+    task: Task
+    created_at: float
+    updated_at: float
+    report: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class JobLookupError(LookupError):
+    """No job, or more than one, answers to the id given."""
+
+
+def _unknown(job_id: str) -> JobLookupError:
+    return JobLookupError(f"no job '{job_id}': `shipyard jobs` lists them")
+
+
+def new_job_id() -> str:
+    # Sortable by creation time and short enough to type (branch names carry it); 32 random
+    # bits keep ids unique when hundreds of jobs are queued in the same second.
+    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
+
+
+class JobStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def create(self, task: Task, job_id: str | None = None) -> Job:
+        now = time.time()
+        job = Job(id=job_id or new_job_id(), status=JobStatus.QUEUED, task=task, created_at=now, updated_at=now)
+        with self.engine.begin() as conn:
+            conn.execute(insert(jobs).values(**job.model_dump(mode="json")))
+        return job
+
+    def get(self, job_id: str) -> Job:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise _unknown(job_id)
+        return Job.model_validate(row._asdict())
+
+    def find(self, prefix: str) -> Job:
+        """The job whose id is `prefix` or starts with it, as git does with commit ids."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(jobs.c.id).where(jobs.c.id.startswith(prefix)).limit(2)).all()
+        if len(rows) != 1:
+            if rows:
+                raise JobLookupError(f"'{prefix}' matches several jobs: give more of the id")
+            raise _unknown(prefix)
+        return self.get(rows[0].id)
+
+    def list(self, status: JobStatus | None = None, limit: int = 100) -> list[Job]:
+        query = select(jobs).order_by(jobs.c.created_at.desc()).limit(limit)
+        if status is not None:
+            query = query.where(jobs.c.status == status.value)
+        with self.engine.connect() as conn:
+            return [Job.model_validate(row._asdict()) for row in conn.execute(query)]
+
+    def update(self, job_id: str, status: JobStatus | None = None, **fields: Any) -> None:
+        values: dict[str, Any] = {"updated_at": time.time(), **fields}
+        if status is not None:
+            values["status"] = status.value
+        with self.engine.begin() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
