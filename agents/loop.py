@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel, Field
 
 from agents.models import ModelError, UsageLedger, UsageTotals
-from agents.tools import Toolset
-
-# Called for every step so the orchestrator can log it; agents know nothing about jobs.
-EmitFn = Callable[[str, dict[str, Any]], None]
+from agents.tools import ToolObservation, Toolset
 
 # A model that answers in prose instead of calling tools is reminded this many times
 # in a row before the run is given up.
@@ -26,7 +22,6 @@ class AgentLimits(BaseModel):
     max_tokens: int = Field(2_000_000, ge=1)
     max_cost: float | None = Field(None, ge=0, description="USD for this agent")
     max_seconds: float = Field(1800, gt=0)
-    job_max_cost: float | None = Field(None, ge=0, description="USD for the whole job, shared by all agents")
 
 
 class AgentOutcome(BaseModel):
@@ -41,6 +36,25 @@ class AgentOutcome(BaseModel):
     @property
     def submitted(self) -> bool:
         return self.status == "submitted"
+
+
+class AgentObserver(Protocol):
+    """Told of every step, so that the orchestrator can log it; agents know nothing about jobs.
+    It may raise to stop the agent (e.g. when the job is cancelled)."""
+
+    def message(self, step: int, reply: AIMessage, usage: UsageTotals) -> None:
+        """A model call answered; `usage` is that call's."""
+
+    def tool_result(self, step: int, observation: ToolObservation, arguments: Any) -> None: ...
+
+    def finished(self, outcome: AgentOutcome) -> None: ...
+
+
+class Budget(Protocol):
+    """What the agent's calls share with others (a job's budget)."""
+
+    def exhausted(self) -> str | None:
+        """Why no further model call may be made, or None."""
 
 
 class ChatModel(Protocol):
@@ -58,11 +72,12 @@ def run_agent(
     system: str,
     task: str,
     limits: AgentLimits,
-    emit: EmitFn | None = None,
+    observer: AgentObserver | None = None,
     finish_tool: str = "submit",
+    budget: Budget | None = None,
 ) -> AgentOutcome:
     """Run until the model calls `finish_tool`, a limit is hit, or the model fails for good."""
-    emit = emit or (lambda kind, payload: None)
+    observer = observer or _Unobserved()
     messages: list[BaseMessage] = [SystemMessage(system), HumanMessage(task)]
     started = time.monotonic()
     steps = nudges = 0
@@ -76,36 +91,35 @@ def run_agent(
             seconds=round(time.monotonic() - started, 3),
             **extra,
         )
-        emit("agent.finished", result.model_dump(exclude={"usage"}) | {"usage": result.usage.model_dump()})
+        observer.finished(result)
         return result
 
     while True:
-        exceeded = _limit_hit(model, limits, steps, time.monotonic() - started)
+        exceeded = _limit_hit(model, limits, steps, time.monotonic() - started) or (budget and budget.exhausted())
         if exceeded:
             return outcome("limit", exceeded, summary=_last_text(messages))
         steps += 1
+        before = _agent_usage(model)
         try:
             reply = model.invoke(messages, tools=toolset.schemas())
         except ModelError as exc:
             return outcome("error", str(exc), summary=_last_text(messages))
         messages.append(reply)
-        emit("agent.message", {"step": steps, "content": _text(reply), "tool_calls": _calls_for_log(reply)})
+        observer.message(steps, reply, _agent_usage(model).minus(before))
 
         calls = [(c["name"], c["args"], c["id"]) for c in reply.tool_calls]
         calls += [(c.get("name") or "", c.get("args"), c.get("id")) for c in reply.invalid_tool_calls]
         if not calls:
             nudges += 1
             if nudges > MAX_NUDGES:
-                return outcome("error", f"the model stopped calling tools ({MAX_NUDGES} reminders)", summary=_text(reply))
+                return outcome("error", f"the model stopped calling tools ({MAX_NUDGES} reminders)",
+                               summary=text_of(reply))
             messages.append(HumanMessage(NUDGE.format(finish=finish_tool)))
             continue
         nudges = 0
         for index, (name, args, call_id) in enumerate(calls):
             observation = toolset.call(name, args)
-            emit(
-                "agent.tool_result",
-                {"step": steps, "tool": name, "arguments": args, "ok": observation.ok, "output": observation.text},
-            )
+            observer.tool_result(steps, observation, args)
             messages.append(
                 ToolMessage(
                     observation.text,
@@ -115,7 +129,8 @@ def run_agent(
             )
             if observation.done and name == finish_tool:
                 submission = observation.arguments or {}
-                return outcome("submitted", "submitted", summary=str(submission.get("summary", "")), submission=submission)
+                return outcome("submitted", "submitted", summary=str(submission.get("summary", "")),
+                               submission=submission)
 
 
 def _agent_usage(model: ChatModel) -> UsageTotals:
@@ -130,16 +145,13 @@ def _limit_hit(model: ChatModel, limits: AgentLimits, steps: int, elapsed: float
         return f"token limit reached ({limits.max_tokens} tokens)"
     if limits.max_cost is not None and usage.cost >= limits.max_cost:
         return f"agent budget spent (${usage.cost:.4f} of ${limits.max_cost:.4f})"
-    if limits.job_max_cost is not None:
-        spent = model.ledger.total().cost
-        if spent >= limits.job_max_cost:
-            return f"job budget spent (${spent:.4f} of ${limits.job_max_cost:.4f})"
     if elapsed >= limits.max_seconds:
         return f"time limit reached ({limits.max_seconds:.0f} s)"
     return None
 
 
-def _text(message: BaseMessage) -> str:
+def text_of(message: BaseMessage) -> str:
+    """A message's text, whether its content is a string or a list of parts."""
     content = message.content
     if isinstance(content, str):
         return content
@@ -148,12 +160,25 @@ def _text(message: BaseMessage) -> str:
 
 def _last_text(messages: list[BaseMessage]) -> str:
     for message in reversed(messages):
-        if isinstance(message, AIMessage) and _text(message):
-            return _text(message)
+        if isinstance(message, AIMessage) and text_of(message):
+            return text_of(message)
     return ""
 
 
-def _calls_for_log(reply: AIMessage) -> list[dict[str, Any]]:
+def calls_of(reply: AIMessage) -> list[dict[str, Any]]:
+    """The tool calls of an answer, valid or not, as plain data for a log."""
     valid = [{"name": c["name"], "args": c["args"]} for c in reply.tool_calls]
-    invalid = [{"name": c.get("name"), "args": c.get("args"), "error": c.get("error")} for c in reply.invalid_tool_calls]
+    invalid = [{"name": c.get("name"), "args": c.get("args"), "error": c.get("error")}
+               for c in reply.invalid_tool_calls]
     return valid + invalid
+
+
+class _Unobserved:
+    def message(self, step: int, reply: AIMessage, usage: UsageTotals) -> None:
+        pass
+
+    def tool_result(self, step: int, observation: ToolObservation, arguments: Any) -> None:
+        pass
+
+    def finished(self, outcome: AgentOutcome) -> None:
+        pass

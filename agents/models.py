@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import openai
 from langchain_core.exceptions import ContextOverflowError
@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from agents.pricing import Price, cost, price_for
 
 Role = Literal["planner", "coder", "test_fixer", "reviewer"]
+ROLES: tuple[Role, ...] = get_args(Role)
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -114,6 +115,12 @@ class UsageTotals(BaseModel):
     cost: float = 0.0
     latency: float = 0.0
     unpriced_calls: int = 0
+
+    def plus(self, other: UsageTotals) -> UsageTotals:
+        return UsageTotals(**{name: getattr(self, name) + getattr(other, name) for name in UsageTotals.model_fields})
+
+    def minus(self, other: UsageTotals) -> UsageTotals:
+        return UsageTotals(**{name: getattr(self, name) - getattr(other, name) for name in UsageTotals.model_fields})
 
     def add(self, usage: Usage) -> None:
         self.calls += 1

@@ -20,8 +20,8 @@ Grammars come from the per-language wheels (tree-sitter-python, -javascript,
 1.x is used only for a grammar already in its cache, since it otherwise downloads
 grammars at run time and the planner must not need the network.
 
-Files are read on the host, confined as sandboxes.files.WorkspaceFiles confines the
-agents: no symlinks, nothing vendored, binary or huge, and a cap on files parsed.
+Files are read through the sandbox's file API, confined to the workspace as every agent is:
+no symlink out of it, nothing vendored, binary or huge, and a cap on files parsed.
 """
 
 from __future__ import annotations
@@ -31,13 +31,12 @@ import importlib
 import re
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
 from agents.tools import valid_text
-from sandboxes.base import SandboxError
-from sandboxes.files import WorkspaceFiles
+from sandboxes.base import SandboxError, WorkspaceReader
 
 # File suffix -> grammar name.
 LANGUAGES: dict[str, str] = {
@@ -150,18 +149,24 @@ class _File:
 
 
 def build_repo_map(
-    repo_dir: Path,
+    files: WorkspaceReader,
     max_chars: int = 8_000,
     max_files: int = 2_000,
     max_file_bytes: int = 256_000,
 ) -> str:
-    """The repo map of `repo_dir`, at most `max_chars` characters."""
-    files = WorkspaceFiles(repo_dir)
-    paths = _candidate_paths(files, max_file_bytes)
+    """The repo map of the workspace `files` reads, at most `max_chars` characters."""
+    paths = _candidate_paths(files)
     parsed: list[_File] = []
     mentions: Counter[str] = Counter()  # identifier -> number of files mentioning it
-    for path in paths[:max_files]:
-        source = _read_source(files, path)
+    tried = 0
+    for path in paths:
+        if len(parsed) >= max_files:
+            break
+        tried += 1
+        try:
+            source = _read_source(files, path, max_file_bytes)
+        except (SandboxError, OSError, _TooLarge):
+            continue  # a link out of the workspace, a generated-sized file, or one gone meanwhile
         language = LANGUAGES.get(PurePosixPath(path).suffix)
         if source is None or language is None:
             parsed.append(_File(path, []))
@@ -171,7 +176,7 @@ def build_repo_map(
     for file in parsed:
         file.score = sum(_definition_score(d, mentions) for d in file.definitions)
     ranked = sorted(parsed, key=lambda f: (-f.score, f.path))
-    unread = len(paths) - len(parsed)
+    unread = len(paths) - tried
     return valid_text(_render(ranked, mentions, max_chars, unread))  # paths need not be UTF-8
 
 
@@ -301,31 +306,34 @@ def _with_ancestors(index: int, parents: list[int | None]) -> list[int]:
     return chain
 
 
-def _candidate_paths(files: WorkspaceFiles, max_file_bytes: int) -> list[str]:
+def _candidate_paths(files: WorkspaceReader) -> list[str]:
     """Files worth mapping, shallow ones first: top-level modules tend to be the entry points."""
     paths = []
-    for path in files.list("."):
+    try:
+        listed = files.list_files(".")
+    except SandboxError:
+        listed = []
+    for path in listed:
         parts = PurePosixPath(path).parts
         if any(part in VENDORED_DIRS or part.startswith(".") for part in parts[:-1]):
             continue
         if path.endswith(GENERATED_SUFFIXES):
             continue
-        host = files.root / path
-        # list() does not descend into symlinked directories; symlinked files are skipped here.
-        if host.is_symlink() or host.stat().st_size > max_file_bytes:
-            continue
         paths.append(path)
     return sorted(paths, key=lambda p: (p.count("/"), p))
 
 
-def _read_source(files: WorkspaceFiles, path: str) -> bytes | None:
-    """The file's bytes if it is source in a mapped language, else None."""
+class _TooLarge(Exception):
+    """A file too large to be hand-written source."""
+
+
+def _read_source(files: WorkspaceReader, path: str, max_bytes: int) -> bytes | None:
+    """The file's bytes if it is source in a mapped language, else None; _TooLarge if generated-sized."""
     if PurePosixPath(path).suffix not in LANGUAGES:
         return None
-    try:
-        data = files.read(path)
-    except (SandboxError, OSError):
-        return None
+    data = files.read_file(path)
+    if len(data) > max_bytes:
+        raise _TooLarge(path)
     return None if b"\0" in data[:8192] else data
 
 

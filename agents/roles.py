@@ -1,16 +1,25 @@
-"""The four roles: a prompt, a tool set and what counts as their answer, around the shared loop."""
+"""The roles: each a spec (its prompts, tools, finishing tool and model), run by the one shared loop.
+
+A role's run gets what every run of any role gets in a `RoleRun` — the model, the sandbox,
+limits, an observer, a budget and the director's notes as they stand when the agent starts —
+plus its own inputs as keyword arguments.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from dataclasses import dataclass, field
+from typing import Any
 
-from agents.loop import AgentLimits, AgentOutcome, ChatModel, EmitFn, run_agent
+from pydantic import BaseModel, Field
+
+from agents.loop import AgentLimits, AgentObserver, AgentOutcome, Budget, ChatModel, run_agent
+from agents.models import Role
 from agents.plan import Plan, ReviewVerdict, Subtask
 from agents.prompts import render
 from agents.repo_info import file_tree, read_readme
 from agents.repo_map import build_repo_map
 from agents.tools import ALL_TOOLS, READ_ONLY_TOOLS, Tool, Toolset
-from sandboxes.base import WORKSPACE_MOUNT, Sandbox
+from sandboxes.base import WORKSPACE_MOUNT, Sandbox, cap_output
 
 _READ_TOOLS = tuple(name for name in READ_ONLY_TOOLS if name != "submit")
 
@@ -23,125 +32,101 @@ class RoleError(RuntimeError):
         self.outcome = outcome
 
 
+class PromptLimits(BaseModel):
+    """How much of a long input goes into a prompt (head and tail kept, the cut said)."""
+
+    test_output_chars: int = Field(6_000, description="of a test run's output, for the test-fixer and reviewer")
+    feedback_test_chars: int = Field(3_000, description="of failing tests' output, in a reviewer's feedback")
+    diff_chars: int = Field(60_000, description="of the diff a reviewer reads")
+
+
+PROMPT_LIMITS = PromptLimits()
+
+
 def _answer_tool(name: str, description: str, model: type[BaseModel]) -> Tool:
     return Tool(name, description, model, lambda sandbox, args, limits: "received", read_only=True, ends_work=True)
 
 
-SUBMIT_PLAN = _answer_tool(
-    "submit_plan",
-    "Submit the plan: a summary and the subtasks with their dependencies and acceptance criteria.",
-    Plan,
-)
-SUBMIT_REVIEW = _answer_tool(
-    "submit_review",
-    "Submit the review verdict: approve, or request_changes with concrete comments.",
-    ReviewVerdict,
-)
+@dataclass(frozen=True)
+class RoleSpec:
+    name: str
+    model_role: Role  # the configured model that serves it
+    system: str  # prompt template of the system message
+    task: str  # prompt template of the task message
+    tools: tuple[str, ...]
+    answer: Tool | None = None  # the tool that ends the run with the role's answer; else `submit`
+
+    @property
+    def finish_tool(self) -> str:
+        return self.answer.name if self.answer else "submit"
 
 
-def plan(
-    model: ChatModel,
-    sandbox: Sandbox,
-    task: str,
-    test_command: str | None,
-    limits: AgentLimits,
-    emit: EmitFn | None = None,
-) -> tuple[Plan, AgentOutcome]:
+PLANNER = RoleSpec("planner", "planner", "planner", "planner_task", _READ_TOOLS, _answer_tool(
+    "submit_plan", "Submit the plan: a summary and the subtasks with their dependencies and acceptance criteria.",
+    Plan))
+CODER = RoleSpec("coder", "coder", "coder", "coder_task", ALL_TOOLS)
+TEST_FIXER = RoleSpec("test_fixer", "test_fixer", "test_fixer", "test_fixer_task", ALL_TOOLS)
+REVIEWER = RoleSpec("reviewer", "reviewer", "reviewer", "reviewer_task", _READ_TOOLS, _answer_tool(
+    "submit_review", "Submit the review verdict: approve, or request_changes with concrete comments.",
+    ReviewVerdict))
+RESOLVER = RoleSpec("resolver", "coder", "resolver", "resolver_task", ALL_TOOLS)
+
+
+@dataclass
+class RoleRun:
+    """What one run of a role works with."""
+
+    model: ChatModel
+    sandbox: Sandbox
+    limits: AgentLimits
+    observer: AgentObserver | None = None
+    budget: Budget | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def run_role(spec: RoleSpec, run: RoleRun, **inputs: Any) -> AgentOutcome:
+    """Render the role's prompts with `inputs` and run the loop until it submits or stops."""
+    system = render(spec.system, workspace=WORKSPACE_MOUNT, network=run.sandbox.spec.network)
+    task = render(spec.task, notes=run.notes, **inputs)
+    toolset = Toolset(run.sandbox, spec.tools, extra=[spec.answer] if spec.answer else [])
+    return run_agent(run.model, toolset, system, task, run.limits, run.observer, spec.finish_tool, run.budget)
+
+
+def plan(run: RoleRun, task: str, test_command: str | None) -> tuple[Plan, AgentOutcome]:
     """Read the repo and split `task` into subtasks. An invalid plan (cycles, unknown
     dependencies) is refused by the tool's validation and the planner asked again."""
-    repo = sandbox.spec.workspace
-    prompt = render(
-        "planner_task",
-        task=task,
-        test_command=test_command,
-        file_tree=file_tree(repo),
-        repo_map=build_repo_map(repo),
-        readme=read_readme(repo),
-        feedback=None,
-    )
-    toolset = Toolset(sandbox, _READ_TOOLS, extra=[SUBMIT_PLAN])
-    outcome = run_agent(model, toolset, render("planner"), prompt, limits, emit, finish_tool="submit_plan")
+    files = run.sandbox
+    outcome = run_role(PLANNER, run, task=task, test_command=test_command, file_tree=file_tree(files),
+                       repo_map=build_repo_map(files), readme=read_readme(files), feedback=None)
     if not outcome.submitted:
         raise RoleError("planner", outcome)
     return Plan.model_validate(outcome.submission), outcome
 
 
-def code(
-    model: ChatModel,
-    sandbox: Sandbox,
-    task: str,
-    subtask: Subtask,
-    test_command: str | None,
-    limits: AgentLimits,
-    emit: EmitFn | None = None,
-    feedback: str | None = None,
-    notes: list[str] | None = None,
-) -> AgentOutcome:
+def code(run: RoleRun, task: str, subtask: Subtask, test_command: str | None,
+         feedback: str | None = None) -> AgentOutcome:
     """Implement `subtask` in the sandbox's workspace (the caller commits)."""
-    system = render("coder", workspace=WORKSPACE_MOUNT, network=sandbox.spec.network)
-    prompt = render(
-        "coder_task", task=task, subtask=subtask, test_command=test_command, feedback=feedback, notes=notes or []
-    )
-    return run_agent(model, Toolset(sandbox, ALL_TOOLS), system, prompt, limits, emit)
+    return run_role(CODER, run, task=task, subtask=subtask, test_command=test_command, feedback=feedback)
 
 
-def fix_tests(
-    model: ChatModel,
-    sandbox: Sandbox,
-    subtask: Subtask,
-    test_command: str,
-    exit_code: int,
-    output: str,
-    limits: AgentLimits,
-    emit: EmitFn | None = None,
-) -> AgentOutcome:
+def fix_tests(run: RoleRun, subtask: Subtask, test_command: str, exit_code: int, output: str) -> AgentOutcome:
     """Make the failing tests pass by fixing the code."""
-    system = render("test_fixer", workspace=WORKSPACE_MOUNT)
-    prompt = render("test_fixer_task", subtask=subtask, test_command=test_command, exit_code=exit_code, output=output)
-    return run_agent(model, Toolset(sandbox, ALL_TOOLS), system, prompt, limits, emit)
+    shown, _ = cap_output(output, PROMPT_LIMITS.test_output_chars)
+    return run_role(TEST_FIXER, run, subtask=subtask, test_command=test_command, exit_code=exit_code, output=shown)
 
 
-def review(
-    model: ChatModel,
-    sandbox: Sandbox,
-    subtask: Subtask,
-    diff: str,
-    test_command: str | None,
-    tests_passed: bool,
-    test_output: str,
-    limits: AgentLimits,
-    emit: EmitFn | None = None,
-) -> tuple[ReviewVerdict, AgentOutcome]:
+def review(run: RoleRun, subtask: Subtask, diff: str, test_command: str | None, tests_passed: bool | None,
+           test_output: str) -> tuple[ReviewVerdict, AgentOutcome]:
     """Judge the subtask's diff; read-only tools, so the reviewer cannot change the work."""
-    system = render("reviewer", workspace=WORKSPACE_MOUNT)
-    prompt = render(
-        "reviewer_task",
-        subtask=subtask,
-        diff=diff,
-        test_command=test_command,
-        tests_passed=tests_passed,
-        test_output=test_output,
-    )
-    toolset = Toolset(sandbox, _READ_TOOLS, extra=[SUBMIT_REVIEW])
-    outcome = run_agent(model, toolset, system, prompt, limits, emit, finish_tool="submit_review")
+    outcome = run_role(REVIEWER, run, subtask=subtask, diff=cap_output(diff, PROMPT_LIMITS.diff_chars)[0],
+                       test_command=test_command, tests_passed=tests_passed,
+                       test_output=cap_output(test_output, PROMPT_LIMITS.test_output_chars)[0])
     if not outcome.submitted:
         raise RoleError("reviewer", outcome)
     return ReviewVerdict.model_validate(outcome.submission), outcome
 
 
-def resolve_conflicts(
-    model: ChatModel,
-    sandbox: Sandbox,
-    source: str,
-    target: str,
-    conflicts: list[str],
-    description: str,
-    limits: AgentLimits,
-    emit: EmitFn | None = None,
-) -> AgentOutcome:
+def resolve_conflicts(run: RoleRun, source: str, target: str, conflicts: list[str],
+                      description: str) -> AgentOutcome:
     """Resolve a merge left conflicted in the sandbox's workspace."""
-    system = render(
-        "resolver", workspace=WORKSPACE_MOUNT, source=source, target=target, conflicts=conflicts, description=description
-    )
-    task = f"Resolve the conflicts in: {', '.join(conflicts)}"
-    return run_agent(model, Toolset(sandbox, ALL_TOOLS), system, task, limits, emit)
+    return run_role(RESOLVER, run, source=source, target=target, conflicts=conflicts, description=description)

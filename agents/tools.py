@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.validation import problems
 from sandboxes.base import Sandbox, SandboxError, cap_output
 from sandboxes.files import WorkspaceFiles
 
@@ -459,7 +460,7 @@ class Toolset:
         except ToolError as exc:
             return self._failed(name, f"{exc}; expected {_fields(tool)}")
         except ValidationError as exc:
-            return self._failed(name, f"invalid arguments for {name}: {_validation_summary(exc)}")
+            return self._failed(name, f"invalid arguments for {name}: {problems(exc, 'arguments', most=3)}")
         arguments = args.model_dump()
         try:
             text, ok = tool.run(self.sandbox, args, self.limits), True
@@ -504,11 +505,3 @@ def _fields(tool: Tool) -> str:
     return "a JSON object with " + ", ".join(
         f"{name}{'' if field.is_required() else ' (optional)'}" for name, field in fields.items()
     )
-
-
-def _validation_summary(exc: ValidationError, most: int = 3) -> str:
-    errors = exc.errors()
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in errors[:most]]
-    if len(errors) > most:
-        parts.append(f"and {len(errors) - most} more")
-    return "; ".join(parts)

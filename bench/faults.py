@@ -87,7 +87,7 @@ def _leaks(secrets: kit.HostSecrets | None, runner: Director, job_id: str, serve
     """Canaries in the job's events or in anything sent to the model."""
     if secrets is None:
         return []
-    text = json.dumps([e.model_dump() for e in runner.events.list(job_id)]) + json.dumps(
+    text = json.dumps([e.model_dump() for e in runner.events(job_id)]) + json.dumps(
         [r.body for r in server.requests])
     return [f"secret {value[:12]}... reached the agent" for value in secrets.found_in(text)]
 
@@ -312,12 +312,12 @@ def _sigkills(kills: int) -> Callable[[Path, int], Outcome]:
                 try:
                     kit.wait_for(lambda p=process, after=last: not p.is_alive() or any(
                         e.kind in ("agent.commit", "test.result", "review.verdict", "merge", "plan.ready")
-                        for e in runner.events.list(job_id, after=after)), 60, "progress")
+                        for e in runner.events(job_id, after=after)), 60, "progress")
                 except TimeoutError:
                     kit.kill_runner(process)
                     return Outcome(note=f"no progress after {done} kills")
                 if not process.is_alive():  # the job ended before all kills
-                    ended = runner.jobs.get(job_id)
+                    ended = runner.get(job_id)
                     if ended.status != JobStatus.SUCCEEDED:
                         return Outcome(note=f"after {done} kills the runner stopped: {ended.status.value}: "
                                             f"{ended.error}")
@@ -325,7 +325,7 @@ def _sigkills(kills: int) -> Callable[[Path, int], Outcome]:
                 time.sleep(rng.uniform(0, 0.3))
                 kit.kill_runner(process)
                 done += 1
-                events = runner.events.list(job_id)
+                events = runner.events(job_id)
                 last = events[-1].id if events else last
             outcome = _finish(runner, repo, _run(runner, job_id))
             outcome.note = f"{done} SIGKILLs, then resumed" + (f": {outcome.note}" if outcome.note else "")
@@ -349,7 +349,7 @@ def _daemon_restart(work: Path, trial: int) -> Outcome:
             thread = threading.Thread(target=lambda: result.append(_run(runner, job.id)), daemon=True)
             thread.start()
             kit.wait_for(lambda: any(e.kind == "agent.message" and e.role == "coder"
-                                     for e in runner.events.list(job.id)), 60, "the coder")
+                                     for e in runner.events(job.id)), 60, "the coder")
             time.sleep(1.5)
             daemon.restart()
             thread.join(180)
@@ -395,7 +395,7 @@ def _disk_full(work: Path, trial: int) -> Outcome:
         runner = Director(settings)
         job = runner.submit(Task(instruction="chain", repo=str(repo), base="main"))
         process = kit.start_runner(settings, job.id)
-        kit.wait_for(lambda: any(e.kind == "merge" for e in runner.events.list(job.id)), 60, "the first merge")
+        kit.wait_for(lambda: any(e.kind == "merge" for e in runner.events(job.id)), 60, "the first merge")
         ballast = kit.fill_disk(disk)
         process.join(60)
         if process.is_alive():
@@ -414,7 +414,7 @@ def _db_locked(work: Path, trial: int) -> Outcome:
         runner = Director(settings)
         job = runner.submit(Task(instruction="chain", repo=str(repo), base="main"))
         process = kit.start_runner(settings, job.id)
-        kit.wait_for(lambda: runner.events.list(job.id, after=1), 30, "the job to start")
+        kit.wait_for(lambda: runner.events(job.id, after=1), 30, "the job to start")
         for database in ("shipyard.db", "checkpoints.db"):
             kit.wait_for((settings.state_dir / database).exists, 30, database)
             with kit.sqlite_held(settings.state_dir / database, 3):
@@ -423,7 +423,7 @@ def _db_locked(work: Path, trial: int) -> Outcome:
         if process.is_alive():
             kit.kill_runner(process)
             return Outcome(note="the runner hung")
-        return _finish(runner, repo, runner.jobs.get(job.id))
+        return _finish(runner, repo, runner.get(job.id))
 
 
 # --- the matrix --------------------------------------------------------------------------------

@@ -96,12 +96,12 @@ class Site:
             process.wait(timeout=30)
 
     def _registered(self) -> bool:
-        with self.runner.jobs.engine.connect() as conn:
+        with self.runner.records.jobs.engine.connect() as conn:
             return conn.execute(select(workers.c.id)).first() is not None
 
     def cancelled_job(self) -> str:
-        job = self.runner.jobs.create(Task(instruction="bench", repo=str(self.repo)))
-        self.runner.jobs.update(job.id, JobStatus.CANCELLED)
+        job = self.runner.records.jobs.create(Task(instruction="bench", repo=str(self.repo)))
+        self.runner.records.jobs.update(job.id, JobStatus.CANCELLED)
         return job.id
 
     def state(self, job_id: str) -> str:
@@ -152,13 +152,13 @@ def memory_figures(site: Site, jobs: int) -> dict[str, float]:
             ids.append(job.id)
         peak = idle
         running_peak = 0
-        while not all(site.runner.jobs.get(j).status.finished for j in ids):
+        while not all(site.runner.get(j).status.finished for j in ids):
             peak = max(peak, _rss_kib(worker.pid))
-            claimed = sum(1 for j in ids for e in site.runner.events.list(j) if e.kind == "worker.claimed")
-            released = sum(1 for j in ids for e in site.runner.events.list(j) if e.kind == "worker.released")
+            claimed = sum(1 for j in ids for e in site.runner.events(j) if e.kind == "worker.claimed")
+            released = sum(1 for j in ids for e in site.runner.events(j) if e.kind == "worker.released")
             running_peak = max(running_peak, claimed - released)
             time.sleep(0.2)
-    failed = [j for j in ids if site.runner.jobs.get(j).status != JobStatus.SUCCEEDED]
+    failed = [j for j in ids if site.runner.get(j).status != JobStatus.SUCCEEDED]
     if failed:
         raise RuntimeError(f"jobs {failed} did not succeed; see {site.root / 'worker.log'}")
     return {"idle_rss_mib": idle / 1024, "rss_with_8_jobs_mib": peak / 1024, "jobs_running_at_once": running_peak}

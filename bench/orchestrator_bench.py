@@ -48,7 +48,7 @@ def step_overhead(steps: int, backend: str) -> dict[str, float]:
     script += [coder("s1", call("submit", summary="read it")), approve("s1")]
     with tempfile.TemporaryDirectory(prefix="shipyard-bench-") as tmp:
         runner, job_id, _ = _job(Path(tmp), script, backend)
-        finished = next(e for e in runner.events.list(job_id) if e.kind == "agent.finished" and e.role == "coder")
+        finished = next(e for e in runner.events(job_id) if e.kind == "agent.finished" and e.role == "coder")
         shipyard = finished.payload["seconds"] / finished.payload["steps"]
     plain = _plain_loop(steps)
     return {"steps": steps, "shipyard_s_per_step": shipyard, "plain_sdk_s_per_step": plain,

@@ -84,8 +84,8 @@ def job_events(total: int) -> Iterator[Event]:
 
 def write(runner: Director, total: int) -> None:
     for event in job_events(total):
-        runner.events.append(event)
-    runner.jobs.update(JOB_ID, JobStatus.SUCCEEDED)
+        runner.records.events.append(event)
+    runner.records.jobs.update(JOB_ID, JobStatus.SUCCEEDED)
 
 
 async def open_job(pilot: Pilot[Any]) -> JobScreen:
@@ -148,8 +148,8 @@ async def main(total: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(Path(tmp)).model_copy(update={"state_dir": Path(tmp) / "state"})
         runner = Director(settings)
-        runner.jobs.create(Task(instruction="Eight changes at once", repo=tmp), job_id=JOB_ID)
-        runner.jobs.update(JOB_ID, JobStatus.RUNNING)
+        runner.records.jobs.create(Task(instruction="Eight changes at once", repo=tmp), job_id=JOB_ID)
+        runner.records.jobs.update(JOB_ID, JobStatus.RUNNING)
         app = ShipyardApp(settings, Path(tmp), launcher=lambda *a, **k: None, poll_interval=0.1)
         async with app.run_test(size=(120, 36)) as pilot:
             await pilot.pause(0.3)

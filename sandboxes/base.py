@@ -81,6 +81,14 @@ class Availability(BaseModel):
     detail: str
 
 
+class WorkspaceReader(Protocol):
+    """Read access to a workspace, confined to it: what a sandbox offers besides running commands."""
+
+    def read_file(self, path: str) -> bytes: ...
+
+    def list_files(self, path: str = ".") -> list[str]: ...
+
+
 @runtime_checkable
 class Sandbox(Protocol):
     """A started sandbox. Paths are relative to the workspace or absolute under WORKSPACE_MOUNT."""

@@ -29,10 +29,9 @@ T = TypeVar("T")
 
 
 class Launcher(Protocol):
-    """Starts a job's work (run, approve, reject, retry) somewhere it outlives the app: `launch` by default."""
+    """Starts a job's work (run, answer, retry) somewhere it outlives the app: `launch` by default."""
 
-    def __call__(self, settings: Settings, job_id: str, action: Any = "run", plan: dict[str, Any] | None = None,
-                 reason: str = "", repo: Path | None = None) -> object: ...
+    def __call__(self, settings: Settings, job_id: str, action: Any = "run", repo: Path | None = None) -> object: ...
 
 
 class ShipyardApp(App[None]):
@@ -47,7 +46,7 @@ class ShipyardApp(App[None]):
         self.launcher = launcher
         self.clock = clock
         self.poll_interval = poll_interval
-        self.runner = Director(settings)
+        self.director = Director(settings)
         self.sub_title = repo.name
         self._statuses: dict[str, JobStatus] | None = None
         self._children: list[subprocess.Popen[bytes]] = []
@@ -63,13 +62,13 @@ class ShipyardApp(App[None]):
 
     def submit_task(self, task: Task) -> Job:
         """Record the job and start it in the background (called off the UI thread)."""
-        job = self.runner.submit(task)
+        job = self.director.submit(task)
         self.launch(job.id, "run")
         return job
 
-    def launch(self, job_id: str, action: str = "run", plan: dict[str, Any] | None = None, reason: str = "") -> None:
+    def launch(self, job_id: str, action: str = "run") -> None:
         # From the repo the app was opened on: the job's process then reads the same shipyard.toml.
-        process = self.launcher(self.settings, job_id, action, plan=plan, reason=reason, repo=self.repo)
+        process = self.launcher(self.settings, job_id, action, repo=self.repo)
         if isinstance(process, subprocess.Popen):
             self._children.append(process)
 
@@ -90,7 +89,7 @@ class ShipyardApp(App[None]):
 
     async def _announce_loop(self) -> None:
         while True:
-            jobs = await self.read("announce", self.runner.jobs.list, None, 200)
+            jobs = await self.read("announce", self.director.list, None, 200)
             if jobs is not None:
                 self._announce(jobs)
             # Reap finished job processes; they keep running on their own after the app exits.

@@ -1,7 +1,7 @@
-"""How statuses, money, tokens and times read in the TUI.
+"""How statuses, money, tokens and times read in the TUI and the CLI.
 
-Colours are ANSI names (as in the CLI): Textual maps them through the theme's ANSI
-palette, so the same names stay readable on dark and light themes.
+Colours are ANSI names: Textual maps them through the theme's ANSI palette, so the same
+names stay readable on dark and light themes, and rich prints them as they are.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 
 from rich.text import Text
 
-from orchestrator.apps.cli.render import STATUS_STYLE
-
 STYLE: dict[str, str] = {
-    **STATUS_STYLE,
+    "succeeded": "green", "approved": "green", "running": "cyan", "coding": "cyan", "testing": "cyan",
+    "fixing": "yellow", "reviewing": "magenta", "planning": "cyan", "failed": "red", "rejected": "red",
+    "cancelled": "red", "queued": "dim",
     "awaiting_approval": "yellow bold",
     "merged": "green bold",
     "conflict": "red",

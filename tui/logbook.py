@@ -14,7 +14,31 @@ import time
 from collections import OrderedDict, deque
 from typing import Any
 
-from orchestrator.store.event_log import Event
+from orchestrator.store.events import (
+    AgentCommit,
+    AgentFinished,
+    AgentMessage,
+    AgentToolResult,
+    CandidateChosen,
+    DirectorAnswer,
+    DirectorNote,
+    Event,
+    JobAccepted,
+    JobDiscarded,
+    JobFinished,
+    JobPrepared,
+    JobStatusChanged,
+    JobSubmitted,
+    JobWaiting,
+    MergeDone,
+    PlanApproved,
+    PlanEdited,
+    PlanReady,
+    PlanRejected,
+    ReviewGiven,
+    SubtaskStatus,
+    TestResult,
+)
 from tui.format import ICON, STYLE, duration, first_line, label, money, short, tokens
 
 Span = tuple[str, str]  # text, style
@@ -24,6 +48,10 @@ LOG_WINDOW = 2000
 AGENT_LOGS = 64  # agents whose logs are kept; the least recently active beyond these are dropped
 JOB = "job"
 INDENT: Span = (" " * 9, "")
+# Tools whose output the log leaves out: it is a file's text, or an answer shown elsewhere.
+QUIET_TOOLS = frozenset({"view_file", "submit", "submit_plan", "submit_review"})
+OUTPUT_HEAD = 2  # lines of a command's output shown from its start
+OUTPUT_TAIL = 3  # and from its end
 
 
 def scopes_of(event: Event) -> list[str]:
@@ -87,82 +115,93 @@ def status_span(status: str) -> Span:
 def event_lines(event: Event) -> list[Line]:
     """What the log shows of an event (without time and author); nothing for events that only
     repeat another's content."""
-    p = event.payload
-    kind = event.kind
-    if kind == "agent.message":
-        content = (p.get("content") or "").strip()
-        return [(("» " + first_line(content, 200), "italic"),)] if content else []  # tool calls show with results
-    if kind == "agent.tool_result":
-        call: Line = (("▸ ", "cyan"), (str(p.get("tool")), "bold"), (" " + _arguments(p.get("arguments")), ""))
-        if not p.get("ok", True):
-            call += ((" ✗", "red"),)
-        lines = [call]
-        if p.get("tool") not in ("view_file", "submit", "submit_plan", "submit_review"):
-            output = (p.get("output") or "").strip().splitlines()
-            lines += [(("└ " + short(line, 160), "dim"),) for line in output[:3]]
-            if len(output) > 3:
-                lines.append(((f"  … {len(output) - 3} more lines", "dim"),))
-        return lines
-    if kind == "agent.finished":
-        usage = p.get("usage") or {}
-        spent = usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
-        why = "" if p.get("status") == "submitted" else f" · {short(p.get('reason'), 120)}"
-        summary = (f" after {p.get('steps', 0)} steps · {tokens(spent)} tok · {money(usage.get('cost', 0.0))} · "
-                   f"{duration(p.get('seconds') or 0)}{why}")
-        return [(status_span(str(p.get("status"))), (summary, ""))]
-    if kind == "agent.commit":
-        return [(("● ", "cyan"), (f"committed {str(p.get('head'))[:10]}", ""))]
-    if kind == "subtask.status":
-        reason = f" · {short(p.get('reason'), 160)}" if p.get("reason") else ""
-        return [(status_span(str(p.get("status"))), (reason, "red"))]
-    if kind == "test.result":
-        lines = [_test_line(p)]
-        if p.get("passed") is False:
-            tail = [line for line in (p.get("output") or "").strip().splitlines() if line.strip()][-3:]
-            lines += [(("└ " + short(line, 160), "dim"),) for line in tail]
-        return lines
-    if kind == "review.verdict":
-        lines = [(status_span(str(p.get("decision"))), (" " + short(p.get("summary"), 200), ""))]
-        return lines + [(("- " + short(comment, 200), "yellow"),) for comment in p.get("comments", [])]
-    if kind == "merge":
-        if p.get("ok"):
-            return [(("⇢ ", "green"), (f"merged {p.get('branch', '')} into the job branch", ""))]
-        return [(("⇢ ", "red"), (f"conflicts in {', '.join(p.get('conflicts', []))}", ""))]
-    if kind == "plan.ready":
-        plan = p.get("plan") or {}
-        return [(("plan ready: ", "bold"),
-                 (f"{len(plan.get('subtasks', []))} subtasks · {short(plan.get('summary'), 160)}", ""))]
-    if kind in ("job.status", "job.finished"):
-        error = f" · {short(p.get('error'), 160)}" if p.get("error") else ""
-        return [(("job ", ""), status_span(str(p.get("status"))), (error, "red"))]
-    if kind == "job.prepared":
-        before = {True: "pass", False: "fail", None: "none"}[p.get("tests_before")]
-        return [((f"prepared {p.get('job_branch')} at {str(p.get('base_sha'))[:10]} · tests before: {before}", ""),)]
-    if kind == "job.submitted":
-        return [(("submitted: ", "bold"), (short(p.get("instruction"), 200), ""))]
-    if kind == "job.waiting":
-        return [(("waiting for the director's approval of the plan", "yellow bold"),)]
-    if kind in ("plan.approved", "plan.rejected", "plan.edited"):
-        reason = f": {short(p.get('reason'), 160)}" if p.get("reason") else ""
-        return [((f"plan {kind.partition('.')[2]}", "bold"), (reason, ""))]
-    if kind == "director.note":
-        return [(("note: ", "magenta bold"), (short(p.get("text"), 200), ""))]
-    if kind == "job.accepted":
-        return [(("accepted: ", "green bold"), (short(p.get("message"), 160), ""))]
-    if kind == "job.discarded":
-        return [(("discarded: ", "bold"), (f"deleted {', '.join(p.get('branches', [])) or 'no branches'}", ""))]
-    if kind == "candidates.chosen":
-        return [(("candidate chosen: ", "bold"), (f"{p.get('winner')} of {len(p.get('scores', {}))}", ""))]
-    return [((kind, "cyan"), (" " + short(p, 160), ""))]
+    match event:
+        case AgentMessage():
+            content = event.content.strip()
+            return [(("» " + first_line(content, 200), "italic"),)] if content else []  # calls show with results
+        case AgentToolResult():
+            call: Line = (("▸ ", "cyan"), (event.tool, "bold"), (" " + _arguments(event.arguments), ""))
+            if not event.ok:
+                call += ((" ✗", "red"),)
+            if event.tool in QUIET_TOOLS:
+                return [call]
+            return [call, *_output_lines(event.output)]
+        case AgentFinished():
+            spent = event.usage.input_tokens + event.usage.output_tokens
+            why = "" if event.status == "submitted" else f" · {short(event.reason, 120)}"
+            summary = (f" after {event.steps} steps · {tokens(spent)} tok · {money(event.usage.cost)} · "
+                       f"{duration(event.seconds)}{why}")
+            return [(status_span(event.status), (summary, ""))]
+        case AgentCommit():
+            return [(("● ", "cyan"), (f"committed {event.head[:10]}", ""))]
+        case SubtaskStatus():
+            reason = f" · {short(event.reason, 160)}" if event.reason else ""
+            return [(status_span(event.status), (reason, "red"))]
+        case TestResult():
+            lines = [_test_line(event)]
+            if event.passed is False:
+                tail = [line for line in event.output.strip().splitlines() if line.strip()][-3:]
+                lines += [(("└ " + short(line, 160), "dim"),) for line in tail]
+            return lines
+        case ReviewGiven():
+            lines = [(status_span(event.decision), (" " + short(event.summary, 200), ""))]
+            return lines + [(("- " + short(comment, 200), "yellow"),) for comment in event.comments]
+        case MergeDone(ok=True):
+            return [(("⇢ ", "green"), (f"merged {event.branch} into the job branch", ""))]
+        case MergeDone():
+            return [(("⇢ ", "red"), (f"conflicts in {', '.join(event.conflicts)}", ""))]
+        case PlanReady():
+            return [(("plan ready: ", "bold"),
+                     (f"{len(event.plan.subtasks)} subtasks · {short(event.plan.summary, 160)}", ""))]
+        case JobStatusChanged() | JobFinished():
+            error = getattr(event, "error", None)
+            return [(("job ", ""), status_span(event.status), (f" · {short(error, 160)}" if error else "", "red"))]
+        case JobPrepared():
+            before = {True: "pass", False: "fail", None: "none"}[event.tests_before]
+            return [((f"prepared {event.job_branch} at {event.base_sha[:10]} · tests before: {before}", ""),)]
+        case JobSubmitted():
+            return [(("submitted: ", "bold"), (short(event.task.instruction, 200), ""))]
+        case JobWaiting():
+            return [(("waiting for the director's approval of the plan", "yellow bold"),)]
+        case DirectorAnswer():
+            reason = f": {short(event.reason, 160)}" if event.reason else ""
+            return [((f"answer: {event.action}", "bold"), (reason, ""))]
+        case PlanApproved():
+            return [(("plan approved", "bold"),)]
+        case PlanEdited():
+            return [(("plan edited", "bold"),)]
+        case PlanRejected():
+            return [(("plan rejected", "bold"), (f": {short(event.reason, 160)}" if event.reason else "", ""))]
+        case DirectorNote():
+            return [(("note: ", "magenta bold"), (short(event.text, 200), ""))]
+        case JobAccepted():
+            return [(("accepted: ", "green bold"), (short(event.message, 160), ""))]
+        case JobDiscarded():
+            return [(("discarded: ", "bold"), (f"deleted {', '.join(event.branches) or 'no branches'}", ""))]
+        case CandidateChosen():
+            return [(("candidate chosen: ", "bold"), (f"{event.winner} of {len(event.scores)}", ""))]
+    return [((event.kind, "cyan"), (" " + short(event.payload, 160), ""))]
 
 
-def _test_line(p: dict[str, Any]) -> Line:
-    scope = "job tests" if p.get("scope") == "job" else "tests"
-    if p.get("passed") is None:
+def _output_lines(output: str) -> list[Line]:
+    """A command's output in a few lines: its head and its tail, where the verdict of a test run or a
+    compiler is, and how much lies between."""
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    if len(lines) <= OUTPUT_HEAD + OUTPUT_TAIL:
+        shown = lines
+    else:
+        hidden = len(lines) - OUTPUT_HEAD - OUTPUT_TAIL
+        shown = [*lines[:OUTPUT_HEAD], f"… {hidden} more lines", *lines[-OUTPUT_TAIL:]]
+    return [(("└ " + short(line, 160), "dim"),) for line in shown]
+
+
+def _test_line(event: TestResult) -> Line:
+    scope = "job tests" if event.scope == "job" else "tests"
+    if event.passed is None:
         return ((f"{scope}: no test command", "dim"),)
-    if p.get("passed"):
-        return (("✓ ", "green"), (f"{scope} passed", "green"), (f" · `{p.get('command')}`", ""))
-    return (("✗ ", "red"), (f"{scope} FAILED", "red bold"), (f" · `{p.get('command')}` exit {p.get('exit_code')}", ""))
+    if event.passed:
+        return (("✓ ", "green"), (f"{scope} passed", "green"), (f" · `{event.command}`", ""))
+    return (("✗ ", "red"), (f"{scope} FAILED", "red bold"), (f" · `{event.command}` exit {event.exit_code}", ""))
 
 
 def _arguments(arguments: Any) -> str:

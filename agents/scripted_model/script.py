@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agents.validation import problems
+
 
 class ScriptError(ValueError):
     """A script that cannot be read or does not follow the format."""
@@ -173,8 +175,8 @@ class Script(BaseModel):
         try:
             return cls.model_validate(source)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'script'}: {e['msg']}" for e in exc.errors())
-            raise ScriptError(f"{where}: not a valid script: {problems}") from None
+            found = problems(exc, "script")
+            raise ScriptError(f"{where}: not a valid script: {found}") from None
 
 
 def _clip(text: str, limit: int) -> str:

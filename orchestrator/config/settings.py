@@ -21,11 +21,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from agents.models import ModelSpec, Role
+from agents.models import ROLES, ModelSpec, Role
+from agents.validation import problems
 from sandboxes.base import SandboxLimits
 
 CONFIG_FILE_NAME = "shipyard.toml"
-ROLES: tuple[Role, ...] = ("planner", "coder", "test_fixer", "reviewer")
 # Diverse enough that candidate coders do not all write the same patch.
 CANDIDATE_TEMPERATURES = (0.0, 0.5, 0.9, 0.3, 0.7)
 
@@ -186,8 +186,8 @@ def load_settings(repo: Path | None = None, **overrides: Any) -> Settings:
 
 def _one_line(exc: ValidationError, files: list[Path]) -> str:
     where = ", ".join(str(f) for f in files) or "SHIPYARD_* environment variables"
-    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-    return f"invalid configuration in {where}: {problems}"
+    found = problems(exc)
+    return f"invalid configuration in {where}: {found}"
 
 
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^@\s]+@")

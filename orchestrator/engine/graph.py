@@ -20,44 +20,55 @@ from langgraph.types import Send, interrupt
 from agents import roles
 from agents.plan import Plan
 from agents.repo_info import detect_test_command
+from orchestrator.engine.context import EVENT_OUTPUT_CHARS, JobContext
 from orchestrator.engine.integrate import integrate_results
-from orchestrator.engine.services import JobServices
 from orchestrator.engine.state import JobState, SubtaskInput, SubtaskResult, TestRun
 from orchestrator.engine.subtask import SubtaskPipeline
+from orchestrator.store.events import (
+    AgentId,
+    JobPrepared,
+    PlanApproved,
+    PlanEdited,
+    PlanReady,
+    PlanRejected,
+    SubtaskStatus,
+    TestResult,
+)
 from orchestrator.store.jobs import JobStatus
+from sandboxes.base import cap_output
 
 
-def build_graph(services: JobServices) -> StateGraph:
-    s = services
+def build_graph(ctx: JobContext) -> StateGraph:
+    s = ctx
     pipeline = SubtaskPipeline(s)
 
     def prepare(state: JobState) -> dict[str, Any]:
+        s.check_cancelled(every=0)
         base_sha = s.repo.resolve(s.task.base)
         s.repo.ensure_branch(s.job_branch, base_sha)
         ws = s.workspace("plan", base_sha, branch=s.job_branch)
         try:
-            s.test_command = s.task.test_command or s.settings.test_command or detect_test_command(ws.path)
             with s.sandbox(ws.path, "baseline.tests") as sandbox:
-                before = s.run_tests(sandbox, s.test_command)
+                test_command = s.task.test_command or s.settings.test_command or detect_test_command(sandbox)
+                before = s.run_tests(sandbox, test_command)
         finally:
             s.repo.remove_workspace(ws)
-        s.emit("job.prepared", base_sha=base_sha, job_branch=s.job_branch, test_command=s.test_command,
-               tests_before=before.passed)
-        return {"base_sha": base_sha, "job_branch": s.job_branch, "test_command": s.test_command,
+        s.emit(JobPrepared(base_sha=base_sha, job_branch=s.job_branch, test_command=test_command,
+                           tests_before=before.passed))
+        return {"base_sha": base_sha, "job_branch": s.job_branch, "test_command": test_command,
                 "tests_before": before, "results": {}}
 
     def plan(state: JobState) -> dict[str, Any]:
         s.set_status(JobStatus.PLANNING)
         ws = s.workspace("plan", state["base_sha"], branch=s.job_branch)
+        agent = AgentId(role="planner")
         try:
-            with s.sandbox(ws.path, "planner") as sandbox:
-                the_plan, _ = roles.plan(
-                    s.model("planner", "planner"), sandbox, s.task.instruction, s.test_command, s.limits(),
-                    s.agent_emitter("planner", "planner", None),
-                )
+            with s.sandbox(ws.path, agent.name) as sandbox:
+                run = s.role_run(roles.PLANNER, agent, None, sandbox)
+                the_plan, _ = roles.plan(run, s.task.instruction, state.get("test_command"))
         finally:
             s.repo.remove_workspace(ws)
-        s.emit("plan.ready", role="planner", plan=the_plan.model_dump())
+        s.emit(PlanReady(role="planner", plan=the_plan))
         return {"plan": the_plan}
 
     def approve(state: JobState) -> dict[str, Any]:
@@ -69,19 +80,21 @@ def build_graph(services: JobServices) -> StateGraph:
         answer = interrupt({"plan": state["plan"].model_dump()})
         action = answer.get("action")
         if action == "reject":
-            s.emit("plan.rejected", reason=answer.get("reason", ""))
-            return {"decision": "rejected", "stop_reason": f"plan rejected: {answer.get('reason') or 'no reason given'}"}
+            s.emit(PlanRejected(reason=answer.get("reason", "")))
+            reason = answer.get("reason") or "no reason given"
+            return {"decision": "rejected", "stop_reason": f"plan rejected: {reason}"}
         update: dict[str, Any] = {"decision": "approved"}
         if action == "edit":
             update["plan"] = Plan.model_validate(answer["plan"])
-            s.emit("plan.edited", plan=update["plan"].model_dump())
-        s.emit("plan.approved")
+            s.emit(PlanEdited(plan=update["plan"]))
+        s.emit(PlanApproved())
         s.set_status(JobStatus.RUNNING)
         return update
 
     def dispatch(state: JobState) -> list[Send] | str:
         if state.get("decision") == "rejected":
             return END
+        s.check_cancelled(every=0)
         the_plan: Plan = state["plan"]
         results = state.get("results", {})
         merged = {i for i, r in results.items() if r.status == "merged"}
@@ -89,32 +102,33 @@ def build_graph(services: JobServices) -> StateGraph:
         if not ready or not s.budget_left():
             return "verify"
         head = s.repo.resolve(s.job_branch)
-        return [Send("subtask", SubtaskInput(subtask=sub, base_ref=head)) for sub in ready]
+        return [Send("subtask", SubtaskInput(subtask=sub, base_ref=head, test_command=state.get("test_command")))
+                for sub in ready]
 
     def subtask(payload: SubtaskInput) -> dict[str, Any]:
-        result = pipeline.run(payload["subtask"], payload["base_ref"])
-        return {"results": {result.id: result}, "dispatched": [result.id]}
+        result = pipeline.run(payload["subtask"], payload["base_ref"], payload["test_command"])
+        return {"results": {result.id: result}}
 
     def integrate(state: JobState) -> dict[str, Any]:
         the_plan: Plan = state["plan"]
         results = state.get("results", {})
         pending = [results[i] for i in the_plan.order() if i in results and results[i].status == "approved"]
-        merged = integrate_results(s, the_plan, pending)
+        merged = integrate_results(s, the_plan, pending, state.get("test_command"))
         skipped = _blocked_by_failures(the_plan, {**results, **merged}, s)
         return {"results": {**merged, **skipped}}
 
     def verify(state: JobState) -> dict[str, Any]:
+        s.check_cancelled(every=0)
         ws = s.workspace("verify", s.job_branch, branch=s.job_branch)
         try:
             with s.sandbox(ws.path, "verify.tests") as sandbox:
                 after = s.run_tests(sandbox, state.get("test_command"))
         finally:
             s.repo.remove_workspace(ws)
-        s.emit("test.result", role=None, scope="job", passed=after.passed, exit_code=after.exit_code,
-               output=after.output[-8000:], command=after.command)
-        stop = state.get("stop_reason") or (None if s.budget_left() else "job budget spent")
+        s.emit(TestResult(scope="job", passed=after.passed, exit_code=after.exit_code,
+                          output=cap_output(after.output, EVENT_OUTPUT_CHARS)[0], command=after.command))
+        stop = state.get("stop_reason") or s.exhausted()
         return {"tests_after": after, "stop_reason": stop}
-
     graph = StateGraph(JobState)
     graph.add_node("prepare", prepare)
     graph.add_node("plan", plan)
@@ -132,7 +146,7 @@ def build_graph(services: JobServices) -> StateGraph:
     return graph
 
 
-def _blocked_by_failures(the_plan: Plan, results: dict[str, SubtaskResult], s: JobServices) -> dict[str, SubtaskResult]:
+def _blocked_by_failures(the_plan: Plan, results: dict[str, SubtaskResult], s: JobContext) -> dict[str, SubtaskResult]:
     """Subtasks that can never start because something they depend on failed."""
     failed = {i for i, r in results.items() if r.status == "failed"}
     blocked: dict[str, SubtaskResult] = {}
@@ -148,6 +162,6 @@ def _blocked_by_failures(the_plan: Plan, results: dict[str, SubtaskResult], s: J
                     id=sub.id, status="failed", branch=s.branch(sub.id), tests=TestRun(command=None, passed=None),
                     reason=f"not started: depends on failed {', '.join(bad)}",
                 )
-                s.emit("subtask.status", subtask=sub.id, status="failed", reason=blocked[sub.id].reason)
+                s.emit(SubtaskStatus(subtask=sub.id, status="failed", reason=blocked[sub.id].reason))
                 changed = True
     return blocked

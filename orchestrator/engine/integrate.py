@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from agents import roles
 from agents.plan import Plan
-from orchestrator.engine.services import JobServices
+from orchestrator.engine.context import JobContext
 from orchestrator.engine.state import SubtaskResult
+from orchestrator.store.events import AgentId, MergeDone, SubtaskStatus
 from sandboxes.base import SandboxError
 from sandboxes.git.workspace import WorkspaceError
 
 
-def integrate_results(s: JobServices, the_plan: Plan, approved: list[SubtaskResult]) -> dict[str, SubtaskResult]:
+def integrate_results(s: JobContext, the_plan: Plan, approved: list[SubtaskResult],
+                      test_command: str | None) -> dict[str, SubtaskResult]:
     """Merge each approved result in dependency order; returns the results with their new status."""
     updated: dict[str, SubtaskResult] = {}
     for result in approved:
@@ -21,29 +23,28 @@ def integrate_results(s: JobServices, the_plan: Plan, approved: list[SubtaskResu
         merge = s.repo.merge(s.job_branch, result.branch, path, keep_conflicted=True, message=message)
         if merge.ok:
             s.repo.remove_workspace(s.repo.open_workspace(path))
-            s.emit("merge", subtask=sub.id, ok=True, sha=merge.sha, branch=result.branch)
+            s.emit(MergeDone(subtask=sub.id, ok=True, sha=merge.sha, branch=result.branch))
             updated[sub.id] = result.model_copy(update={"status": "merged"})
             continue
-        s.emit("merge", subtask=sub.id, ok=False, conflicts=merge.conflicts, branch=result.branch)
-        updated[sub.id] = _resolve(s, result, merge.conflicts, message)
+        s.emit(MergeDone(subtask=sub.id, ok=False, conflicts=merge.conflicts, branch=result.branch))
+        updated[sub.id] = _resolve(s, result, merge.conflicts, message, test_command)
     return updated
 
 
-def _resolve(s: JobServices, result: SubtaskResult, conflicts: list[str], message: str) -> SubtaskResult:
+def _resolve(s: JobContext, result: SubtaskResult, conflicts: list[str], message: str,
+             test_command: str | None) -> SubtaskResult:
     """Hand a conflicted merge to a coder agent; keep the merge only if the tests still pass."""
     ws = s.repo.open_workspace(s.worktree_path("integrate"))
-    agent = f"{result.id}.resolver"
+    agent = AgentId(role="resolver", workspace=result.id)
     try:
-        with s.sandbox(ws.path, agent) as sandbox:
-            outcome = roles.resolve_conflicts(
-                s.model("coder", agent), sandbox, result.branch, s.job_branch, conflicts,
-                f"{result.id}", s.limits(), s.agent_emitter("coder", agent, result.id),
-            )
-            tests = s.run_tests(sandbox, s.test_command)
+        with s.sandbox(ws.path, agent.name) as sandbox:
+            run = s.role_run(roles.RESOLVER, agent, result.id, sandbox)
+            outcome = roles.resolve_conflicts(run, result.branch, s.job_branch, conflicts, result.id)
+            tests = s.run_tests(sandbox, test_command)
         if outcome.submitted and tests.passed is not False:
             sha = ws.commit(f"{message}\n\nConflicts resolved by an agent: {outcome.summary}\n", role="coder",
-                            agent=agent)
-            s.emit("merge", subtask=result.id, ok=True, sha=sha, branch=result.branch, resolved=conflicts)
+                            agent=agent.name)
+            s.emit(MergeDone(subtask=result.id, ok=True, sha=sha, branch=result.branch, resolved=conflicts))
             return result.model_copy(update={"status": "merged", "tests": tests})
         reason = f"merge conflict in {', '.join(conflicts)} not resolved: " + (
             outcome.reason if not outcome.submitted else "tests fail after the resolution"
@@ -53,5 +54,5 @@ def _resolve(s: JobServices, result: SubtaskResult, conflicts: list[str], messag
     finally:
         # Whatever happened, the job branch keeps only completed merges.
         s.repo.remove_workspace(ws)
-    s.emit("subtask.status", subtask=result.id, status="failed", reason=reason)
+    s.emit(SubtaskStatus(subtask=result.id, status="failed", reason=reason))
     return result.model_copy(update={"status": "failed", "reason": reason})

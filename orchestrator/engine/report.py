@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 from agents.models import UsageTotals
 from orchestrator.engine.state import JobState, TestRun
-from orchestrator.store.event_log import EventLog
+from orchestrator.store.job_view import JobView
 from sandboxes.git.workspace import DiffStat, GitRepo
 
 
@@ -55,7 +55,7 @@ class Report(BaseModel):
         return self.status == "succeeded"
 
 
-def build_report(job_id: str, state: JobState, repo: GitRepo, events: EventLog, seconds: float) -> Report:
+def build_report(job_id: str, state: JobState, repo: GitRepo, view: JobView, seconds: float) -> Report:
     plan = state.get("plan")
     results = state.get("results", {})
     base_sha = state["base_sha"]
@@ -74,7 +74,12 @@ def build_report(job_id: str, state: JobState, repo: GitRepo, events: EventLog, 
                 reason=result.reason if result else "",
             )
         )
-    agents, total = _agent_usage(job_id, events)
+    agents = [
+        AgentReport(agent=a.name, role=a.role, status=a.status, steps=a.steps, tokens=a.usage.input_tokens
+                    + a.usage.output_tokens, cost=a.usage.cost, seconds=a.seconds or 0.0)
+        for a in view.agents.values() if a.usage is not None
+    ]
+    total = view.usage()
     after = state.get("tests_after")
     all_merged = bool(subtasks) and all(sub.status == "merged" for sub in subtasks)
     ok = all_merged and (after is None or after.passed is not False) and not state.get("stop_reason")
@@ -84,27 +89,3 @@ def build_report(job_id: str, state: JobState, repo: GitRepo, events: EventLog, 
         tests_after=after, plan_summary=plan.summary if plan else "", subtasks=subtasks, agents=agents,
         total=total, seconds=round(seconds, 1), stop_reason=state.get("stop_reason"),
     )
-
-
-def _agent_usage(job_id: str, events: EventLog) -> tuple[list[AgentReport], UsageTotals]:
-    """Per agent, from the `agent.finished` events: they survive restarts, unlike in-memory ledgers."""
-    agents: list[AgentReport] = []
-    total = UsageTotals()
-    for event in events.list(job_id):
-        if event.kind != "agent.finished":
-            continue
-        usage = UsageTotals.model_validate(event.payload.get("usage", {}))
-        total.calls += usage.calls
-        total.input_tokens += usage.input_tokens
-        total.output_tokens += usage.output_tokens
-        total.cost += usage.cost
-        total.latency += usage.latency
-        total.unpriced_calls += usage.unpriced_calls
-        agents.append(
-            AgentReport(
-                agent=event.agent or "", role=event.role or "", status=event.payload.get("status", ""),
-                steps=event.payload.get("steps", 0), tokens=usage.input_tokens + usage.output_tokens,
-                cost=usage.cost, seconds=event.payload.get("seconds", 0.0),
-            )
-        )
-    return agents, total

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Annotated, Literal, TypedDict
 
 from pydantic import BaseModel, Field
@@ -16,6 +15,7 @@ class TestRun(BaseModel):
     exit_code: int | None = None
     output: str = ""
     seconds: float = 0.0
+    timed_out: bool = False
 
 
 class SubtaskResult(BaseModel):
@@ -44,7 +44,6 @@ class JobState(TypedDict, total=False):
     plan: Plan | None
     decision: Literal["approved", "rejected"]
     results: Annotated[dict[str, SubtaskResult], _merge_results]
-    dispatched: Annotated[list[str], operator.add]
     tests_after: TestRun | None
     stop_reason: str | None
 
@@ -54,3 +53,4 @@ class SubtaskInput(TypedDict):
 
     subtask: Subtask
     base_ref: str
+    test_command: str | None

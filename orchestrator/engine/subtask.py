@@ -13,8 +13,11 @@ from pydantic import BaseModel
 from agents import roles
 from agents.loop import AgentOutcome
 from agents.plan import ReviewVerdict, Subtask
-from orchestrator.engine.services import JobServices
+from agents.roles import PROMPT_LIMITS
+from orchestrator.engine.context import EVENT_OUTPUT_CHARS, JobContext
 from orchestrator.engine.state import SubtaskResult, TestRun
+from orchestrator.store.events import AgentId, CandidateChosen, ReviewGiven, SubtaskStatus, TestResult
+from sandboxes.base import cap_output
 from sandboxes.git.workspace import Workspace
 
 MAX_FIX_ROUNDS = 2
@@ -27,8 +30,8 @@ class StageResult(BaseModel):
 
 
 class SubtaskPipeline:
-    def __init__(self, services: JobServices):
-        self.s = services
+    def __init__(self, context: JobContext):
+        self.ctx = context
         # Tasks are bound here so that their checkpointed results key on call order
         # inside the subtask node, which is the same on every replay.
         self.code_stage = task(name="code")(self._code)
@@ -36,42 +39,43 @@ class SubtaskPipeline:
         self.fix_stage = task(name="fix")(self._fix)
         self.review_stage = task(name="review")(self._review)
 
-    def run(self, subtask: Subtask, base_ref: str) -> SubtaskResult:
-        s = self.s
-        ws = s.workspace(subtask.id, base_ref)
-        start = s.repo.resolve(base_ref)
-        s.emit("subtask.status", subtask=subtask.id, status="coding", branch=ws.branch)
+    def run(self, subtask: Subtask, base_ref: str, test_command: str | None) -> SubtaskResult:
+        ctx = self.ctx
+        ws = ctx.workspace(subtask.id, base_ref)
+        start = ctx.repo.resolve(base_ref)
+        self._status(subtask, "coding", branch=ws.branch)
         feedback: str | None = None
         verdict: ReviewVerdict | None = None
         tests = TestRun(command=None, passed=None)
         fix_rounds = 0
         try:
             for review_round in range(MAX_REVIEW_ROUNDS + 1):
-                if review_round == 0 and s.task.candidates > 1:
-                    pick = self._race(subtask, start)
+                if review_round == 0 and ctx.task.candidates > 1:
+                    pick = self._race(subtask, start, test_command)
                     if pick is None:
                         return self._failed(subtask, ws, "no candidate changed anything", tests, 0, 0)
                     head, tests, verdict = pick
                     ws.reset(head)
                 else:
-                    coded = self.code_stage(subtask, subtask.id, start, feedback, review_round).result()
+                    coded = self.code_stage(subtask, subtask.id, start, test_command, feedback,
+                                            review_round).result()
                     if not coded.outcome.submitted and coded.head == start:
                         return self._failed(subtask, ws, f"coder: {coded.outcome.reason}", tests, fix_rounds,
                                             review_round)
                     head, verdict = coded.head, None
-                    tests = self.test_stage(subtask, subtask.id, head).result()
-                while tests.passed is False and fix_rounds < MAX_FIX_ROUNDS and s.budget_left():
+                    tests = self.test_stage(subtask, subtask.id, head, test_command).result()
+                while tests.passed is False and fix_rounds < MAX_FIX_ROUNDS and ctx.budget_left():
                     fix_rounds += 1
-                    s.emit("subtask.status", subtask=subtask.id, status="fixing", round=fix_rounds)
+                    self._status(subtask, "fixing", round=fix_rounds)
                     head = self.fix_stage(subtask, head, tests, fix_rounds).result().head
-                    tests = self.test_stage(subtask, subtask.id, head).result()
+                    tests = self.test_stage(subtask, subtask.id, head, test_command).result()
                     verdict = None
-                if not s.budget_left():
+                if not ctx.budget_left():
                     return self._failed(subtask, ws, "job budget spent", tests, fix_rounds, review_round)
                 if verdict is None:
                     verdict = self.review_stage(subtask, subtask.id, base_ref, head, tests, review_round).result()
                 if verdict.approved and tests.passed is not False:
-                    s.emit("subtask.status", subtask=subtask.id, status="approved", head=head)
+                    self._status(subtask, "approved", head=head)
                     return SubtaskResult(
                         id=subtask.id, status="approved", branch=ws.branch, head=head, tests=tests,
                         verdict=verdict, fix_rounds=fix_rounds, review_rounds=review_round,
@@ -81,40 +85,44 @@ class SubtaskPipeline:
             return self._failed(subtask, ws, "changes still requested after the last review round", tests,
                                 fix_rounds, MAX_REVIEW_ROUNDS, verdict)
         finally:
-            s.repo.remove_workspace(ws)
+            ctx.repo.remove_workspace(ws)
 
-    def _race(self, subtask: Subtask, start: str) -> tuple[str, TestRun, ReviewVerdict | None] | None:
+    def _race(self, subtask: Subtask, start: str,
+              test_command: str | None) -> tuple[str, TestRun, ReviewVerdict | None] | None:
         """N coders attempt the subtask at once; the best verified attempt wins: passing tests
         first, then the reviewer's approval, then the smallest change."""
-        s = self.s
-        names = [f"{subtask.id}-c{i + 1}" for i in range(s.task.candidates)]
-        coded = [self.code_stage(subtask, name, start, None, 0, i) for i, name in enumerate(names)]
+        ctx = self.ctx
+        names = [f"{subtask.id}-c{i + 1}" for i in range(ctx.task.candidates)]
+        coded = [self.code_stage(subtask, name, start, test_command, None, 0, i) for i, name in enumerate(names)]
         heads = {name: future.result().head for name, future in zip(names, coded, strict=True)}
         changed = [name for name in names if heads[name] != start]
         if not changed:
             return None
-        tested = {name: self.test_stage(subtask, name, heads[name]) for name in changed}
+        tested = {name: self.test_stage(subtask, name, heads[name], test_command) for name in changed}
         tests = {name: future.result() for name, future in tested.items()}
         contenders = [name for name in changed if tests[name].passed is not False] or changed
         reviewed = {name: self.review_stage(subtask, name, start, heads[name], tests[name], 0) for name in contenders}
         verdicts = {name: future.result() for name, future in reviewed.items()}
 
         def rank(name: str) -> tuple[bool, bool, int]:
-            size = s.repo.diff_stat(start, heads[name])
+            size = ctx.repo.diff_stat(start, heads[name])
             return (tests[name].passed is False, not verdicts[name].approved, size.insertions + size.deletions)
 
         winner = min(contenders, key=rank)
         for name in names:
-            s.drop_workspace(name)
-        s.emit("candidates.chosen", subtask=subtask.id, winner=winner, head=heads[winner], scores={
+            ctx.drop_workspace(name)
+        ctx.emit(CandidateChosen(subtask=subtask.id, winner=winner, head=heads[winner], scores={
             name: {"tests": tests[name].passed, "approved": verdicts[name].approved if name in verdicts else None}
             for name in changed
-        })
+        }))
         return heads[winner], tests[winner], verdicts[winner]
+
+    def _status(self, subtask: Subtask, status: str, **fields: object) -> None:
+        self.ctx.emit(SubtaskStatus(subtask=subtask.id, status=status, **fields))  # type: ignore[arg-type]
 
     def _failed(self, subtask: Subtask, ws: Workspace, reason: str, tests: TestRun, fix_rounds: int,
                 review_rounds: int, verdict: ReviewVerdict | None = None) -> SubtaskResult:
-        self.s.emit("subtask.status", subtask=subtask.id, status="failed", reason=reason)
+        self._status(subtask, "failed", reason=reason)
         return SubtaskResult(
             id=subtask.id, status="failed", branch=ws.branch, head=ws.head(), tests=tests, verdict=verdict,
             fix_rounds=fix_rounds, review_rounds=review_rounds, reason=reason,
@@ -122,63 +130,48 @@ class SubtaskPipeline:
 
     # -- stages (each a checkpointed task) ---------------------------------------
 
-    def _code(self, subtask: Subtask, name: str, start: str, feedback: str | None, round_: int,
-              candidate: int | None = None) -> StageResult:
-        s = self.s
-        agent = f"{name}.coder.{round_ + 1}"
-        ws = s.workspace(name, start)
-        ws.reset(start)
-        with s.sandbox(ws.path, agent) as sandbox:
-            outcome = roles.code(
-                s.model("coder", agent, candidate), sandbox, s.task.instruction, subtask, s.test_command,
-                s.limits(), s.agent_emitter("coder", agent, subtask.id), feedback=feedback, notes=s.notes,
-            )
-        head = ws.commit(_message(subtask, outcome, "coder"), role="coder", agent=agent) or ws.head()
-        s.emit("agent.commit", subtask=subtask.id, role="coder", agent=agent, head=head)
+    def _code(self, subtask: Subtask, name: str, start: str, test_command: str | None, feedback: str | None,
+              round_: int, candidate: int | None = None) -> StageResult:
+        ctx = self.ctx
+        agent = AgentId(role="coder", workspace=name, round=round_ + 1)
+        with ctx.agent_sandbox(name, start, agent) as (ws, sandbox):
+            run = ctx.role_run(roles.CODER, agent, subtask.id, sandbox, candidate)
+            outcome = roles.code(run, ctx.task.instruction, subtask, test_command, feedback=feedback)
+        head = ctx.commit(ws, agent, subtask.id, "coder", _message(subtask, outcome, "coder"))
         return StageResult(head=head, outcome=outcome)
 
-    def _test(self, subtask: Subtask, name: str, head: str) -> TestRun:
-        s = self.s
-        s.emit("subtask.status", subtask=subtask.id, status="testing")
-        ws = s.workspace(name, head)
-        ws.reset(head)
-        with s.sandbox(ws.path, f"{name}.tests") as sandbox:
-            run = s.run_tests(sandbox, s.test_command)
-        s.emit("test.result", subtask=subtask.id, agent=name, passed=run.passed, exit_code=run.exit_code,
-               output=run.output[-8000:], command=run.command)
+    def _test(self, subtask: Subtask, name: str, head: str, test_command: str | None) -> TestRun:
+        ctx = self.ctx
+        self._status(subtask, "testing")
+        with ctx.agent_sandbox(name, head, AgentId(role="tests", workspace=name)) as (_, sandbox):
+            run = ctx.run_tests(sandbox, test_command)
+        ctx.emit(TestResult(subtask=subtask.id, agent=name, passed=run.passed, exit_code=run.exit_code,
+                            output=cap_output(run.output, EVENT_OUTPUT_CHARS)[0], command=run.command))
         return run
 
     def _fix(self, subtask: Subtask, head: str, tests: TestRun, round_: int) -> StageResult:
-        s = self.s
-        agent = f"{subtask.id}.test_fixer.{round_}"
-        ws = s.workspace(subtask.id, head)
-        ws.reset(head)
-        with s.sandbox(ws.path, agent) as sandbox:
-            outcome = roles.fix_tests(
-                s.model("test_fixer", agent), sandbox, subtask, tests.command or "", tests.exit_code or 1,
-                tests.output, s.limits(), s.agent_emitter("test_fixer", agent, subtask.id),
-            )
-        new_head = ws.commit(_message(subtask, outcome, "test-fixer"), role="test_fixer", agent=agent) or head
-        s.emit("agent.commit", subtask=subtask.id, role="test_fixer", agent=agent, head=new_head)
+        ctx = self.ctx
+        agent = AgentId(role="test_fixer", workspace=subtask.id, round=round_)
+        with ctx.agent_sandbox(subtask.id, head, agent) as (ws, sandbox):
+            run = ctx.role_run(roles.TEST_FIXER, agent, subtask.id, sandbox)
+            outcome = roles.fix_tests(run, subtask, tests.command or "", tests.exit_code or 1, tests.output)
+        new_head = ctx.commit(ws, agent, subtask.id, "test_fixer", _message(subtask, outcome, "test-fixer"))
         return StageResult(head=new_head, outcome=outcome)
 
     def _review(self, subtask: Subtask, name: str, base_ref: str, head: str, tests: TestRun,
                 round_: int) -> ReviewVerdict:
-        s = self.s
-        agent = f"{name}.reviewer.{round_ + 1}"
-        s.emit("subtask.status", subtask=subtask.id, status="reviewing")
-        ws = s.workspace(name, head)
-        ws.reset(head)
-        with s.sandbox(ws.path, agent) as sandbox:
+        ctx = self.ctx
+        agent = AgentId(role="reviewer", workspace=name, round=round_ + 1)
+        self._status(subtask, "reviewing")
+        with ctx.agent_sandbox(name, head, agent) as (_, sandbox):
+            run = ctx.role_run(roles.REVIEWER, agent, subtask.id, sandbox)
             try:
-                verdict, _ = roles.review(
-                    s.model("reviewer", agent), sandbox, subtask, s.repo.diff(base_ref, head), tests.command,
-                    bool(tests.passed) or tests.passed is None, tests.output[-6000:], s.limits(),
-                    s.agent_emitter("reviewer", agent, subtask.id),
-                )
+                verdict, _ = roles.review(run, subtask, ctx.repo.diff(base_ref, head), tests.command, tests.passed,
+                                          tests.output)
             except roles.RoleError as exc:
                 verdict = ReviewVerdict(decision="request_changes", summary=str(exc), comments=[])
-        s.emit("review.verdict", subtask=subtask.id, role="reviewer", agent=agent, **verdict.model_dump())
+        ctx.emit(ReviewGiven(subtask=subtask.id, role="reviewer", agent=agent.name, decision=verdict.decision,
+                             summary=verdict.summary, comments=verdict.comments))
         return verdict
 
 
@@ -190,5 +183,6 @@ def _message(subtask: Subtask, outcome: AgentOutcome, role: str) -> str:
 def _feedback(verdict: ReviewVerdict, tests: TestRun) -> str:
     lines = [verdict.summary, *(f"- {c}" for c in verdict.comments)]
     if tests.passed is False:
-        lines.append(f"The tests still fail (`{tests.command}`):\n{tests.output[-3000:]}")
+        output, _ = cap_output(tests.output, PROMPT_LIMITS.feedback_test_chars)
+        lines.append(f"The tests still fail (`{tests.command}`):\n{output}")
     return "\n".join(lines)

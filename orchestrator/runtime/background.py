@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from orchestrator.config.settings import Settings
 
-Action = Literal["run", "approve", "reject", "retry"]
+# run: from wherever it stands; answer: on with the director's recorded answer to its plan;
+# retry: its failed subtasks again.
+Action = Literal["run", "answer", "retry"]
 
 
-def launch(settings: Settings, job_id: str, action: Action = "run", plan: dict[str, Any] | None = None,
-           reason: str = "", repo: Path | None = None) -> subprocess.Popen[bytes]:
+def launch(settings: Settings, job_id: str, action: Action = "run",
+           repo: Path | None = None) -> subprocess.Popen[bytes]:
     """Start `shipyard work` for the job in a new session; its output goes to a log file.
 
     The process starts in `repo` (when given) so that it reads the same shipyard.toml.
@@ -23,10 +24,6 @@ def launch(settings: Settings, job_id: str, action: Action = "run", plan: dict[s
     log_dir = settings.state_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "orchestrator", "work", job_id, "--action", action]
-    if plan is not None:
-        args += ["--plan-json", json.dumps(plan)]
-    if reason:
-        args += ["--reason", reason]
     env = {**os.environ, "SHIPYARD_STATE_DIR": str(settings.state_dir)}
     with open(log_dir / f"{job_id}.log", "ab") as log:
         return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,

@@ -1,78 +1,199 @@
-"""The director's API: submit, run or resume a job's graph to its end or its approval wait, steer it.
+"""The director's API: every action a front end offers — the CLI, the TUI, the GitHub desk, a
+worker — is a method here, and front ends hold no orchestration logic of their own.
 
-The CLI and the TUI call these functions; they never touch the graph themselves.
+Reading: `get`, `find`, `list`, `events`, `follow`, `view`, `report`, `diff`.
+Acting: `submit`, `run`/`resume`, `approve`, `reject`, `answer`, `retry`, `cancel`, `note`,
+`accept`, `discard`, `prune`, `launch` (in a process of its own), `finish`.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import cast
 
-from langgraph.types import Command
-
-from agents.models import ModelError
-from agents.roles import RoleError
+from agents.plan import Plan
 from orchestrator.config.settings import Settings
-from orchestrator.engine.checkpoints import checkpointer
-from orchestrator.engine.graph import build_graph
-from orchestrator.engine.report import Report, build_report
-from orchestrator.engine.services import JobCancelled, JobServices
+from orchestrator.engine.report import Report
+from orchestrator.engine.runner import advance, open_repo
+from orchestrator.runtime import background
+from orchestrator.runtime.notify import Inbox
+from orchestrator.runtime.prune import PruneResult, prune
 from orchestrator.runtime.queue import JobQueue
 from orchestrator.store.db import open_store, store_url
-from orchestrator.store.event_log import EventLog
-from orchestrator.store.jobs import Job, JobStatus, JobStore, Task
-from sandboxes.base import SandboxError
+from orchestrator.store.events import (
+    DirectorAnswer,
+    DirectorNote,
+    Event,
+    JobAccepted,
+    JobDiscarded,
+    JobWaiting,
+    PlanEdited,
+    PlanReady,
+    SubtasksRetried,
+)
+from orchestrator.store.job_view import JobView
+from orchestrator.store.jobs import Job, JobStatus, Task
+from orchestrator.store.records import JobRecords
 from sandboxes.git.workspace import GitRepo, MergeResult, WorkspaceError, branch_name
-from sandboxes.select import select_backend
+
+
+class JobStateError(ValueError):
+    """The job is not in a state where that action makes sense."""
 
 
 class Director:
     def __init__(self, settings: Settings):
         self.settings = settings
-        engine = open_store(store_url(settings))
-        self.jobs = JobStore(engine)
-        self.events = EventLog(engine)
-        self.queue = JobQueue(settings, self.jobs, self.events)
+        self.records = JobRecords(open_store(store_url(settings)))
+        self.queue = JobQueue(settings, self.records.jobs, self.records.events)
 
-    # -- the director's actions ----------------------------------------------------
+    # -- reading ---------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        return self.records.jobs.get(job_id)
+
+    def find(self, ref: str) -> Job:
+        """The job whose id is `ref` or starts with it."""
+        return self.records.jobs.find(ref)
+
+    def list(self, status: JobStatus | None = None, limit: int = 100) -> list[Job]:
+        return self.records.jobs.list(status, limit=limit)
+
+    def events(self, job_id: str, after: int = 0, limit: int | None = None,
+               kinds: tuple[type[Event], ...] = ()) -> list[Event]:
+        return self.records.events.list(job_id, after=after, limit=limit, kinds=kinds)
+
+    def follow(self, job_id: str, after: int = 0, poll: float = 0.2,
+               until: Callable[[], bool] | None = None) -> Iterator[Event]:
+        return self.records.events.follow(job_id, after=after, poll=poll, until=until)
+
+    def view(self, job_id: str) -> JobView:
+        return JobView.of(job_id, self.events(job_id))
+
+    def plan(self, job_id: str) -> Plan | None:
+        """The job's plan as it stands: the planner's, or the director's edit of it."""
+        plans = self.events(job_id, kinds=(PlanReady, PlanEdited))
+        last = plans[-1] if plans else None
+        return last.plan if isinstance(last, PlanReady | PlanEdited) else None
+
+    def report(self, job_id: str) -> Report | None:
+        job = self.get(job_id)
+        return Report.model_validate(job.report) if job.report else None
+
+    def diff(self, job_id: str) -> str:
+        """The job branch's changes against where the job started."""
+        job = self.get(job_id)
+        report = self.report(job_id)
+        if report is None:
+            raise JobStateError(f"job {job_id} has no result yet ({job.status.value})")
+        return self._repo(job).diff(report.base_sha, report.job_branch)
+
+    def inbox(self) -> Inbox:
+        """What needs the director: the notifications of finished, failed and waiting jobs."""
+        return Inbox(self.records.engine)
+
+    def changes(self, job_id: str, base: str, ref: str) -> tuple[str, str]:
+        """What `ref` (a branch of the job) changed since `base`: the commit it names, and the diff."""
+        repo = self._repo(self.get(job_id))
+        head = repo.resolve(ref)
+        return head, repo.diff(base, head)
+
+    def settled(self, job_id: str) -> bool:
+        """Whether the job has stopped moving: ended, or waiting for the director."""
+        status = self.get(job_id).status
+        return status.finished or status == JobStatus.AWAITING_APPROVAL
+
+    # -- running ---------------------------------------------------------------------
 
     def submit(self, task: Task) -> Job:
         """Record a job for `task`, checking first that its repo and base exist."""
-        repo = self._open_repo(task.repo)
+        repo = open_repo(self.settings, task.repo)
         if task.base == "HEAD":
             # Name the branch, not the moving HEAD: `accept` merges into it later.
             task = task.model_copy(update={"base": repo.current_branch() or repo.resolve("HEAD")})
         repo.resolve(task.base)
-        job = self.jobs.create(task)
-        self.events.emit(job.id, "job.submitted", payload=task.model_dump())
-        return job
+        return self.records.submit(task)
 
     def run(self, job_id: str) -> Job:
         """Run a job from wherever it is (new, crashed mid-way) until it ends or waits for approval."""
-        job = self.jobs.get(job_id)
+        job = self.get(job_id)
         if job.status == JobStatus.AWAITING_APPROVAL:
             return job
-        return self._advance(job, resume=None)
+        return advance(self.settings, self.records, job)
 
-    def approve(self, job_id: str, plan: dict[str, Any] | None = None) -> Job:
+    resume = run
+
+    def enqueue(self, job_id: str) -> Job:
+        """Hand the job to the queue, for a worker (`shipyard serve`) to run."""
+        self.queue.enqueue(job_id)
+        return self.get(job_id)
+
+    def launch(self, job_id: str, action: background.Action = "run",
+               repo: Path | None = None) -> subprocess.Popen[bytes]:
+        """Run (or answer, or retry) the job in a process of its own, which outlives the caller."""
+        return background.launch(self.settings, job_id, action, repo=repo)
+
+    # -- the plan ----------------------------------------------------------------------
+
+    def approve(self, job_id: str, plan: Plan | None = None, by: str = "") -> Job:
         """Approve the waiting plan (or an edited one) and run the job on."""
-        job = self._awaiting(job_id)
-        answer: dict[str, Any] = {"action": "edit", "plan": plan} if plan else {"action": "approve"}
-        return self._answer(job, answer)
+        self.record_answer(job_id, DirectorAnswer(action="edit" if plan else "approve", plan=plan, by=by))
+        return self.answer(job_id)
 
-    def reject(self, job_id: str, reason: str = "") -> Job:
-        job = self._awaiting(job_id)
-        return self._answer(job, {"action": "reject", "reason": reason})
+    def reject(self, job_id: str, reason: str = "", by: str = "") -> Job:
+        self.record_answer(job_id, DirectorAnswer(action="reject", reason=reason, by=by))
+        return self.answer(job_id)
 
-    def answer(self, job_id: str, answer: dict[str, Any]) -> Job:
-        """Run the waiting job on with the director's answer, in this process (what a worker does)."""
-        return self._advance(self._awaiting(job_id), resume=answer)
+    def record_answer(self, job_id: str, answer: DirectorAnswer) -> DirectorAnswer:
+        """Keep the director's answer to the waiting plan; `answer` (here, in a launched process or on a
+        worker) acts on it."""
+        self._awaiting(job_id)
+        return cast(DirectorAnswer, self.records.events.append(answer.model_copy(update={"job_id": job_id})))
+
+    def pending_answer(self, job_id: str) -> DirectorAnswer | None:
+        """The director's latest answer to the plan that waits now, if there is one."""
+        if self.get(job_id).status != JobStatus.AWAITING_APPROVAL:
+            return None
+        waits = self.events(job_id, kinds=(JobWaiting,))
+        since = waits[-1].id or 0 if waits else 0
+        answers = [e for e in self.events(job_id, after=since, kinds=(DirectorAnswer,))
+                   if isinstance(e, DirectorAnswer)]
+        return answers[-1] if answers else None
+
+    def answer(self, job_id: str) -> Job:
+        """Run the waiting job on with the director's recorded answer: in this process, or back on the
+        queue when a worker holds the job (we then follow it until it settles)."""
+        job = self._awaiting(job_id)
+        answer = self.pending_answer(job_id)
+        if answer is None:
+            raise JobStateError(f"job {job_id} has no answer to its plan yet: `shipyard approve` or `reject` it")
+        if not self.queue.holds(job.id):
+            return advance(self.settings, self.records, job, resume=answer.resume_value())
+        queued = self.queue.enqueue(job.id, "answer", answer.resume_value())
+        if queued is None:
+            raise JobStateError(f"job {job.id} already has an answer queued; a worker (`shipyard serve`) takes it")
+        return self.queue.wait(job.id, after=queued.id)
+
+    def answer_later(self, job_id: str) -> None:
+        """Queue the job to run on with the director's recorded answer, for a worker; return at once."""
+        answer = self.pending_answer(job_id)
+        if answer is None:
+            raise JobStateError(f"job {job_id} has no answer to its plan yet")
+        self.queue.enqueue(job_id, "answer", answer.resume_value())
+
+    def answer_here(self, job_id: str, resume: dict[str, object]) -> Job:
+        """What a worker does with a queued answer: run the job on in this process."""
+        return advance(self.settings, self.records, self._awaiting(job_id), resume=dict(resume))
+
+    # -- steering ----------------------------------------------------------------------
 
     def retry(self, job_id: str, subtask_ids: list[str] | None = None) -> Job:
         """Run failed subtasks again (all of them by default), then integrate and verify as
         before; what succeeded stays. Each earlier attempt is kept on a `-tryN` branch.
         A job that failed part-way (an error, not a verdict) goes on from its checkpoint."""
-        job = self.jobs.get(job_id)
+        job = self.get(job_id)
         if job.status != JobStatus.FAILED:
             raise JobStateError(f"job {job_id} is {job.status.value}; only a failed job's subtasks can be retried")
         report = self.report(job_id)
@@ -81,145 +202,72 @@ class Director:
         failed = {s.id: s for s in report.subtasks if s.status == "failed"} if report else {}
         unknown = sorted(set(subtask_ids or []) - set(failed))
         if unknown or not failed:
-            raise JobStateError(f"job {job_id}: only failed subtasks can be retried; failed: {sorted(failed) or 'none'}")
+            raise JobStateError(f"job {job_id}: only failed subtasks can be retried; "
+                                f"failed: {sorted(failed) or 'none'}")
         chosen = set(subtask_ids or failed)
         chosen |= {i for i, s in failed.items() if s.reason.startswith("not started")}
-        repo = self._open_repo(job.task.repo)
+        repo = self._repo(job)
         kept = [_keep_attempt(repo, failed[i].branch) for i in sorted(chosen) if failed[i].branch]
-        self.events.emit(job_id, "subtask.retry", payload={"subtasks": sorted(chosen), "kept": kept})
-        self.jobs.update(job_id, JobStatus.RUNNING, error=None, report=None)
+        self.records.events.append(SubtasksRetried(job_id=job_id, subtasks=sorted(chosen), kept=kept))
+        self.records.jobs.update(job_id, JobStatus.RUNNING, error=None, report=None)
         forget = {i: None for i in chosen}
-        return self._advance(job, resume=None, rewind={"results": forget, "stop_reason": None})
+        return advance(self.settings, self.records, job, rewind={"results": forget, "stop_reason": None})
 
     def cancel(self, job_id: str) -> Job:
-        """Mark the job cancelled; a process running it stops at its agents' next step."""
-        job = self.jobs.get(job_id)
-        if not job.status.finished:
-            self.jobs.update(job_id, JobStatus.CANCELLED, error="cancelled by the director")
-            self.events.emit(job_id, "job.status", payload={"status": JobStatus.CANCELLED.value})
-        return self.jobs.get(job_id)
+        """Mark the job cancelled; whatever runs it stops at its next step."""
+        job = self.get(job_id)
+        if job.status.finished:
+            return job
+        return self.records.set_status(job_id, JobStatus.CANCELLED, error="cancelled by the director")
+
+    def note(self, job_id: str, text: str) -> None:
+        """A note from the director, read by every agent that starts after it, in every role."""
+        self.get(job_id)
+        self.records.events.append(DirectorNote(job_id=job_id, text=text))
+
+    def finish(self, job_id: str, status: JobStatus, error: str | None = None) -> Job:
+        """End a job that cannot run (e.g. its repository is gone), as the engine ends the others."""
+        return self.records.finish(job_id, status, error=error)
+
+    # -- the result --------------------------------------------------------------------
 
     def accept(self, job_id: str) -> MergeResult:
         """Merge the finished job's branch into the base branch of the user's repo."""
-        job = self.jobs.get(job_id)
+        job = self.get(job_id)
         if job.status != JobStatus.SUCCEEDED:
             raise JobStateError(f"job {job_id} is {job.status.value}; only a succeeded job can be accepted")
-        repo = self._open_repo(job.task.repo)
-        result = repo.accept(branch_name(job_id), job.task.base)
-        self.events.emit(job_id, "job.accepted", payload=result.model_dump(mode="json"))
+        result = self._repo(job).accept(branch_name(job_id), job.task.base)
+        self.records.events.append(JobAccepted(job_id=job_id, ok=result.ok, sha=result.sha,
+                                               conflicts=result.conflicts, message=result.message))
         return result
 
-    def note(self, job_id: str, text: str) -> None:
-        """A note from the director, added to the prompts of the agents that start after it."""
-        self.events.emit(job_id, "director.note", payload={"text": text})
+    def discard(self, job_id: str) -> Job:
+        """Delete a finished job's branches (its own and its agents'); the job and its events stay."""
+        job = self.get(job_id)
+        if not job.status.finished:
+            raise JobStateError(f"job {job_id} is {job.status.value}; cancel it first, then discard it")
+        deleted = self._repo(job).delete_job_branches(branch_name(job_id))
+        self.records.events.append(JobDiscarded(job_id=job_id, branches=deleted))
+        return job
 
-    # -- internals -----------------------------------------------------------------
+    def prune(self, older_than: float, dry_run: bool = False) -> PruneResult:
+        """Forget finished jobs older than `older_than` seconds whose branches are gone."""
+        return prune(self.settings, self.records, self.queue, older_than, dry_run)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Let go of the queue's connection (commands that enqueued end with this)."""
+        self.queue.close()
 
     def _awaiting(self, job_id: str) -> Job:
-        job = self.jobs.get(job_id)
+        job = self.get(job_id)
         if job.status != JobStatus.AWAITING_APPROVAL:
             raise JobStateError(f"job {job_id} is {job.status.value}, not waiting for plan approval")
         return job
 
-    def _answer(self, job: Job, answer: dict[str, Any]) -> Job:
-        if not self.queue.holds(job.id):
-            return self._advance(job, resume=answer)
-        # A job from the queue goes back to it, so that a worker (with its sandboxes) runs it on; we follow it.
-        queued = self.queue.enqueue(job.id, "answer", answer)
-        if queued is None:
-            raise JobStateError(f"job {job.id} already has an answer queued; a worker (`shipyard serve`) takes it")
-        return self.queue.wait(job.id, after=queued.id)
-
-    def _open_repo(self, source: str) -> GitRepo:
-        return GitRepo.open(source, self.settings.state_dir / "repos")
-
-    def _advance(self, job: Job, resume: dict[str, Any] | None, rewind: dict[str, Any] | None = None) -> Job:
-        started = time.monotonic()
-        services = JobServices(
-            job_id=job.id,
-            task=job.task,
-            settings=self.settings,
-            repo=self._open_repo(job.task.repo),
-            backend=select_backend(self.settings.sandbox.backend, self.settings.sandbox.image,
-                                   hide=(self.settings.state_dir,)),
-            events=self.events,
-            jobs=self.jobs,
-        )
-        services.restore_usage()
-        services.notes = [e.payload["text"] for e in self.events.list(job.id) if e.kind == "director.note"]
-        # max_concurrency sizes the graph's thread pool. A subtask node holds a thread while it
-        # waits on its stage tasks, which need threads of their own: the pool must fit the widest
-        # fan-out (20 subtasks) with all their candidate coders (5), or the job deadlocks.
-        config = {"configurable": {"thread_id": job.id}, "max_concurrency": GRAPH_THREADS}
-        with checkpointer(self.settings) as saver:
-            app = build_graph(services).compile(checkpointer=saver)
-            snapshot = app.get_state(config)
-            services.test_command = snapshot.values.get("test_command")
-            if rewind is not None:
-                # As if integration had just finished without these results: the graph
-                # dispatches them again, then integrates and verifies.
-                app.update_state(config, rewind, as_node="integrate")
-                snapshot = app.get_state(config)
-            if resume is not None:
-                graph_input: Any = Command(resume=resume)
-            elif snapshot.next or snapshot.tasks:
-                # Crashed or stopped mid-way: continue from the checkpoint. A crash after a step's
-                # tasks all finished, before the next checkpoint, leaves none "next", only their writes.
-                graph_input = None
-            else:
-                graph_input = {}
-            if job.status == JobStatus.QUEUED:
-                self.jobs.update(job.id, JobStatus.PLANNING)
-            try:
-                # Sync durability: a stage's result is on disk before the next stage starts, so a
-                # SIGKILL can cost at most the stage in flight, never one that already finished.
-                app.invoke(graph_input, config, durability="sync")
-            except JobCancelled:
-                self.events.emit(job.id, "job.finished", payload={"status": "cancelled"})
-                return self.jobs.get(job.id)
-            except CANNOT_GO_ON as exc:
-                # Not a bug: the model is gone for good, a sandbox or the repo refuses. The job
-                # stops with the reason; the branches, events and checkpoint stay for `shipyard resume`.
-                self.jobs.update(job.id, JobStatus.FAILED, error=str(exc))
-                self.events.emit(job.id, "job.finished", payload={"status": "failed", "error": str(exc)})
-                return self.jobs.get(job.id)
-            except Exception as exc:
-                # The branches, events and checkpoint stay: `shipyard resume` can go on.
-                self.jobs.update(job.id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
-                self.events.emit(job.id, "job.finished", payload={"status": "failed", "error": str(exc)})
-                raise
-            snapshot = app.get_state(config)
-        if snapshot.next:  # waiting at the approval interrupt
-            self.events.emit(job.id, "job.waiting", payload={"for": "plan approval"})
-            return self.jobs.get(job.id)
-        return self._finish(job, snapshot.values, services, time.monotonic() - started)
-
-    def _finish(self, job: Job, state: dict[str, Any], services: JobServices, seconds: float) -> Job:
-        if state.get("decision") == "rejected":
-            self.jobs.update(job.id, JobStatus.REJECTED, error=state.get("stop_reason"))
-            self.events.emit(job.id, "job.finished", payload={"status": "rejected"})
-            return self.jobs.get(job.id)
-        report = build_report(job.id, state, services.repo, self.events, seconds)
-        status = JobStatus.SUCCEEDED if report.succeeded else JobStatus.FAILED
-        error = report.stop_reason or (None if report.succeeded else _why_failed(report))
-        self.jobs.update(job.id, status, report=report.model_dump(mode="json"), error=error)
-        self.events.emit(job.id, "job.finished", payload={"status": status.value, "branch": report.job_branch})
-        return self.jobs.get(job.id)
-
-    def report(self, job_id: str) -> Report | None:
-        job = self.jobs.get(job_id)
-        return Report.model_validate(job.report) if job.report else None
-
-
-def _why_failed(report: Report) -> str:
-    """One line on why a job that ran to its end did not succeed."""
-    unmerged = [f"{s.id} {s.status}" + (f" ({s.reason})" if s.reason else "") for s in report.subtasks
-                if s.status != "merged"]
-    if unmerged:
-        return "not merged: " + "; ".join(unmerged)
-    if report.tests_after is not None and report.tests_after.passed is False:
-        return f"the tests fail on the job branch (`{report.tests_after.command}`)"
-    return "the plan had no subtasks" if not report.subtasks else "the job did not succeed"
+    def _repo(self, job: Job) -> GitRepo:
+        return open_repo(self.settings, job.task.repo)
 
 
 def _keep_attempt(repo: GitRepo, branch: str) -> str | None:
@@ -236,14 +284,3 @@ def _keep_attempt(repo: GitRepo, branch: str) -> str | None:
             repo.ensure_branch(f"{branch}-try{n}", branch)
             return f"{branch}-try{n}"
         n += 1
-
-
-class JobStateError(ValueError):
-    """The job is not in a state where that action makes sense."""
-
-
-GRAPH_THREADS = 20 * (1 + 5) + 8
-
-# Failures that end a job with their message as its reason, rather than as a bug's traceback.
-CANNOT_GO_ON = (RoleError, ModelError, SandboxError, WorkspaceError)
-

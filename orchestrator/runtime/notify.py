@@ -19,6 +19,7 @@ from sqlalchemy import Engine, insert, select, update
 from orchestrator.config.settings import NotificationSettings
 from orchestrator.store.db import notifications
 from orchestrator.store.event_log import EventLog
+from orchestrator.store.events import NotificationFailed, NotificationRecorded, NotificationSent
 from orchestrator.store.jobs import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,8 @@ class Notifier:
                 job_id=notification.job.id, kind=notification.kind, status=notification.job.status.value,
                 message=notification.message, created_at=notification.ts, read=False,
             ))
-        self.events.emit(notification.job.id, "notification", payload={"kind": notification.kind,
-                                                                        "message": notification.message})
+        self.events.append(NotificationRecorded(job_id=notification.job.id, about=notification.kind,
+                                                message=notification.message))
 
     def deliver(self, sink: Sink, notification: Notification) -> None:
         """Send through one sink; a failure is logged and kept as an event, never raised."""
@@ -92,10 +93,9 @@ class Notifier:
             sink.send(notification)
         except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the job or the other sinks
             log.warning("notification sink %s failed for job %s: %s", sink.name, notification.job.id, exc)
-            self.events.emit(notification.job.id, "notification.failed", payload={"sink": sink.name,
-                                                                                  "error": str(exc)})
+            self.events.append(NotificationFailed(job_id=notification.job.id, sink=sink.name, error=str(exc)))
             return
-        self.events.emit(notification.job.id, "notification.sent", payload={"sink": sink.name})
+        self.events.append(NotificationSent(job_id=notification.job.id, sink=sink.name))
 
 
 class WebhookSink:
@@ -140,8 +140,8 @@ class CommandSink:
 
     def send(self, notification: Notification) -> None:
         try:
-            result = subprocess.run(self.command, shell=True, input=notification.model_dump_json(), text=True, check=False,
-                                    capture_output=True, timeout=self.timeout)
+            result = subprocess.run(self.command, shell=True, input=notification.model_dump_json(), text=True,
+                                    check=False, capture_output=True, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             raise SinkError(f"command `{self.command}` ran longer than {self.timeout:.0f}s") from None
         if result.returncode != 0:

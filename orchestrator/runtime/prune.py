@@ -15,11 +15,14 @@ from pathlib import Path
 
 from sqlalchemy import delete
 
+from orchestrator.config.settings import Settings
 from orchestrator.engine.checkpoints import checkpointer
-from orchestrator.runtime.director import Director
+from orchestrator.engine.runner import open_repo
+from orchestrator.runtime.queue import JobQueue
 from orchestrator.store.db import events, jobs, notifications
 from orchestrator.store.jobs import Job
-from sandboxes.git.workspace import GitRepo, WorkspaceError, branch_name
+from orchestrator.store.records import JobRecords
+from sandboxes.git.workspace import WorkspaceError, branch_name
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -38,14 +41,15 @@ class PruneResult:
     kept: dict[str, str] = field(default_factory=dict)  # job id -> why it stays
 
 
-def prune(runner: Director, older_than: float, dry_run: bool = False) -> PruneResult:
+def prune(settings: Settings, records: JobRecords, queue: JobQueue, older_than: float,
+          dry_run: bool = False) -> PruneResult:
     """Forget the finished jobs last updated more than `older_than` seconds ago, unless their branches exist."""
     cutoff = time.time() - older_than
     result = PruneResult()
-    for job in runner.jobs.list(limit=1_000_000):
+    for job in records.jobs.list(limit=1_000_000):
         if not job.status.finished or job.updated_at >= cutoff:
             continue
-        branches = job_branches(runner, job)
+        branches = job_branches(settings, job)
         if branches is None:
             result.kept[job.id] = f"cannot tell whether its branches exist in {job.task.repo}"
         elif branches:
@@ -53,19 +57,19 @@ def prune(runner: Director, older_than: float, dry_run: bool = False) -> PruneRe
                                                                                       else "")
         else:
             if not dry_run:
-                forget(runner, job)
+                forget(settings, records, queue, job)
             result.pruned.append(job.id)
     return result
 
 
-def job_branches(runner: Director, job: Job) -> list[str] | None:
+def job_branches(settings: Settings, job: Job) -> list[str] | None:
     """The job's branches in its repository (and its remote, for a URL); None if git cannot tell."""
     patterns = [f"refs/heads/{branch_name(job.id)}", f"refs/heads/{branch_name(job.id)}--*"]
     source = job.task.repo
     if not _is_url(source) and not Path(source).expanduser().is_dir():
         return []  # the repository is gone, and its branches with it
     try:
-        repo = GitRepo.open(source, runner.settings.state_dir / "repos")
+        repo = open_repo(settings, source)
     except WorkspaceError:
         return None if _is_url(source) else []
     found = _git(["--git-dir", str(repo.git_dir), "for-each-ref", "--format=%(refname:short)", *patterns])
@@ -79,16 +83,16 @@ def job_branches(runner: Director, job: Job) -> list[str] | None:
     return sorted(set(found))
 
 
-def forget(runner: Director, job: Job) -> None:
+def forget(settings: Settings, records: JobRecords, queue: JobQueue, job: Job) -> None:
     """Delete everything kept about the job; its branches are already gone."""
-    with checkpointer(runner.settings) as saver:
+    with checkpointer(settings) as saver:
         saver.delete_thread(job.id)
-    runner.queue.forget(job.id)
-    with runner.jobs.engine.begin() as conn:
+    queue.forget(job.id)
+    with records.engine.begin() as conn:
         conn.execute(delete(events).where(events.c.job_id == job.id))
         conn.execute(delete(notifications).where(notifications.c.job_id == job.id))
         conn.execute(delete(jobs).where(jobs.c.id == job.id))
-    (runner.settings.state_dir / "logs" / f"{job.id}.log").unlink(missing_ok=True)
+    (settings.state_dir / "logs" / f"{job.id}.log").unlink(missing_ok=True)
 
 
 def _git(args: list[str]) -> list[str] | None:

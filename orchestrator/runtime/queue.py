@@ -13,11 +13,10 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import select
-
 from orchestrator.config.settings import Settings
-from orchestrator.store.db import events, is_postgres, libpq_url, store_url
-from orchestrator.store.event_log import Event, EventLog
+from orchestrator.store.db import is_postgres, libpq_url, store_url
+from orchestrator.store.event_log import EventLog
+from orchestrator.store.events import Event, JobFinished, JobQueued, JobWaiting
 from orchestrator.store.jobs import Job, JobStore
 
 if TYPE_CHECKING:
@@ -29,7 +28,7 @@ APP_NAME = "shipyard"
 # Workers run only the workflows of their own version: change it when the workflow's arguments change.
 APP_VERSION = "shipyard-1"
 # The events that end one advance of a job: it finished (any way) or waits for the director.
-SETTLING_EVENTS = ("job.finished", "job.waiting")
+SETTLING_EVENTS = (JobFinished, JobWaiting)
 
 Action = Literal["run", "answer"]
 
@@ -63,18 +62,16 @@ class JobQueue:
             )
         except error.DBOSQueueDeduplicatedError:
             return None
-        return self.events.emit(job_id, "job.queued", payload={"action": action, "workflow": workflow_id})
+        return self.events.append(JobQueued(job_id=job_id, action=action, workflow=workflow_id))
 
     def holds(self, job_id: str) -> bool:
         """Whether the job came through the queue (and so goes back to it after its approval wait)."""
-        query = select(events.c.id).where(events.c.job_id == job_id, events.c.kind == "job.queued").limit(1)
-        with self.events.engine.connect() as conn:
-            return conn.execute(query).first() is not None
+        return self.events.has(job_id, JobQueued)
 
     def wait(self, job_id: str, after: int | None) -> Job:
         """Follow the job on whatever worker runs it until it finishes or waits again."""
         for event in self.events.follow(job_id, after=after or 0):
-            if event.kind in SETTLING_EVENTS:
+            if isinstance(event, SETTLING_EVENTS):
                 break
         return self.jobs.get(job_id)
 

@@ -31,6 +31,7 @@ from orchestrator.runtime.director import Director
 from orchestrator.runtime.notify import Notification, Notifier, Sink, configured_sinks, notification_for
 from orchestrator.runtime.queue import APP_NAME, APP_VERSION, QUEUE_NAME, WORKFLOW_NAME, system_url
 from orchestrator.store.db import workers
+from orchestrator.store.events import WorkerClaimed, WorkerReleased
 from orchestrator.store.jobs import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def notify_workflow(job_id: str) -> None:
 @DBOS.step(name="shipyard.notify-record")
 def record_step(job_id: str) -> dict[str, Any] | None:
     """The event and inbox entry, once; what they say is kept for the sinks, however late they run."""
-    notification = notification_for(_current().runner.jobs.get(job_id))
+    notification = notification_for(_current().director.get(job_id))
     if notification is None:
         return None
     _current().notifier.record(notification)
@@ -90,9 +91,9 @@ class Worker:
         self.settings = settings
         self.host = socket.gethostname()
         self.id = f"{self.host}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.runner = Director(settings)
-        self.engine = self.runner.jobs.engine
-        self.notifier = Notifier(self.engine, self.runner.events, configured_sinks(settings.notifications)
+        self.director = Director(settings)
+        self.engine = self.director.records.engine
+        self.notifier = Notifier(self.engine, self.director.records.events, configured_sinks(settings.notifications)
                                  + (extra_sinks or []))
         self._running = 0
         self._lock = threading.Lock()
@@ -102,33 +103,31 @@ class Worker:
 
     def advance(self, job_id: str, action: str, answer: dict[str, Any] | None) -> Job:
         """Run the job from where it is to its end or its approval wait, on this worker."""
-        job = self.runner.jobs.get(job_id)
+        job = self.director.get(job_id)
         if job.status.finished:  # cancelled while queued, or it ended just before its worker died
             return job
-        events = self.runner.events
-        events.emit(job_id, "worker.claimed", payload={"worker": self.id, "action": action})
+        events = self.director.records.events
+        events.append(WorkerClaimed(job_id=job_id, worker=self.id, action=action))
         with self._lock:
             self._running += 1
         try:
             if job.status != JobStatus.AWAITING_APPROVAL:
-                job = self.runner.run(job_id)
+                job = self.director.run(job_id)
             elif action == "answer" and answer is not None:
-                job = self.runner.answer(job_id, answer)
+                job = self.director.answer_here(job_id, answer)
         except Exception as exc:
             log.exception("job %s failed on worker %s", job_id, self.id)
             job = self._failed(job_id, exc)
         finally:
             with self._lock:
                 self._running -= 1
-        events.emit(job_id, "worker.released", payload={"worker": self.id, "status": job.status.value})
+        events.append(WorkerReleased(job_id=job_id, worker=self.id, status=job.status.value))
         return job
 
     def _failed(self, job_id: str, exc: Exception) -> Job:
-        job = self.runner.jobs.get(job_id)
+        job = self.director.get(job_id)
         if not job.status.finished:  # it failed before its graph ran, e.g. its repository is gone
-            self.runner.jobs.update(job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
-            self.runner.events.emit(job_id, "job.finished", payload={"status": "failed", "error": str(exc)})
-            job = self.runner.jobs.get(job_id)
+            job = self.director.finish(job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
         return job
 
     # -- serving ------------------------------------------------------------------

@@ -20,9 +20,11 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     make_url,
+    text,
 )
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from orchestrator.config.settings import ConfigError, Settings
 
@@ -53,6 +55,8 @@ events = Table(
     Column("tokens", Integer, nullable=False, default=0),
     Column("cost", Float, nullable=False, default=0.0),
     Column("ts", Float, nullable=False),
+    # The version of orchestrator.store.events that wrote the payload (rows from before it: 1).
+    Column("v", Integer, nullable=False, server_default="1"),
 )
 
 
@@ -109,10 +113,25 @@ def open_store(url: str) -> Engine:
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _tune_sqlite)
         metadata.create_all(engine)
+        _add_missing_columns(engine)
     except (OperationalError, ArgumentError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise StoreError(f"cannot use the database {_masked(url)}: {reason}") from None
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Columns added since a store was made: `create_all` makes missing tables, never missing columns."""
+    present = {column["name"] for column in inspect(engine).get_columns("events")}
+    if "v" in present:
+        return
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE events ADD COLUMN v INTEGER NOT NULL DEFAULT 1"))
+    except DBAPIError:
+        # Another process added it first.
+        if "v" not in {column["name"] for column in inspect(engine).get_columns("events")}:
+            raise
 
 
 def psycopg_url(url: str) -> str:

@@ -1,28 +1,14 @@
-"""The event log: every step of every agent, appended once and read by the CLI, the TUI and the logs."""
+"""The event log: every step of every agent, appended once and read by every front end."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
-from pydantic import BaseModel, Field
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 
 from orchestrator.store.db import events
-
-
-class Event(BaseModel):
-    id: int | None = None
-    job_id: str
-    kind: str = Field(description="e.g. job.submitted, plan.ready, subtask.status, agent.tool_call, test.result")
-    subtask: str | None = None
-    role: str | None = None
-    agent: str | None = None
-    payload: dict[str, Any] = Field(default_factory=dict)
-    tokens: int = 0
-    cost: float = 0.0
-    ts: float = Field(default_factory=time.time)
+from orchestrator.store.events import Event, from_row, kind_of, to_row
 
 
 class EventLog:
@@ -30,22 +16,37 @@ class EventLog:
         self.engine = engine
 
     def append(self, event: Event) -> Event:
-        row = event.model_dump(exclude={"id"})
+        """Store `event` (its job_id set); the stored event, with its id."""
+        if not event.job_id:
+            raise ValueError(f"a {event.kind} event without a job id")
         with self.engine.begin() as conn:
-            result = conn.execute(insert(events).values(**row))
+            result = conn.execute(insert(events).values(**to_row(event)))
         return event.model_copy(update={"id": result.inserted_primary_key[0]})
 
-    def emit(self, job_id: str, kind: str, **fields: Any) -> Event:
-        return self.append(Event(job_id=job_id, kind=kind, **fields))
-
-    def list(self, job_id: str, after: int = 0, limit: int | None = None) -> list[Event]:
+    def list(self, job_id: str, after: int = 0, limit: int | None = None,
+             kinds: tuple[type[Event], ...] = ()) -> list[Event]:
+        """The job's events after id `after`, oldest first; only of the given classes, when given."""
         query = select(events).where(events.c.job_id == job_id, events.c.id > after).order_by(events.c.id)
+        if kinds:
+            query = query.where(events.c.kind.in_(kind_of(*kinds)))
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:
-            return [Event.model_validate(row._asdict()) for row in conn.execute(query)]
+            return [from_row(row._asdict()) for row in conn.execute(query)]
 
-    def follow(self, job_id: str, after: int = 0, poll: float = 0.2, until: Any = None) -> Iterator[Event]:
+    def has(self, job_id: str, kind: type[Event]) -> bool:
+        query = select(events.c.id).where(events.c.job_id == job_id, events.c.kind.in_(kind_of(kind))).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def spent(self, job_id: str) -> float:
+        """USD spent on the job's model calls so far, by every process that ever ran it."""
+        query = select(func.coalesce(func.sum(events.c.cost), 0.0)).where(events.c.job_id == job_id)
+        with self.engine.connect() as conn:
+            return float(conn.execute(query).scalar_one())
+
+    def follow(self, job_id: str, after: int = 0, poll: float = 0.2,
+               until: Callable[[], bool] | None = None) -> Iterator[Event]:
         """Events as they are appended; stops once `until()` is true and nothing new is left."""
         while True:
             batch = self.list(job_id, after)

@@ -101,6 +101,13 @@ class JobStore:
         with self.engine.connect() as conn:
             return [Job.model_validate(row._asdict()) for row in conn.execute(query)]
 
+    def advance(self, job_id: str, status: JobStatus) -> bool:
+        """Move a job to `status` unless the director cancelled it; False if cancelled."""
+        with self.engine.begin() as conn:
+            moved = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status != JobStatus.CANCELLED.value)
+                                 .values(status=status.value, updated_at=time.time())).rowcount
+        return bool(moved)
+
     def update(self, job_id: str, status: JobStatus | None = None, **fields: Any) -> None:
         values: dict[str, Any] = {"updated_at": time.time(), **fields}
         if status is not None:

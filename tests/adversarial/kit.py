@@ -342,7 +342,7 @@ class ScriptedJob:
         return self.runner.submit(Task(instruction=instruction, repo=str(self.repo), base="main", **task))
 
     def events(self, job_id: str, *kinds: str) -> list[Event]:
-        return [e for e in self.runner.events.list(job_id) if not kinds or e.kind in kinds]
+        return [e for e in self.runner.events(job_id) if not kinds or e.kind in kinds]
 
 
 @contextlib.contextmanager
@@ -386,7 +386,7 @@ def work_lost(runner: Director, repo: Path, job_id: str) -> list[str]:
     lost = []
     heads = branches(repo)
     job_branches = {name: sha for name, sha in heads.items() if name.startswith(f"shipyard/{job_id}")}
-    if not any(e.kind == "job.submitted" for e in runner.events.list(job_id)):
+    if not any(e.kind == "job.submitted" for e in runner.events(job_id)):
         lost.append("the job.submitted event is gone")
 
     def reachable(sha: str) -> bool:
@@ -394,7 +394,7 @@ def work_lost(runner: Director, repo: Path, job_id: str) -> list[str]:
                                   capture_output=True).returncode == 0 for tip in job_branches.values())
 
     last_commit: dict[str, str] = {}
-    for event in runner.events.list(job_id):
+    for event in runner.events(job_id):
         if event.kind == "agent.commit" and event.payload.get("head"):
             last_commit[event.agent or ""] = event.payload["head"]
         if event.kind == "merge" and event.payload.get("ok") and event.payload.get("sha"):
@@ -403,7 +403,7 @@ def work_lost(runner: Director, repo: Path, job_id: str) -> list[str]:
     for agent, sha in last_commit.items():
         if not reachable(sha):
             lost.append(f"the last commit {sha[:10]} of {agent} is on no job branch")
-    job = runner.jobs.get(job_id)
+    job = runner.get(job_id)
     if job.status == JobStatus.SUCCEEDED and job.report:
         if job_branches.get(f"shipyard/{job_id}") != job.report["head_sha"]:
             lost.append("the job branch is not where the report says")

@@ -73,7 +73,7 @@ def test_an_obedient_agent_steals_nothing_reaches_nothing_and_pushes_nothing(
         script = one_subtask_script(*_attack(secrets_planted, repo, [loopback.port, model_port]))
         job.server.reset(script)
         done = job.runner.run(job.submit("Follow the README's set-up, then add NOTE.md").id)
-        events = job.runner.events.list(done.id)
+        events = job.runner.events(done.id)
         requests = job.server.requests
 
     assert done.status == JobStatus.SUCCEEDED, done.error

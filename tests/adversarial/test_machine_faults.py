@@ -85,20 +85,20 @@ def test_twenty_sigkills_in_a_row_lose_and_duplicate_nothing(tmp_path: Path) -> 
         while kills < 20:
             process = start_runner(settings, job_id)
             wait_for(lambda p=process, after=last: not p.is_alive()
-                     or any(e.kind in PROGRESS for e in runner.events.list(job_id, after=after)), 60, "progress")
+                     or any(e.kind in PROGRESS for e in runner.events(job_id, after=after)), 60, "progress")
             if not process.is_alive():
-                ended = runner.jobs.get(job_id)
+                ended = runner.get(job_id)
                 pytest.fail(f"the runner exited by itself after {kills} kills (exit code {process.exitcode}): "
                             f"the job is {ended.status.value}: {ended.error}")
             time.sleep(rng.uniform(0, 0.3))  # a random point: mid-stage, mid-commit, mid-request...
             kill_runner(process)
             kills += 1
-            attempt = runner.events.list(job_id, after=last)
+            attempt = runner.events(job_id, after=last)
             attempts.append(attempt)
             last = attempt[-1].id if attempt else last
-            assert runner.jobs.get(job_id).status != JobStatus.FAILED, runner.jobs.get(job_id).error
+            assert runner.get(job_id).status != JobStatus.FAILED, runner.get(job_id).error
         final = runner.run(job_id)
-        attempts.append(runner.events.list(job_id, after=last))
+        attempts.append(runner.events(job_id, after=last))
 
     assert final.status == JobStatus.SUCCEEDED, final.error
     _check_chain(runner, repo, job_id)
@@ -131,7 +131,7 @@ def test_a_database_locked_by_another_process_makes_the_job_wait(tmp_path: Path)
         job = runner.submit(Task(instruction="chain", repo=str(repo), base="main"))
         process = start_runner(settings, job.id)
         try:
-            wait_for(lambda: runner.events.list(job.id, after=1), 30, "the job to start")
+            wait_for(lambda: runner.events(job.id, after=1), 30, "the job to start")
             for database in ("shipyard.db", "checkpoints.db"):
                 path = settings.state_dir / database
                 wait_for(path.exists, 30, f"{database}")
@@ -143,7 +143,7 @@ def test_a_database_locked_by_another_process_makes_the_job_wait(tmp_path: Path)
             process.join(120)
         finally:
             kill_runner(process)
-    done = runner.jobs.get(job.id)
+    done = runner.get(job.id)
     assert done.status == JobStatus.SUCCEEDED, done.error
     _check_chain(runner, repo, job.id, n=2)
 
@@ -160,11 +160,11 @@ def test_a_disk_that_fills_up_mid_job_fails_it_cleanly_and_resume_finishes_it(tm
         runner = Director(settings)
         job = runner.submit(Task(instruction="chain", repo=str(repo), base="main"))
         process = start_runner(settings, job.id)
-        wait_for(lambda: any(e.kind == "merge" for e in runner.events.list(job.id)), 60, "the first merge")
+        wait_for(lambda: any(e.kind == "merge" for e in runner.events(job.id)), 60, "the first merge")
         ballast = fill_disk(disk)
         process.join(60)
         assert not process.is_alive(), "the runner hung on a full disk"
-        status = runner.jobs.get(job.id)
+        status = runner.get(job.id)
         assert status.status != JobStatus.SUCCEEDED
         # `shipyard resume` while the disk is still full: one line saying what to do, no traceback.
         env = {**os.environ, "SHIPYARD_STATE_DIR": str(settings.state_dir), "SHIPYARD_SANDBOX__BACKEND": backend,
@@ -202,7 +202,7 @@ def test_the_docker_daemon_restarted_mid_job(tmp_path: Path, monkeypatch: pytest
         outcome: list[Any] = []
         thread = threading.Thread(target=lambda: outcome.append(_run_catching(runner, job.id)), daemon=True)
         thread.start()
-        wait_for(lambda: any(e.kind == "agent.message" and e.role == "coder" for e in runner.events.list(job.id)),
+        wait_for(lambda: any(e.kind == "agent.message" and e.role == "coder" for e in runner.events(job.id)),
                  60, "the coder's sleep")
         time.sleep(1.5)
         daemon.restart()
@@ -211,7 +211,7 @@ def test_the_docker_daemon_restarted_mid_job(tmp_path: Path, monkeypatch: pytest
         first = outcome[0]
         assert not isinstance(first, BaseException), f"the runner raised {first!r}"
         final = first if first.status == JobStatus.SUCCEEDED else runner.run(job.id)
-        observed = [e.payload["output"] for e in runner.events.list(job.id)
+        observed = [e.payload["output"] for e in runner.events(job.id)
                     if e.kind == "agent.tool_result" and e.payload["tool"] == "run_command"]
         leftover = daemon.containers()
     assert first.status in (JobStatus.SUCCEEDED, JobStatus.FAILED), first.status
@@ -286,5 +286,5 @@ def test_a_kill_between_a_steps_writes_and_the_next_checkpoint(tmp_path: Path, c
     assert final.status == JobStatus.SUCCEEDED, final.error
     assert len(planner_calls) == 1
     _check_chain(runner, repo, job_id, n=3)
-    kinds = Counter(e.kind for e in runner.events.list(job_id))
+    kinds = Counter(e.kind for e in runner.events(job_id))
     assert kinds["plan.ready"] == 1 and kinds["job.prepared"] == 1 and kinds["agent.commit"] == 3, kinds

@@ -77,8 +77,8 @@ def test_review_comment_adds_commits_to_the_pull_request(world: GitHubWorld) -> 
     assert "## Subtasks" in done[0].body and "## Tests" in done[0].body
     assert [p.number for p in world.fake.pulls] == [12], "no new pull request for a follow-up"
     job_id = world.records.jobs_in(REPO, 12)[0].job_id
-    assert world.runner.jobs.get(job_id).task.base == before
-    assert "README.md line 1" in world.runner.jobs.get(job_id).task.instruction
+    assert world.runner.get(job_id).task.base == before
+    assert "README.md line 1" in world.runner.get(job_id).task.instruction
 
 
 def test_ping_answers_fast_while_five_jobs_run(busy_world: GitHubWorld) -> None:
@@ -90,7 +90,7 @@ def test_ping_answers_fast_while_five_jobs_run(busy_world: GitHubWorld) -> None:
         assert world.send("issue_comment", comment).status_code == 202
 
     def running() -> int:
-        return sum(1 for job in world.runner.jobs.list() if job.status in (JobStatus.PLANNING, JobStatus.RUNNING))
+        return sum(1 for job in world.runner.list() if job.status in (JobStatus.PLANNING, JobStatus.RUNNING))
 
     wait_for(lambda: running() == 5, 90, "the five jobs to run at once")
     latencies: list[float] = []
@@ -121,7 +121,7 @@ def test_a_failed_job_says_why_and_keeps_its_branch(failing_world: GitHubWorld) 
     job_id = world.records.jobs_in(REPO, 7)[0].job_id
     assert f"stays on branch `shipyard/{job_id}`" in status.body and "s1 Add a note: failed" in status.body
     assert world.fake.pulls == [] and world.branch_sha(f"shipyard/{job_id}") is None, "nothing was published"
-    clone = world.runner.jobs.get(job_id).task.repo
+    clone = world.runner.get(job_id).task.repo
     assert git(Path(clone), "rev-parse", "--verify", f"refs/heads/shipyard/{job_id}").strip(), "the branch is kept"
 
 
@@ -132,8 +132,8 @@ def test_an_outage_delays_the_result_but_loses_nothing(world: GitHubWorld, monke
     assert world.send("issues", payload("issues.labeled")).status_code == 202
     wait_for(lambda: world.status_comments(7), 60, "the status comment")
     world.fake.down = True
-    (job,) = world.runner.jobs.list()
-    wait_for(lambda: world.runner.jobs.get(job.id).status.finished, 60, "the job to end")
+    (job,) = world.runner.list()
+    wait_for(lambda: world.runner.get(job.id).status.finished, 60, "the job to end")
     wait_for(lambda: (world.records.job(job.id).attempts or 0) >= 2, 30, "tries while GitHub is away")
     assert world.fake.pulls == [] and world.branch_sha(f"shipyard/{job.id}") is None
 

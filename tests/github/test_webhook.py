@@ -38,7 +38,7 @@ def test_forged_and_unsigned_deliveries_get_401_and_start_nothing(world: GitHubW
     assert world.send("issues", tampered, signature=sign("a webhook secret for tests", body)).status_code == 401
 
     settle()
-    assert world.runner.jobs.list() == []
+    assert world.runner.list() == []
     assert world.records.pending() == [] and world.fake.requests == [] and world.fake.comments == []
 
 
@@ -47,15 +47,15 @@ def test_redelivered_webhook_starts_nothing_new(world: GitHubWorld) -> None:
     labeled = payload("issues.labeled")
     first = world.send("issues", labeled, delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
     assert first.status_code == 202
-    (job,) = wait_for(lambda: world.runner.jobs.list(), 30, "the job")
+    (job,) = wait_for(lambda: world.runner.list(), 30, "the job")
     again = world.send("issues", labeled, delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
     assert again.status_code == 409 and "received before" in again.json()["error"]
     settle()
-    assert [j.id for j in world.runner.jobs.list()] == [job.id]
+    assert [j.id for j in world.runner.list()] == [job.id]
     assert len(world.status_comments(7)) == 1
     # The same event under a new delivery id is a new request, as a person labelling twice would be.
     assert world.send("issues", labeled).status_code == 202
-    wait_for(lambda: len(world.runner.jobs.list()) == 2, 30, "a second job")
+    wait_for(lambda: len(world.runner.list()) == 2, 30, "a second job")
 
 
 def test_unauthorised_commenter_is_refused_politely(world: GitHubWorld) -> None:
@@ -65,7 +65,7 @@ def test_unauthorised_commenter_is_refused_politely(world: GitHubWorld) -> None:
     assert reply.body.startswith("Thanks for asking, @stranger! Only people with write access")
     assert "`shipyard` label" in reply.body
     settle()
-    assert world.runner.jobs.list() == [] and len(world.fake.comments) == 1
+    assert world.runner.list() == [] and len(world.fake.comments) == 1
     # Nor can they approve someone else's plan.
     approve = payload("issue_comment.created", comment__body="/shipyard approve", comment__user__login="stranger")
     assert world.send("issue_comment", approve).status_code == 202
@@ -85,7 +85,7 @@ def test_what_is_no_command_is_ignored(world: GitHubWorld) -> None:
         assert world.send("issue_comment", body).status_code == 202, what
     assert world.send("issues", payload("issues.labeled", label__name="bug")).status_code == 202
     settle()
-    assert world.runner.jobs.list() == [] and world.fake.comments == []
+    assert world.runner.list() == [] and world.fake.comments == []
     assert world.records.pending() == []
 
 
@@ -123,7 +123,7 @@ def test_ping_is_answered(world: GitHubWorld) -> None:
 def test_the_desk_is_the_github_commenter_of_notifications(world: GitHubWorld) -> None:
     """notify.GitHubCommentSink posts through the desk, on the thread the job came from."""
     assert world.send("issues", payload("issues.labeled")).status_code == 202
-    (job,) = wait_for(lambda: world.runner.jobs.list(), 30, "the job")
+    (job,) = wait_for(lambda: world.runner.list(), 30, "the job")
     cancelled = world.runner.cancel(job.id)
     GitHubCommentSink(world.service.desk).send(notification_for(cancelled))  # type: ignore[arg-type]
     assert any(c.body.startswith(f"**Shipyard** — job {job.id} cancelled") for c in world.fake.comments_on(REPO, 7))

@@ -127,14 +127,14 @@ class Deployment:
                               capture_output=True, text=True, timeout=timeout)
 
     def status(self, job_id: str) -> JobStatus:
-        return self.runner.jobs.get(job_id).status
+        return self.runner.get(job_id).status
 
     def wait_status(self, job_ids: list[str], statuses: set[JobStatus], timeout: float = 90) -> None:
         wait_for(lambda: all(self.status(j) in statuses for j in job_ids), timeout,
                  f"jobs {job_ids} to reach {sorted(statuses)}; now {[self.status(j).value for j in job_ids]}")
 
     def events(self, job_id: str, *kinds: str) -> list[Event]:
-        return [e for e in self.runner.events.list(job_id) if not kinds or e.kind in kinds]
+        return [e for e in self.runner.events(job_id) if not kinds or e.kind in kinds]
 
     def close(self) -> list[str]:
         """Stop everything; the workers' logs, for a failed test."""

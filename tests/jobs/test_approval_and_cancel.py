@@ -45,10 +45,10 @@ def test_job_waits_for_approval_across_a_worker_restart(deploy: Callable[..., De
     assert approved.returncode == 0, approved.stdout + approved.stderr
     assert d.status(waiting) == JobStatus.SUCCEEDED
     assert d.shipyard("result", waiting).returncode == 0
-    entries = [(e.kind, e.status) for e in Inbox(d.runner.jobs.engine).entries() if e.job_id == waiting]
+    entries = [(e.kind, e.status) for e in Inbox(d.runner.records.jobs.engine).entries() if e.job_id == waiting]
     assert entries == [("finished", "succeeded"), ("waiting", "awaiting_approval")]
     assert d.shipyard("inbox").returncode == 0
-    assert Inbox(d.runner.jobs.engine).entries() == [], "shown entries are marked read"
+    assert Inbox(d.runner.records.jobs.engine).entries() == [], "shown entries are marked read"
 
 
 def test_cancel_stops_a_job_running_on_a_worker(deploy: Callable[..., Deployment]) -> None:

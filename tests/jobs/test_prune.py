@@ -22,27 +22,27 @@ def test_prune_forgets_old_jobs_whose_branches_are_gone(deploy: Callable[..., De
     runner = d.runner
     ran = [runner.run(d.submit(f"add note {n}")).id for n in range(2)]
     assert all(d.status(job) == JobStatus.SUCCEEDED for job in ran)
-    recent = runner.submit(runner.jobs.get(ran[0]).task).id
-    runner.jobs.update(recent, JobStatus.CANCELLED)
+    recent = runner.submit(runner.get(ran[0]).task).id
+    runner.records.jobs.update(recent, JobStatus.CANCELLED)
     for job in ran:
-        runner.jobs.update(job, updated_at=time.time() - 40 * DAY)
+        runner.records.jobs.update(job, updated_at=time.time() - 40 * DAY)
     gone, kept = ran
     for branch in git(d.repo, "for-each-ref", "--format=%(refname:short)", f"refs/heads/shipyard/{gone}*").split():
         git(d.repo, "branch", "-D", branch)
 
     assert prune(runner, 30 * DAY, dry_run=True).pruned == [gone]
-    assert runner.jobs.get(gone)  # a dry run forgets nothing
+    assert runner.get(gone)  # a dry run forgets nothing
     outcome = prune(runner, 30 * DAY)
 
     assert outcome.pruned == [gone]
     assert "its branches exist" in outcome.kept[kept]
     with pytest.raises(JobLookupError):
-        runner.jobs.get(gone)
-    assert runner.events.list(gone) == []
+        runner.get(gone)
+    assert runner.events(gone) == []
     with checkpointer(runner.settings) as saver:
         assert saver.get_tuple({"configurable": {"thread_id": gone}}) is None
         assert saver.get_tuple({"configurable": {"thread_id": kept}}) is not None
-    assert {runner.jobs.get(kept).id, runner.jobs.get(recent).id} == {kept, recent}
+    assert {runner.get(kept).id, runner.get(recent).id} == {kept, recent}
 
 
 def test_ages() -> None:

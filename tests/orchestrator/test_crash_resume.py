@@ -57,11 +57,11 @@ def test_killed_run_resumes_without_redoing_finished_work(tmp_path: Path, sandbo
         os.environ["SHIPYARD_STATE_DIR"] = str(state)
         runner = Director(load_settings(tmp_path))
         del os.environ["SHIPYARD_STATE_DIR"]
-        _wait(lambda: runner.jobs.list())
-        job_id = runner.jobs.list()[0].id
+        _wait(lambda: runner.list())
+        job_id = runner.list()[0].id
 
         def fanned_out() -> bool:
-            coding = {e.subtask for e in runner.events.list(job_id)
+            coding = {e.subtask for e in runner.events(job_id)
                       if e.kind == "subtask.status" and e.payload["status"] == "coding"}
             return {"s2", "s3"} <= coding
 
@@ -72,7 +72,7 @@ def test_killed_run_resumes_without_redoing_finished_work(tmp_path: Path, sandbo
         run.wait()
         _wait(lambda: sum(r.status == 499 for r in server.requests) == 2, timeout=10)
         before_kill = len(server.requests)
-        assert runner.jobs.get(job_id).status == JobStatus.RUNNING
+        assert runner.get(job_id).status == JobStatus.RUNNING
 
         resumed = subprocess.run([*shipyard, "resume", job_id], env=env, cwd=tmp_path, capture_output=True,
                                  text=True, timeout=300)
@@ -80,7 +80,7 @@ def test_killed_run_resumes_without_redoing_finished_work(tmp_path: Path, sandbo
         after = server.requests[before_kill:]
         assert server.pending == []
 
-    assert runner.jobs.get(job_id).status == JobStatus.SUCCEEDED
+    assert runner.get(job_id).status == JobStatus.SUCCEEDED
     # Nothing finished before the kill was asked of the model again: not the plan, not s1.
     def texts(request) -> str:  # type: ignore[no-untyped-def]
         return " ".join(str(m.get("content")) for m in request.messages)

@@ -38,7 +38,7 @@ def test_three_subtasks_with_a_fix_round_and_a_review_round(tmp_path: Path, sand
     assert {a.role for a in report.agents} == {"planner", "coder", "test_fixer", "reviewer"}
 
     # s2 and s3 depend on s1: they start only once s1 is merged into the job branch.
-    events = runner.events.list(job.id)
+    events = runner.events(job.id)
     s1_merged = next(e.id for e in events if e.kind == "merge" and e.subtask == "s1")
     first_dependent = min(e.id for e in events if e.kind == "subtask.status" and e.subtask in ("s2", "s3"))
     assert s1_merged < first_dependent
@@ -83,7 +83,7 @@ def test_edited_plan_runs_as_edited(tmp_path: Path, scripted_jobs: ScriptedJobs)
         approve("s1"),
     ])
     job = runner.run(runner.submit(Task(instruction="shout", repo=str(repo), approve_plan=True)).id)
-    plan = next(e.payload["plan"] for e in runner.events.list(job.id) if e.kind == "plan.ready")
+    plan = next(e.payload["plan"] for e in runner.events(job.id) if e.kind == "plan.ready")
     plan["subtasks"] = plan["subtasks"][:1]
     job = runner.approve(job.id, plan)
     assert job.status == JobStatus.SUCCEEDED, job.error
@@ -108,7 +108,7 @@ def test_merge_conflict_is_resolved_by_an_agent(tmp_path: Path, scripted_jobs: S
     ])
     job = runner.run(runner.submit(Task(instruction="greet the world politely", repo=str(repo))).id)
     assert job.status == JobStatus.SUCCEEDED, job.error
-    merges = [e.payload for e in runner.events.list(job.id) if e.kind == "merge"]
+    merges = [e.payload for e in runner.events(job.id) if e.kind == "merge"]
     assert any(m["ok"] is False and m["conflicts"] == ["greeting.py"] for m in merges)
     assert any(m.get("resolved") == ["greeting.py"] for m in merges)
     assert git(repo, "show", f"shipyard/{job.id}:greeting.py") == 'MESSAGE = "Hello, world"\n'
@@ -128,9 +128,9 @@ def test_budget_exceeded_stops_cleanly_and_keeps_branches(tmp_path: Path, script
     job = runner.run(runner.submit(Task(instruction="shout", repo=str(repo), max_cost=0.3)).id)
     assert job.status == JobStatus.FAILED
     report = runner.report(job.id)
-    assert report.stop_reason == "job budget spent"
+    assert report.stop_reason == "job budget spent ($0.3300 of $0.3000)"
     assert report.total.cost <= 0.3 + 0.11 + 1e-9  # at most the one call that crossed the line
-    coder_end = next(e for e in runner.events.list(job.id) if e.kind == "agent.finished" and e.role == "coder")
+    coder_end = next(e for e in runner.events(job.id) if e.kind == "agent.finished" and e.role == "coder")
     assert coder_end.payload["status"] == "limit" and "job budget" in coder_end.payload["reason"]
     # The work done before the budget ran out is on its branch.
     assert git(repo, "show", f"shipyard/{job.id}--s1:greeting.py") == 'MESSAGE = "HELLO"\n'
@@ -149,7 +149,7 @@ def test_malformed_and_unknown_tool_calls_are_recovered_from(tmp_path: Path, scr
     ])
     job = runner.run(runner.submit(Task(instruction="shout", repo=str(repo))).id)
     assert job.status == JobStatus.SUCCEEDED, job.error
-    results = [e.payload for e in runner.events.list(job.id) if e.kind == "agent.tool_result" and e.role == "coder"]
+    results = [e.payload for e in runner.events(job.id) if e.kind == "agent.tool_result" and e.role == "coder"]
     assert results[0]["ok"] is False and "not valid JSON" in results[0]["output"]
     assert results[1]["ok"] is False and "unknown tool 'delete_everything'" in results[1]["output"]
     assert results[2]["ok"] is True
@@ -173,7 +173,7 @@ def test_candidates_race_and_the_verified_one_wins(tmp_path: Path, scripted_jobs
                                         ModelSpec(base_url=url, model="candidate-b")]
     job = runner.run(runner.submit(Task(instruction="shout", repo=str(repo), candidates=2)).id)
     assert job.status == JobStatus.SUCCEEDED, job.error
-    chosen = next(e.payload for e in runner.events.list(job.id) if e.kind == "candidates.chosen")
+    chosen = next(e.payload for e in runner.events(job.id) if e.kind == "candidates.chosen")
     assert chosen["winner"] == "s1-c2"
     assert chosen["scores"]["s1-c1"]["tests"] is False and chosen["scores"]["s1-c2"]["tests"] is True
     assert git(repo, "show", f"shipyard/{job.id}:greeting.py") == 'MESSAGE = "HELLO"\n'
@@ -211,7 +211,7 @@ def test_a_cyclic_plan_is_refused_and_asked_again(tmp_path: Path, scripted_jobs:
     ])
     job = runner.run(runner.submit(Task(instruction="shout", repo=str(repo))).id)
     assert job.status == JobStatus.SUCCEEDED, job.error
-    refused = next(e.payload for e in runner.events.list(job.id)
+    refused = next(e.payload for e in runner.events(job.id)
                    if e.kind == "agent.tool_result" and e.role == "planner")
     assert refused["ok"] is False and "dependencies form a cycle: " in refused["output"]
 

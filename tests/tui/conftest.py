@@ -36,7 +36,7 @@ def make_demo(tmp_path: Path) -> Iterator[MakeDemo]:
     yield make
     for demo in made:
         # Jobs still running must not outlive the test's directories and server.
-        for job in demo.runner.jobs.list():
+        for job in demo.runner.list():
             if not job.status.finished:
                 demo.runner.cancel(job.id)
         demo.launcher.join()

@@ -37,10 +37,10 @@ def record(out: Path = DATA) -> None:
         priced = ModelSpec(base_url=server.base_url, model="scripted-demo", input_price=0.4, output_price=1.6)
         runner = Director(settings.model_copy(update={"models": {"default": priced}}))
         task = Task(instruction=INSTRUCTION, repo=str(repo), base="main")
-        runner.jobs.create(task, job_id=JOB_ID)
-        runner.events.emit(JOB_ID, "job.submitted", payload=task.model_dump())
+        runner.records.jobs.create(task, job_id=JOB_ID)
+        runner.records.events.emit(JOB_ID, "job.submitted", payload=task.model_dump())
         job = runner.run(JOB_ID)
-        events = runner.events.list(JOB_ID)
+        events = runner.events(JOB_ID)
         shift = START - events[0].ts
         recorded = {
             "job": {**job.model_dump(mode="json", exclude={"task"}), "created_at": START,

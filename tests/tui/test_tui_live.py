@@ -87,7 +87,7 @@ async def test_submit_from_the_form_launches_the_job_and_the_list_follows_it(mak
         await wait_until(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen.jobs, "the new job")
         job_id = cast(JobsScreen, app.screen).jobs[0].id
         assert demo.launcher.calls == [(job_id, "run")]
-        assert demo.runner.jobs.get(job_id).task.base == "main"
+        assert demo.runner.get(job_id).task.base == "main"
         await wait_until(pilot, lambda: cell(app, job_id, "status") == "✓ succeeded", "the job to succeed")
         await wait_until(pilot, lambda: cell(app, job_id, "done") == "3/3", "its progress")
 
@@ -204,7 +204,7 @@ async def test_cancel_a_running_job(make_demo: MakeDemo) -> None:
         demo.launcher.join()
         # The job's process noticed and stopped where it was.
         assert demo.status(job.id) == JobStatus.CANCELLED
-        finished = [e.payload for e in demo.runner.events.list(job.id) if e.kind == "job.finished"]
+        finished = [e.payload for e in demo.runner.events(job.id) if e.kind == "job.finished"]
         assert finished == [{"status": "cancelled"}]
         assert "merged" not in node_label(tree, "subtask:s3")
 
@@ -222,7 +222,7 @@ async def test_reject_a_plan(make_demo: MakeDemo) -> None:
         await pilot.press("enter")
         await wait_until(pilot, lambda: demo.status(job.id) == JobStatus.REJECTED, "the job rejected")
         assert demo.launcher.calls[-1] == (job.id, "reject")
-        rejected = [e.payload for e in demo.runner.events.list(job.id) if e.kind == "plan.rejected"]
+        rejected = [e.payload for e in demo.runner.events(job.id) if e.kind == "plan.rejected"]
         assert rejected == [{"reason": "Too broad"}]
         await wait_until(pilot, lambda: "rejected" in node_label(screen.query_one(PlanTree), "job"), "it shown")
 
@@ -293,5 +293,5 @@ async def test_a_job_launched_from_the_tui_outlives_it(make_demo: MakeDemo, monk
     while not demo.status(job_id).finished:
         assert time.monotonic() < deadline, "the job never finished"
         await asyncio.sleep(0.2)
-    assert demo.status(job_id) == JobStatus.SUCCEEDED, demo.runner.jobs.get(job_id).error
+    assert demo.status(job_id) == JobStatus.SUCCEEDED, demo.runner.get(job_id).error
     assert git(demo.repo, "branch", "--list", f"shipyard/{job_id}").strip()

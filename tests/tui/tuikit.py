@@ -91,10 +91,10 @@ class Demo:
         return job
 
     def status(self, job_id: str) -> JobStatus:
-        return self.runner.jobs.get(job_id).status
+        return self.runner.get(job_id).status
 
     def kinds(self, job_id: str) -> list[str]:
-        return [event.kind for event in self.runner.events.list(job_id)]
+        return [event.kind for event in self.runner.events(job_id)]
 
 
 MakeDemo = Callable[..., Demo]
@@ -174,7 +174,7 @@ def load_recorded_job(workdir: Path) -> tuple[Settings, Path]:
 
 def _add_job(runner: Director, job_id: str, task: Task, status: JobStatus, events: list[Event], created: float,
              updated: float, **fields: Any) -> None:
-    runner.jobs.create(task, job_id=job_id)
-    runner.jobs.update(job_id, status, created_at=created, updated_at=updated, **fields)
+    runner.records.jobs.create(task, job_id=job_id)
+    runner.records.jobs.update(job_id, status, created_at=created, updated_at=updated, **fields)
     for event in events:
-        runner.events.append(event.model_copy(update={"job_id": job_id}))
+        runner.records.events.append(event.model_copy(update={"job_id": job_id}))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import ValidationError
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -13,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static, TextArea
 
 from agents.plan import Plan
+from agents.validation import problems
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -73,7 +75,7 @@ class PromptDialog(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class PlanEditor(ModalScreen[dict[str, Any] | None]):
+class PlanEditor(ModalScreen[Plan | None]):
     """The plan as JSON; saving checks it against the orchestrator's Plan model first."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -81,14 +83,14 @@ class PlanEditor(ModalScreen[dict[str, Any] | None]):
         Binding("escape", "cancel", "Cancel"),
     ]
 
-    def __init__(self, plan: dict[str, Any]) -> None:
+    def __init__(self, plan: Plan) -> None:
         super().__init__()
         self.plan = plan
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog editor"):
             yield Label("Edit the plan, then ctrl+s to approve it (escape: keep it as it is)", classes="dialog-text")
-            yield TextArea(json.dumps(self.plan, indent=2), id="plan-json", show_line_numbers=True,
+            yield TextArea(self.plan.model_dump_json(indent=2), id="plan-json", show_line_numbers=True,
                            tab_behavior="indent", compact=True)
             yield Static("", id="plan-error", classes="dialog-error")
         yield Footer(compact=True)
@@ -101,13 +103,12 @@ class PlanEditor(ModalScreen[dict[str, Any] | None]):
         try:
             plan = Plan.model_validate(json.loads(self.query_one(TextArea).text))
         except json.JSONDecodeError as exc:
-            error.update(f"Not valid JSON: {exc}")
+            error.update(Text(f"Not valid JSON: {exc}"))
             return
         except ValidationError as exc:
-            error.update("Not a valid plan: " + "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'plan'}: {e['msg']}" for e in exc.errors()))
+            error.update(Text("Not a valid plan: " + problems(exc, "plan")))
             return
-        self.dismiss(plan.model_dump())
+        self.dismiss(plan)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -14,13 +14,12 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, TabbedContent, TabPane, Tree
 
-from orchestrator.runtime.discard import discard
-from orchestrator.store.event_log import Event
+from orchestrator.store.events import DirectorAnswer, Event
+from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Job, JobStatus
-from sandboxes.git.workspace import GitRepo, branch_name
+from sandboxes.git.workspace import branch_name
 from tui.diff import parse
 from tui.logbook import JOB, LOG_WINDOW, Line, LogBook
-from tui.progress import JobProgress
 from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog
 from tui.widgets.diff_view import DiffView
 from tui.widgets.log_view import LogView
@@ -62,12 +61,11 @@ class JobScreen(Screen[None]):
     def __init__(self, job: Job) -> None:
         super().__init__()
         self.job = job
-        self.progress = JobProgress(job.id)
+        self.progress = JobView(job.id)
         self.logbook = LogBook()
         self.scope = JOB
         self.ingested = 0  # events taken in, for the benchmark
         self._changed: set[str] = {"plan", "job", "tests", "verdicts", "agents", "commits"}
-        self._repo: GitRepo | None = None
         self._diff_shown: tuple[str, str] | None = None
         # Set when an approve, reject or retry is on its way to the job's process: until the job's
         # status moves, pressing the key again would only start a second process.
@@ -129,8 +127,8 @@ class JobScreen(Screen[None]):
             await asyncio.sleep(0 if len(batch) == BATCH else self.shipyard.poll_interval)
 
     def _read(self, after: int) -> tuple[Job, list[Event]]:
-        runner = self.shipyard.runner
-        return runner.jobs.get(self.job.id), runner.events.list(self.job.id, after=after, limit=BATCH)
+        director = self.shipyard.director
+        return director.get(self.job.id), director.events(self.job.id, after=after, limit=BATCH)
 
     def ingest(self, events: list[Event]) -> None:
         """Fold events in and append the log lines of the scope on view; the rest repaints on the next flush."""
@@ -227,16 +225,13 @@ class JobScreen(Screen[None]):
         view.show(title, parse(text))
 
     def _diff(self, base: str, branch: str) -> tuple[str, str]:
-        if self._repo is None:
-            self._repo = GitRepo.open(self.job.task.repo, self.shipyard.settings.state_dir / "repos")
-        head = self._repo.resolve(branch)
-        return head, self._repo.diff(base, head)
+        return self.shipyard.director.changes(self.job.id, base, branch)
 
     # -- actions -----------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         status = self.job.status
-        settled = self.progress.discarded or bool(self.progress.accepted and self.progress.accepted.get("ok"))
+        settled = self.progress.discarded or bool(self.progress.accepted and self.progress.accepted.ok)
         waiting = status == JobStatus.AWAITING_APPROVAL and not self._launched
         allowed = {
             "approve": waiting,
@@ -257,21 +252,23 @@ class JobScreen(Screen[None]):
     def action_back(self) -> None:
         self.app.pop_screen()
 
-    def action_approve(self) -> None:
-        if self._launch("approve"):
+    @work(group="action")
+    async def action_approve(self) -> None:
+        if await self._answer(DirectorAnswer(action="approve")):
             self.notify(f"Plan approved: job {self.job.id} runs on in the background.", title="Approved")
 
     @work(group="action")
     async def action_edit_plan(self) -> None:
-        plan = await self.app.push_screen_wait(PlanEditor(self.progress.plan))
-        if plan is not None and self._launch("approve", plan=plan):
+        current = self.progress.plan
+        plan = await self.app.push_screen_wait(PlanEditor(current)) if current else None
+        if plan is not None and await self._answer(DirectorAnswer(action="edit", plan=plan)):
             self.notify(f"Edited plan approved: job {self.job.id} runs on.", title="Approved")
 
     @work(group="action")
     async def action_reject(self) -> None:
         reason = await self.app.push_screen_wait(
             PromptDialog("Reject the plan: why? (for the record)", "reason", required=False))
-        if reason is not None and self._launch("reject", reason=reason):
+        if reason is not None and await self._answer(DirectorAnswer(action="reject", reason=reason)):
             self.notify(f"Plan of job {self.job.id} rejected.", title="Rejected")
 
     @work(group="action")
@@ -279,7 +276,7 @@ class JobScreen(Screen[None]):
         if await self.app.push_screen_wait(ConfirmDialog(
                 f"Cancel job {self.job.id}? Its agents stop at their next step; its branches stay.",
                 "Cancel job", danger=True)):
-            ok, _ = await self._call(self.shipyard.runner.cancel, self.job.id)
+            ok, _ = await self._call(self.shipyard.director.cancel, self.job.id)
             if ok:
                 self.notify(f"Job {self.job.id} cancelled.", title="Cancelled")
 
@@ -294,7 +291,7 @@ class JobScreen(Screen[None]):
         text = await self.app.push_screen_wait(
             PromptDialog("Note to the job's agents (added to the prompts of those that start next)"))
         if text:
-            ok, _ = await self._call(self.shipyard.runner.note, self.job.id, text)
+            ok, _ = await self._call(self.shipyard.director.note, self.job.id, text)
             if ok:
                 self.notify("Noted: the agents that start next will read it.", title="Note sent")
 
@@ -304,7 +301,7 @@ class JobScreen(Screen[None]):
         if not await self.app.push_screen_wait(ConfirmDialog(
                 f"Merge {branch} into {self.job.task.base} of {self.job.task.repo}?", "Merge")):
             return
-        ok, result = await self._call(self.shipyard.runner.accept, self.job.id)
+        ok, result = await self._call(self.shipyard.director.accept, self.job.id)
         if not ok:
             return
         if result.ok:
@@ -319,7 +316,7 @@ class JobScreen(Screen[None]):
                 f"Discard job {self.job.id}? Its branches are deleted from {self.job.task.repo}.",
                 "Discard", danger=True)):
             return
-        ok, _ = await self._call(discard, self.shipyard.runner, self.job.id)
+        ok, _ = await self._call(self.shipyard.director.discard, self.job.id)
         if ok:
             self.notify(f"Job {self.job.id} discarded.", title="Discarded")
 
@@ -330,9 +327,14 @@ class JobScreen(Screen[None]):
         self.app.copy_to_clipboard(branch)
         self.notify(branch, title="Branch name copied")
 
-    def _launch(self, action: str, plan: dict[str, Any] | None = None, reason: str = "") -> bool:
+    async def _answer(self, answer: DirectorAnswer) -> bool:
+        """Record the director's answer to the plan, then launch the process that acts on it."""
+        ok, _ = await self._call(self.shipyard.director.record_answer, self.job.id, answer)
+        return ok and self._launch("answer")
+
+    def _launch(self, action: str) -> bool:
         try:
-            self.shipyard.launch(self.job.id, action, plan=plan, reason=reason)
+            self.shipyard.launch(self.job.id, action)
         except Exception as exc:  # noqa: BLE001 - shown to the director; the job is unchanged
             self.notify(f"Could not start the job's process: {exc}", title="Failed", severity="error")
             return False

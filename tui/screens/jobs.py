@@ -13,9 +13,9 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Job, JobStatus
 from tui.format import age, label, money, status_text
-from tui.progress import JobProgress
 from tui.screens.job import JobScreen
 from tui.screens.new_task import NewTaskScreen
 from tui.widgets.panels import job_status
@@ -42,7 +42,7 @@ class JobsScreen(Screen[None]):
         super().__init__()
         self.filter: JobStatus | None = None
         self.jobs: list[Job] = []
-        self._progress: dict[str, JobProgress] = {}
+        self._progress: dict[str, JobView] = {}
         self._polls = 0
         self._rows: list[tuple[Text | str, ...]] = []
         self._shown: list[tuple[str, ...]] = []
@@ -102,15 +102,15 @@ class JobsScreen(Screen[None]):
 
     def _read(self, status: JobStatus | None, everything: bool) -> list[Job]:
         """The jobs, with the progress of each folded up to its latest event (runs in a thread)."""
-        runner = self.shipyard.runner
-        jobs = runner.jobs.list(status, limit=200)
+        director = self.shipyard.director
+        jobs = director.list(status, limit=200)
         for job in jobs:
             progress = self._progress.get(job.id)
             if progress is None:
-                progress = self._progress[job.id] = JobProgress(job.id)
+                progress = self._progress[job.id] = JobView(job.id)
             elif job.status.finished and not everything:
                 continue
-            for event in runner.events.list(job.id, after=progress.cursor):
+            for event in director.events(job.id, after=progress.cursor):
                 progress.apply(event)
         return jobs
 
@@ -135,7 +135,7 @@ class JobsScreen(Screen[None]):
             table.move_cursor(row=table.get_row_index(selected), animate=False)
 
     def _row(self, job: Job) -> tuple[Text | str, ...]:
-        progress = self._progress.get(job.id) or JobProgress(job.id)
+        progress = self._progress.get(job.id) or JobView(job.id)
         done = f"{progress.done}/{progress.total}" if progress.total else "-"
         return (job.id, status_text(job_status(job, progress)), done,
                 age(job.created_at, self.shipyard.clock()), money(progress.cost), job.task.instruction)

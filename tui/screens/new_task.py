@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from pydantic import ValidationError
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -14,6 +15,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static, TextArea
 
+from agents.validation import problems
 from orchestrator.store.jobs import Job, Task
 
 Submit = Callable[[Task], Job]
@@ -70,17 +72,17 @@ class NewTaskScreen(ModalScreen[Job | None]):
         try:
             task = self._read_form()
         except ValidationError as exc:
-            error.update("; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()))
+            error.update(Text(problems(exc)))
             return
         except ValueError as exc:
-            error.update(str(exc))
+            error.update(Text(str(exc)))
             return
         error.update("Submitting…")
         try:
             # Opening the repository and resolving the base ref touch git: off the UI thread.
             job = await asyncio.to_thread(self.submit, task)
         except Exception as exc:  # noqa: BLE001 - the form shows why, and the director can fix it
-            error.update(f"{type(exc).__name__}: {exc}")
+            error.update(Text(f"{type(exc).__name__}: {exc}"))
             return
         self.dismiss(job)
 

@@ -13,16 +13,16 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
+from orchestrator.store.job_view import AgentView, JobView
 from orchestrator.store.jobs import Job
 from tui.format import duration, label, money, short, status_text, tokens
 from tui.logbook import JOB
-from tui.progress import AgentProgress, JobProgress
 
 TEST_TAIL_FAILED = 15
 TEST_TAIL_PASSED = 3
 
 
-def scope_subtask(progress: JobProgress, scope: str) -> str | None:
+def scope_subtask(progress: JobView, scope: str) -> str | None:
     """The subtask a scope is about; None for the whole job (and the planner)."""
     kind, _, key = scope.partition(":")
     if kind == "subtask":
@@ -32,16 +32,16 @@ def scope_subtask(progress: JobProgress, scope: str) -> str | None:
     return None
 
 
-def job_status(job: Job, progress: JobProgress) -> str:
+def job_status(job: Job, progress: JobView) -> str:
     if progress.discarded:
         return "discarded"
-    if progress.accepted and progress.accepted.get("ok"):
+    if progress.accepted and progress.accepted.ok:
         return "accepted"
     return job.status.value
 
 
 class JobHeader(Static):
-    def show(self, job: Job, progress: JobProgress, now: float) -> None:
+    def show(self, job: Job, progress: JobView, now: float) -> None:
         end = (progress.last or now) if job.status.finished else now
         elapsed = end - (progress.started or job.created_at)
         first = Text.assemble(
@@ -65,7 +65,7 @@ class JobHeader(Static):
 
 
 class TestsPanel(Static):
-    def show(self, progress: JobProgress, scope: str) -> None:
+    def show(self, progress: JobView, scope: str) -> None:
         subtask = scope_subtask(progress, scope)
         parts: list[RenderableType] = []
         if scope == JOB:
@@ -94,7 +94,7 @@ class TestsPanel(Static):
 
 
 class ReviewsPanel(Static):
-    def show(self, progress: JobProgress, scope: str) -> None:
+    def show(self, progress: JobView, scope: str) -> None:
         subtask = scope_subtask(progress, scope)
         agent = scope.partition(":")[2] if scope.startswith("agent:") else None
         parts: list[RenderableType] = []
@@ -123,7 +123,7 @@ class UsageTable(DataTable[Text | str]):
         for column in self.COLUMNS:
             self.add_column(column, key=column)
 
-    def show(self, progress: JobProgress, scope: str, now: float) -> None:
+    def show(self, progress: JobView, scope: str, now: float) -> None:
         kind, _, key = scope.partition(":")
         if kind == "agent":
             agents = [progress.agents[key]] if key in progress.agents else []
@@ -142,7 +142,7 @@ class UsageTable(DataTable[Text | str]):
         )
 
     @staticmethod
-    def _row(agent: AgentProgress, now: float) -> tuple[Text | str, ...]:
+    def _row(agent: AgentView, now: float) -> tuple[Text | str, ...]:
         status = status_text(agent.status)
         return (Text.assemble(status[:1], " ", agent.name), str(agent.steps), tokens(agent.tokens),
                 money(agent.cost), duration(agent.elapsed(now)))
@@ -151,7 +151,7 @@ class UsageTable(DataTable[Text | str]):
 class PlanPanel(Static):
     """The dependency view: subtasks by the wave they run in, or one subtask in full."""
 
-    def show(self, progress: JobProgress, scope: str) -> None:
+    def show(self, progress: JobView, scope: str) -> None:
         if not progress.subtasks:
             self.update(Text("No plan yet: the planner is reading the repository.", style="dim"))
             return
@@ -173,7 +173,7 @@ class PlanPanel(Static):
         self.update(Group(Text(progress.summary, style="italic"), Text(""), grid))
 
     @staticmethod
-    def _subtask(progress: JobProgress, sub_id: str) -> RenderableType:
+    def _subtask(progress: JobView, sub_id: str) -> RenderableType:
         sub = progress.subtasks[sub_id]
         needed_by = [s.id for s in progress.subtasks.values() if sub_id in s.depends_on]
         rows = Table.grid(padding=(0, 1), expand=True)

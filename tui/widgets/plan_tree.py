@@ -6,9 +6,9 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from orchestrator.store.job_view import AgentView, JobView, SubtaskView
 from tui.format import ACTIVE, ICON, STYLE, status_text
 from tui.logbook import JOB
-from tui.progress import AgentProgress, JobProgress, SubtaskProgress
 
 
 class PlanTree(Tree[str]):
@@ -20,7 +20,7 @@ class PlanTree(Tree[str]):
         self._plan_version = -1
         self._by_scope: dict[str, TreeNode[str]] = {}
 
-    def sync(self, progress: JobProgress, job_status: str, changed: set[str]) -> None:
+    def sync(self, progress: JobView, job_status: str, changed: set[str]) -> None:
         """Bring the tree up to date; only the nodes named in `changed` are relabelled."""
         if "job" in changed:
             self.root.set_label(Text.assemble(("job ", "bold"), status_text(job_status)))
@@ -36,7 +36,7 @@ class PlanTree(Tree[str]):
             if f"subtask:{sub.id}" in changed:
                 self._by_scope[f"subtask:{sub.id}"].set_label(subtask_label(sub))
 
-    def _rebuild(self, progress: JobProgress, job_status: str) -> None:
+    def _rebuild(self, progress: JobView, job_status: str) -> None:
         selected = self.cursor_node.data if self.cursor_node else JOB
         self.root.remove_children()
         self._by_scope = {}
@@ -51,7 +51,7 @@ class PlanTree(Tree[str]):
             # Node lines are laid out on the next refresh; the cursor can only go there after.
             self.call_after_refresh(self.move_cursor, self._by_scope[selected])
 
-    def _add_agent(self, agent: AgentProgress, job_status: str) -> None:
+    def _add_agent(self, agent: AgentView, job_status: str) -> None:
         scope = f"agent:{agent.name}"
         parent = self._by_scope.get(f"subtask:{agent.subtask}", self.root)
         if parent is self.root:
@@ -63,11 +63,11 @@ class PlanTree(Tree[str]):
             self._by_scope[scope] = parent.add_leaf(agent_label(agent, job_status), data=scope)
 
 
-def subtask_label(sub: SubtaskProgress) -> Text:
+def subtask_label(sub: SubtaskView) -> Text:
     return Text.assemble((f"{sub.id} ", "bold"), status_text(sub.status), ("  " + sub.title, "dim"))
 
 
-def agent_label(agent: AgentProgress, job_status: str) -> Text:
+def agent_label(agent: AgentView, job_status: str) -> Text:
     if agent.status == "running":
         if job_status not in ACTIVE:  # the job ended around it: it will never finish
             state = status_text("stopped")
@@ -80,4 +80,4 @@ def agent_label(agent: AgentProgress, job_status: str) -> Text:
         state = Text(f"✓ {agent.steps} step{'s' * (agent.steps != 1)}", style=STYLE["submitted"])
     else:
         state = status_text(agent.status)
-    return Text.assemble(f"{agent.short_name} ", state)
+    return Text.assemble(f"{agent.label} ", state)

@@ -12,25 +12,24 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.syntax import Syntax
+from rich.text import Text
 
 from agents.plan import Plan
 from agents.scripted_model import ScriptedModelServer
+from agents.validation import problems
 from orchestrator.apps.cli import options
-from orchestrator.apps.cli.render import ProgressView, event_line, jobs_table, plan_table, report_view
+from orchestrator.apps.cli.render import event_line, jobs_table, plan_table, progress_view, report_view
 from orchestrator.apps.demo import INSTRUCTION, SCRIPT, demo_settings, make_sample_repo
 from orchestrator.config.settings import load_settings
 from orchestrator.runtime.director import Director
-from orchestrator.store.jobs import Job, JobStatus, Task
+from orchestrator.store.events import to_row
+from orchestrator.store.jobs import JobStatus, Task
 
 console = Console()
 
 
-def _runner(repo: Path | None = None) -> Director:
+def _director(repo: Path | None = None) -> Director:
     return Director(load_settings(repo))
-
-
-def _job(runner: Director, job_id: str) -> Job:
-    return runner.jobs.find(job_id)
 
 
 def register(app: typer.Typer) -> None:
@@ -50,10 +49,10 @@ def run(
     network: bool = options.NETWORK,
 ) -> None:
     """Run a task: plan, fan out to agents, integrate, test; ends with the report."""
-    runner = _runner(repo if options.is_local(repo) else None)
-    job = runner.submit(options.make_task(instruction, repo, base, approve_plan, candidates, max_cost, network))
-    console.print(f"job [bold]{job.id}[/] on {repo} from {job.task.base}")
-    _drive(runner, job.id, lambda: runner.run(job.id))
+    director = _director(repo if options.is_local(repo) else None)
+    job = director.submit(options.make_task(instruction, repo, base, approve_plan, candidates, max_cost, network))
+    console.print(f"job [bold]{job.id}[/] on {job.task.repo} from {job.task.base}", highlight=False)
+    _drive(director, job.id, lambda: director.run(job.id))
 
 
 def demo(
@@ -68,11 +67,11 @@ def demo(
     )
     repo = make_sample_repo(workdir / "inventory")
     with ScriptedModelServer(SCRIPT) as server:
-        runner = Director(demo_settings(workdir, server.base_url, backend))
-        job = runner.submit(Task(instruction=INSTRUCTION, repo=str(repo), base="main"))
+        director = Director(demo_settings(workdir, server.base_url, backend))
+        job = director.submit(Task(instruction=INSTRUCTION, repo=str(repo), base="main"))
         console.print(f"sample repo: {repo}\ntask: {INSTRUCTION}\njob [bold]{job.id}[/]")
-        _drive(runner, job.id, lambda: runner.run(job.id), exit_at_end=False)
-    final = runner.jobs.get(job.id)
+        _drive(director, job.id, lambda: director.run(job.id), exit_at_end=False)
+    final = director.get(job.id)
     console.print(
         f"\nSee for yourself:\n  cd {repo}\n  git log --oneline --graph shipyard/{job.id}\n"
         f"  git checkout shipyard/{job.id} && python3 -m pytest -q\n"
@@ -84,9 +83,9 @@ def demo(
 
 def resume(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
     """Continue a job whose process died, from its last checkpoint; finished work is not redone."""
-    runner = _runner()
-    job = _job(runner, job_id)
-    _drive(runner, job.id, lambda: runner.run(job.id))
+    director = _director()
+    job = director.find(job_id)
+    _drive(director, job.id, lambda: director.resume(job.id))
 
 
 def approve(
@@ -94,23 +93,21 @@ def approve(
     plan_file: Path | None = typer.Option(None, "--plan", exists=True, help="a JSON file with an edited plan"),
 ) -> None:
     """Approve the plan of a waiting job (optionally an edited plan) and run it."""
-    runner = _runner()
-    job = _job(runner, job_id)
+    director = _director()
+    job = director.find(job_id)
     plan = _edited_plan(plan_file) if plan_file else None
-    _drive(runner, job.id, lambda: runner.approve(job.id, plan))
+    _drive(director, job.id, lambda: director.approve(job.id, plan))
 
 
-def _edited_plan(path: Path) -> dict:
+def _edited_plan(path: Path) -> Plan:
     """The plan in `path`, checked before the job runs on with it."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        Plan.model_validate(data)
+        return Plan.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise typer.BadParameter(f"{path} is not a readable JSON file ({exc})", param_hint="--plan") from None
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'plan'}: {e['msg']}" for e in exc.errors())
-        raise typer.BadParameter(f"{path} is not a valid plan: {problems}", param_hint="--plan") from None
-    return data
+        found = problems(exc, "plan")
+        raise typer.BadParameter(f"{path} is not a valid plan: {found}", param_hint="--plan") from None
 
 
 def reject(
@@ -118,28 +115,28 @@ def reject(
     reason: str = typer.Option("", "--reason", help="why, for the record"),
 ) -> None:
     """Reject the plan of a waiting job; the job ends."""
-    runner = _runner()
-    job = runner.reject(_job(runner, job_id).id, reason)
+    director = _director()
+    job = director.reject(director.find(job_id).id, reason)
     console.print(f"job {job.id}: {job.status.value}")
 
 
 def jobs(status: JobStatus | None = typer.Option(None, "--status", help="only jobs in this status")) -> None:
     """List jobs, newest first."""
-    console.print(jobs_table(_runner().jobs.list(status)))
+    console.print(jobs_table(_director().list(status)))
 
 
 def show(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
     """Show a job: its task, plan, status and report."""
-    runner = _runner()
-    job = _job(runner, job_id)
-    console.print(f"job [bold]{job.id}[/]  {job.status.value}\nrepo {job.task.repo} from {job.task.base}\n"
-                  f"task: {job.task.instruction}")
+    director = _director()
+    job = director.find(job_id)
+    console.print(Text.assemble(("job ", ""), (job.id, "bold"), f"  {job.status.value}\nrepo {job.task.repo} from "
+                                f"{job.task.base}\ntask: {job.task.instruction}"))
     if job.error:
-        console.print(f"[red]{job.error}[/]")
-    plans = [e for e in runner.events.list(job.id) if e.kind in ("plan.ready", "plan.edited")]
-    if plans:
-        console.print(plan_table(plans[-1].payload["plan"]))
-    report = runner.report(job.id)
+        console.print(Text(job.error, style="red"))
+    plan = director.plan(job.id)
+    if plan:
+        console.print(plan_table(plan))
+    report = director.report(job.id)
     if report:
         console.print(report_view(report))
 
@@ -149,13 +146,13 @@ def logs(
     follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new events until the job ends"),
 ) -> None:
     """Print the job's events: every agent step, test run, review and merge."""
-    runner = _runner()
-    job = _job(runner, job_id)
+    director = _director()
+    job = director.find(job_id)
     if not follow:
-        for event in runner.events.list(job.id):
+        for event in director.events(job.id):
             console.print(event_line(event))
         return
-    for event in runner.events.follow(job.id, until=lambda: _settled(runner, job.id)):
+    for event in director.follow(job.id, until=lambda: director.settled(job.id)):
         console.print(event_line(event))
 
 
@@ -164,9 +161,9 @@ def export(
     output: Path | None = typer.Option(None, "--output", "-o", help="file to write (default: stdout)"),
 ) -> None:
     """Write the job's whole trajectory (every event) as JSON Lines."""
-    runner = _runner()
-    job = _job(runner, job_id)
-    lines = [event.model_dump_json() for event in runner.events.list(job.id)]
+    director = _director()
+    job = director.find(job_id)
+    lines = [json.dumps({"id": event.id, **to_row(event)}) for event in director.events(job.id)]
     text = "\n".join(lines) + "\n"
     if output:
         try:
@@ -180,13 +177,9 @@ def export(
 
 def diff(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
     """Show the job branch's changes against where it started."""
-    runner = _runner()
-    job = _job(runner, job_id)
-    report = runner.report(job.id)
-    if report is None:
-        raise typer.BadParameter(f"job {job.id} has no result yet ({job.status.value})")
-    repo = runner._open_repo(job.task.repo)
-    console.print(Syntax(repo.diff(report.base_sha, report.job_branch), "diff", background_color="default"))
+    director = _director()
+    job = director.find(job_id)
+    console.print(Syntax(director.diff(job.id), "diff", background_color="default"))
 
 
 def accept(
@@ -194,15 +187,16 @@ def accept(
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
 ) -> None:
     """Merge the job branch into the base branch of your repository."""
-    runner = _runner()
-    job = _job(runner, job_id)
+    director = _director()
+    job = director.find(job_id)
     if not yes:
         typer.confirm(f"Merge shipyard/{job.id} into {job.task.base} of {job.task.repo}?", abort=True)
-    result = runner.accept(job.id)
+    result = director.accept(job.id)
     if not result.ok:
-        console.print(f"[red]not merged:[/] {result.message}; merge shipyard/{job.id} by hand to resolve them")
+        console.print(Text.assemble(("not merged: ", "red"), f"{result.message}; merge shipyard/{job.id} by hand "
+                                    "to resolve them"))
         raise typer.Exit(1)
-    console.print(f"merged shipyard/{job.id} into {job.task.base} ({result.sha})")
+    console.print(f"merged shipyard/{job.id} into {job.task.base} ({result.sha})", highlight=False)
 
 
 def retry(
@@ -210,15 +204,15 @@ def retry(
     subtasks: list[str] | None = typer.Argument(None, help="the subtasks to run again (default: every failed one)"),
 ) -> None:
     """Run a failed job's failed subtasks again; what succeeded stays, earlier attempts keep their branches."""
-    runner = _runner()
-    job = _job(runner, job_id)
-    _drive(runner, job.id, lambda: runner.retry(job.id, subtasks or None))
+    director = _director()
+    job = director.find(job_id)
+    _drive(director, job.id, lambda: director.retry(job.id, subtasks or None))
 
 
 def cancel(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
     """Cancel a job; its agents stop at their next step and its branches stay."""
-    runner = _runner()
-    job = runner.cancel(_job(runner, job_id).id)
+    director = _director()
+    job = director.cancel(director.find(job_id).id)
     console.print(f"job {job.id}: {job.status.value}")
 
 
@@ -227,34 +221,31 @@ def note(
     text: str = typer.Argument(..., help="the note, added to the prompts of agents that start after it"),
 ) -> None:
     """Send a note to a job's agents."""
-    runner = _runner()
-    runner.note(_job(runner, job_id).id, text)
+    director = _director()
+    director.note(director.find(job_id).id, text)
     console.print("noted")
 
 
 def work(
     job_id: str = typer.Argument(...),
-    action: str = typer.Option("run", "--action", help="run, approve, reject or retry (the failed subtasks)"),
-    plan_json: str | None = typer.Option(None, "--plan-json", help="an edited plan, with --action approve"),
-    reason: str = typer.Option("", "--reason", help="with --action reject"),
+    action: str = typer.Option("run", "--action", help="run; answer (the director's recorded answer to its plan); "
+                               "retry (its failed subtasks)"),
 ) -> None:
-    """Run, approve or reject a job without a live view (what background launches use)."""
-    runner = _runner()
-    job = _job(runner, job_id)
-    if action == "approve":
-        job = runner.approve(job.id, json.loads(plan_json) if plan_json else None)
-    elif action == "reject":
-        job = runner.reject(job.id, reason)
+    """Run, answer or retry a job without a live view (what background launches use)."""
+    director = _director()
+    job = director.find(job_id)
+    if action == "answer":
+        job = director.answer(job.id)
     elif action == "retry":
-        job = runner.retry(job.id)
+        job = director.retry(job.id)
     else:
-        job = runner.run(job.id)
+        job = director.run(job.id)
     console.print(f"job {job.id}: {job.status.value}")
 
 
-def _drive(runner: Director, job_id: str, work, exit_at_end: bool = True) -> None:  # type: ignore[no-untyped-def]
+def _drive(director: Director, job_id: str, work, exit_at_end: bool = True) -> None:  # type: ignore[no-untyped-def]
     """Run `work` in a thread while showing the job's live progress; then the plan or report."""
-    view = ProgressView(job_id)
+    view = director.view(job_id)
     failure: list[BaseException] = []
 
     def target() -> None:
@@ -265,30 +256,26 @@ def _drive(runner: Director, job_id: str, work, exit_at_end: bool = True) -> Non
 
     thread = threading.Thread(target=target, name=f"job-{job_id}", daemon=True)
     thread.start()
-    after = max((e.id or 0 for e in runner.events.list(job_id)), default=0)
-    with Live(view.render(), console=console, refresh_per_second=8, transient=False) as live:
-        for event in runner.events.follow(job_id, after=after, poll=0.1, until=lambda: not thread.is_alive()):
-            view.add(event)
-            live.update(view.render())
+    with Live(progress_view(view), console=console, refresh_per_second=8, transient=False) as live:
+        for event in director.follow(job_id, after=view.cursor, poll=0.1, until=lambda: not thread.is_alive()):
+            view.apply(event)
+            live.update(progress_view(view))
     console.print()
     thread.join()
     if failure:
         raise failure[0]
-    job = runner.jobs.get(job_id)
+    job = director.get(job_id)
     if job.status == JobStatus.AWAITING_APPROVAL:
-        plan = [e for e in runner.events.list(job_id) if e.kind == "plan.ready"][-1].payload["plan"]
-        console.print(plan_table(plan))
-        console.print(f"The plan waits for you: [bold]shipyard approve {job_id}[/] or [bold]shipyard reject {job_id}[/]")
+        plan = director.plan(job_id)
+        if plan:
+            console.print(plan_table(plan))
+        console.print(Text.assemble("The plan waits for you: ", (f"shipyard approve {job_id}", "bold"), " or ",
+                                    (f"shipyard reject {job_id}", "bold")))
         return
-    report = runner.report(job_id)
+    report = director.report(job_id)
     if report:
         console.print(report_view(report))
-    elif job.error:
-        console.print(f"[red]job {job_id} {job.status.value}:[/] {job.error}")
+    if job.error:
+        console.print(Text.assemble((f"job {job_id} {job.status.value}: ", "red"), job.error))
     if exit_at_end:
         raise typer.Exit(0 if job.status == JobStatus.SUCCEEDED else 1)
-
-
-def _settled(runner: Director, job_id: str) -> bool:
-    status = runner.jobs.get(job_id).status
-    return status.finished or status == JobStatus.AWAITING_APPROVAL

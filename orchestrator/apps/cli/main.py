@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from agents.models import ModelError
 from agents.scripted_model import ScriptError
+from agents.validation import problems
 from orchestrator.apps.cli import (
     config_commands,
     eval_commands,
@@ -79,8 +80,8 @@ def main() -> None:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except ValidationError as exc:  # a model built from the command line, e.g. a Task with an empty instruction
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors())
-        err.print(f"[bold red]error:[/] invalid {exc.title}: {problems}", highlight=False, soft_wrap=True)
+        found = problems(exc, "input")
+        err.print(f"[bold red]error:[/] invalid {exc.title}: {found}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except OperationalError as exc:  # the state database is full, locked past its timeout, or gone
         reason = str(exc.orig or exc).strip().splitlines()[0]

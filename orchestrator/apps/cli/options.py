@@ -24,5 +24,7 @@ def is_local(repo: Path | str) -> bool:
 
 def make_task(instruction: str, repo: Path, base: str, approve_plan: bool, candidates: int,
               max_cost: float | None, network: bool) -> Task:
-    return Task(instruction=instruction, repo=str(repo), base=base, approve_plan=approve_plan,
+    # A path is kept absolute: a job may be resumed, shown or accepted from any directory.
+    source = str(repo.expanduser().resolve()) if is_local(repo) else str(repo)
+    return Task(instruction=instruction, repo=source, base=base, approve_plan=approve_plan,
                 candidates=candidates, max_cost=max_cost, network=network)

@@ -9,48 +9,47 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from agents.plan import Plan
 from orchestrator.engine.report import Report
-from orchestrator.store.event_log import Event
+from orchestrator.store.events import (
+    AgentFinished,
+    AgentMessage,
+    AgentToolResult,
+    Event,
+    JobFinished,
+    JobStatusChanged,
+    ReviewGiven,
+    SubtaskStatus,
+    TestResult,
+)
+from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Job
-
-STATUS_STYLE = {
-    "succeeded": "green", "approved": "green", "merged": "green", "running": "cyan", "coding": "cyan",
-    "testing": "cyan", "fixing": "yellow", "reviewing": "magenta", "planning": "cyan",
-    "awaiting_approval": "yellow bold", "failed": "red", "rejected": "red", "cancelled": "red", "queued": "dim",
-}
+from tui.format import STYLE, age, short
 
 
 def styled(status: str) -> Text:
-    return Text(status, style=STATUS_STYLE.get(status, ""))
-
-
-def age(ts: float) -> str:
-    seconds = int(time.time() - ts)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    return Text(status, style=STYLE.get(status, ""))
 
 
 def jobs_table(jobs: list[Job]) -> Table:
     table = Table("job", "status", "age", "subtasks", "cost", "task", expand=True)
+    now = time.time()
     for job in jobs:
-        report = job.report or {}
-        subtasks = report.get("subtasks", [])
-        done = sum(1 for s in subtasks if s["status"] == "merged")
+        report = Report.model_validate(job.report) if job.report else None
+        done = sum(1 for s in report.subtasks if s.status == "merged") if report else 0
         table.add_row(
-            job.id, styled(job.status.value), age(job.created_at),
-            f"{done}/{len(subtasks)}" if subtasks else "-",
-            f"${report['total']['cost']:.4f}" if report else "-",
+            job.id, styled(job.status.value), age(job.created_at, now),
+            f"{done}/{len(report.subtasks)}" if report and report.subtasks else "-",
+            f"${report.total.cost:.4f}" if report else "-",
             Text(job.task.instruction, overflow="ellipsis", no_wrap=True),
         )
     return table
 
 
-def plan_table(plan: dict[str, Any]) -> Table:
-    table = Table("id", "title", "depends on", "files", title=plan.get("summary", ""), expand=True)
-    for sub in plan["subtasks"]:
-        table.add_row(sub["id"], sub["title"], ", ".join(sub["depends_on"]) or "-", ", ".join(sub["files"]) or "-")
+def plan_table(plan: Plan) -> Table:
+    table = Table("id", "title", "depends on", "files", title=plan.summary, expand=True)
+    for sub in plan.subtasks:
+        table.add_row(sub.id, sub.title, ", ".join(sub.depends_on) or "-", ", ".join(sub.files) or "-")
     return table
 
 
@@ -58,64 +57,35 @@ def event_line(event: Event) -> Text:
     """One line of `shipyard logs`."""
     when = time.strftime("%H:%M:%S", time.localtime(event.ts))
     who = event.agent or event.role or event.subtask or "job"
-    payload = event.payload
-    if event.kind == "agent.tool_result":
-        detail = f"{payload.get('tool')}({_short(payload.get('arguments'))}) -> {_short(payload.get('output'), 100)}"
-    elif event.kind == "agent.message":
-        detail = _short(payload.get("content") or payload.get("tool_calls"), 120)
-    elif event.kind in ("subtask.status", "job.status"):
-        detail = str(payload.get("status")) + (f" ({payload['reason']})" if payload.get("reason") else "")
-    elif event.kind == "test.result":
-        detail = f"{'passed' if payload.get('passed') else 'FAILED'} `{payload.get('command')}`"
-    elif event.kind == "review.verdict":
-        detail = f"{payload.get('decision')}: {payload.get('summary')}"
-    elif event.kind == "agent.finished":
-        detail = f"{payload.get('status')} after {payload.get('steps')} steps: {_short(payload.get('reason'), 100)}"
-    else:
-        detail = _short(payload, 140)
+    match event:
+        case AgentToolResult():
+            detail = f"{event.tool}({short(event.arguments, 60)}) -> {short(event.output, 100)}"
+        case AgentMessage():
+            detail = short(event.content or event.tool_calls, 120)
+        case SubtaskStatus() | JobStatusChanged() | JobFinished():
+            reason = getattr(event, "reason", "") or getattr(event, "error", "") or ""
+            detail = event.status + (f" ({reason})" if reason else "")
+        case TestResult():
+            detail = {True: "passed", False: "FAILED", None: "no result"}[event.passed] + f" `{event.command}`"
+        case ReviewGiven():
+            detail = f"{event.decision}: {event.summary}"
+        case AgentFinished():
+            detail = f"{event.status} after {event.steps} steps: {short(event.reason, 100)}"
+        case _:
+            detail = short(event.payload, 140)
     return Text.assemble((when, "dim"), " ", (f"{who:<18}", "bold"), " ", (f"{event.kind:<18}", "cyan"), " ", detail)
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = " ".join(str(value if value is not None else "").split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class ProgressView:
-    """The live view of `shipyard run`: one row per subtask, fed by the job's events."""
-
-    def __init__(self, job_id: str):
-        self.job_id = job_id
-        self.status: dict[str, str] = {}
-        self.agent: dict[str, str] = {}
-        self.detail: dict[str, str] = {}
-        self.job_status = "planning"
-        self.cost = 0.0
-        self.tokens = 0
-
-    def add(self, event: Event) -> None:
-        self.cost += event.cost
-        self.tokens += event.tokens
-        if event.kind == "job.status":
-            self.job_status = event.payload["status"]
-        elif event.kind == "plan.ready":
-            for sub in event.payload["plan"]["subtasks"]:
-                self.status.setdefault(sub["id"], "queued")
-                self.detail[sub["id"]] = sub["title"]
-        elif event.kind == "subtask.status" and event.subtask:
-            self.status[event.subtask] = event.payload["status"]
-        elif event.subtask and event.agent and event.kind.startswith("agent."):
-            self.agent[event.subtask] = event.agent
-            if event.kind == "agent.tool_result":
-                self.detail[event.subtask] = f"{event.payload.get('tool')}: {_short(event.payload.get('output'), 50)}"
-
-    def render(self) -> RenderableType:
-        table = Table("subtask", "status", "agent", "last step", expand=True)
-        for sub, status in self.status.items():
-            table.add_row(sub, styled(status), self.agent.get(sub, ""), self.detail.get(sub, ""))
-        head = Text.assemble(("job ", "bold"), self.job_id, "  ", styled(self.job_status),
-                             f"  tokens {self.tokens}  cost ${self.cost:.4f}")
-        return Group(head, table)
+def progress_view(view: JobView) -> RenderableType:
+    """The live view of `shipyard run`: one row per subtask."""
+    table = Table("subtask", "status", "agent", "last step", expand=True)
+    for sub in view.subtasks.values():
+        agent = view.agents[sub.agents[-1]] if sub.agents else None
+        last = agent.last_step if agent and agent.last_step else sub.title
+        table.add_row(sub.id, styled(sub.status), agent.label if agent else "", short(last, 60))
+    head = Text.assemble(("job ", "bold"), view.job_id, "  ", styled(view.status or "queued"),
+                         f"  tokens {view.tokens}  cost ${view.cost:.4f}")
+    return Group(head, table)
 
 
 def report_view(report: Report) -> RenderableType:
@@ -148,4 +118,6 @@ def report_view(report: Report) -> RenderableType:
 def _tests(run: Any) -> Text:
     if run is None or run.passed is None:
         return Text("no test command", style="dim")
-    return Text(f"{'passed' if run.passed else 'FAILED'}  ({run.command})", style="green" if run.passed else "red")
+    timed_out = " — timed out" if getattr(run, "timed_out", False) else ""
+    return Text(f"{'passed' if run.passed else 'FAILED'}  ({run.command}){timed_out}",
+                style="green" if run.passed else "red")

@@ -16,8 +16,7 @@ from orchestrator.apps.cli import options
 from orchestrator.apps.cli.render import age, report_view, styled
 from orchestrator.config.settings import Settings, load_settings
 from orchestrator.runtime.director import Director
-from orchestrator.runtime.notify import Inbox
-from orchestrator.runtime.prune import parse_age, prune
+from orchestrator.runtime.prune import parse_age
 from orchestrator.store.jobs import JobStatus
 
 console = Console()
@@ -73,10 +72,10 @@ def submit(
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Queue a task for the workers (`shipyard serve`) and print its job id at once."""
-    runner = Director(_settings(db, repo if options.is_local(repo) else None))
-    job = runner.submit(options.make_task(instruction, repo, base, approve_plan, candidates, max_cost, network))
-    runner.queue.enqueue(job.id)
-    runner.queue.close()
+    director = Director(_settings(db, repo if options.is_local(repo) else None))
+    job = director.submit(options.make_task(instruction, repo, base, approve_plan, candidates, max_cost, network))
+    director.enqueue(job.id)
+    director.close()
     typer.echo(job.id)
 
 
@@ -86,13 +85,13 @@ def result(
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Print a job's report. Exit 0 if it succeeded, 1 if it ended otherwise, 3 if it has not ended."""
-    runner = Director(_settings(db))
-    job = runner.jobs.find(job_id)
-    if wait and not _settled(job.status):
-        for _ in runner.events.follow(job.id, until=lambda: _settled(runner.jobs.get(job.id).status)):
+    director = Director(_settings(db))
+    job = director.find(job_id)
+    if wait and not director.settled(job.id):
+        for _ in director.follow(job.id, until=lambda: director.settled(job.id)):
             pass
-        job = runner.jobs.get(job.id)
-    report = runner.report(job.id)
+        job = director.get(job.id)
+    report = director.report(job.id)
     if report is not None:
         console.print(report_view(report))
     console.print(f"job {job.id}: ", styled(job.status.value), f" {job.error or ''}".rstrip(), sep="")
@@ -106,8 +105,7 @@ def inbox(
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """What needs you: jobs that finished, failed or wait for your approval. Shown entries are marked read."""
-    runner = Director(_settings(db))
-    box = Inbox(runner.jobs.engine)
+    box = Director(_settings(db)).inbox()
     entries = box.entries(unread_only=not show_all)
     if not entries:
         console.print("nothing new" if not show_all else "no notifications yet")
@@ -130,14 +128,9 @@ def prune_command(
         seconds = parse_age(older_than)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--older-than") from None
-    runner = Director(_settings(db))
-    outcome = prune(runner, seconds, dry_run)
+    outcome = Director(_settings(db)).prune(seconds, dry_run)
     for job_id, why in outcome.kept.items():
         console.print(f"kept {job_id}: {why}", highlight=False)
     verb = "would forget" if dry_run else "forgot"
     console.print(f"{verb} {len(outcome.pruned)} job(s)" + (f": {', '.join(outcome.pruned)}" if outcome.pruned
                                                             else ""), highlight=False)
-
-
-def _settled(status: JobStatus) -> bool:
-    return status.finished or status == JobStatus.AWAITING_APPROVAL

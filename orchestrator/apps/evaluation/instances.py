@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agents.validation import problems
+
 # Instance ids name files and branches: `astropy__astropy-12907`, `django__django-11099`.
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -94,4 +96,4 @@ def load_instances(path: Path) -> list[Instance]:
 
 
 def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'instance'}: {e['msg']}" for e in exc.errors())
+    return problems(exc, "instance")

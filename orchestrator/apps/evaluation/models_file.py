@@ -27,6 +27,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agents.models import ModelSpec
+from agents.validation import problems
 from orchestrator.config.settings import ROLES
 
 
@@ -61,5 +62,5 @@ def load_models_file(path: Path) -> ModelsFile:
     try:
         return ModelsFile.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ModelsFileError(f"{path}: {problems}") from None
+        found = problems(exc)
+        raise ModelsFileError(f"{path}: {found}") from None

@@ -33,7 +33,6 @@ from orchestrator.apps.evaluation.results import (
     write_result,
 )
 from orchestrator.config.settings import Settings
-from orchestrator.engine.report import Report
 from orchestrator.runtime.director import Director
 from orchestrator.store.jobs import Job, Task
 from sandboxes.base import Sandbox, SandboxSpec
@@ -83,7 +82,7 @@ class EvalRunner:
         self.settings = settings.model_copy(update={"state_dir": self.output, "database_url": None,
                                                     "sandbox": sandbox})
         self.mode: Literal["agents", "gold"] = "gold" if options.gold else "agents"
-        self.job_runner = Director(self.settings)
+        self.director = Director(self.settings)
 
     # -- the whole run -------------------------------------------------------------
 
@@ -147,9 +146,9 @@ class EvalRunner:
                                     error=" ".join(str(exc).split()) or type(exc).__name__)
         job_id = self._recorded_job_id(instance)
         if job_id is not None:
-            status = self.job_runner.jobs.get(job_id).status.value
+            status = self.director.get(job_id).status.value
             result = result.model_copy(update={"job_id": job_id, "job_status": status,
-                                               **_usage(self.job_runner, job_id)})
+                                               **_usage(self.director, job_id)})
         result = result.model_copy(update={"wall_seconds": round(time.monotonic() - started, 1)})
         write_result(self.output, result)
         return result
@@ -194,7 +193,7 @@ class EvalRunner:
 
     def _finished_job(self, instance: Instance, location: str) -> Job:
         """The instance's job run to its end: submitted now, or the one an earlier run started."""
-        runner = self.job_runner
+        runner = self.director
         job_id = self._recorded_job_id(instance)
         if job_id is None:
             task = Task(instruction=instance.problem_statement, repo=location, base=instance.base_commit,
@@ -204,7 +203,7 @@ class EvalRunner:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(job.id + "\n")
         else:
-            job = runner.jobs.get(job_id)
+            job = runner.get(job_id)
         if job.report is None:  # new, or stopped before its end: continue from its checkpoint
             job = runner.run(job.id)
         if job.report is None:
@@ -247,15 +246,8 @@ class EvalRunner:
 def _usage(runner: Director, job_id: str) -> dict[str, Any]:
     """The job's model calls, tokens and cost: from its report, or from the agents that
     finished when it did not get that far."""
-    job = runner.jobs.get(job_id)
-    if job.report is not None:
-        total = Report.model_validate(job.report).total
-        return {"calls": total.calls, "input_tokens": total.input_tokens, "output_tokens": total.output_tokens,
-                "cost": round(total.cost, 6)}
-    usage = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost": 0.0}
-    for event in runner.events.list(job_id):
-        if event.kind == "agent.finished":
-            for key in usage:
-                usage[key] += event.payload.get("usage", {}).get(key, 0)
-    return usage
+    report = runner.report(job_id)
+    total = report.total if report is not None else runner.view(job_id).usage()
+    return {"calls": total.calls, "input_tokens": total.input_tokens, "output_tokens": total.output_tokens,
+            "cost": round(total.cost, 6)}
 

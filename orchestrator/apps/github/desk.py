@@ -17,7 +17,7 @@ from orchestrator.apps.github.payloads import parse_event
 from orchestrator.apps.github.records import Delivery, GitHubJob, Records
 from orchestrator.apps.github.repo_config import FILE_NAME, RepoConfigError, parse_repo_config
 from orchestrator.apps.github.report_markdown import report_markdown
-from orchestrator.apps.github.status import Progress, status_comment
+from orchestrator.apps.github.status import status_comment
 from orchestrator.apps.github.triggers import (
     Approve,
     Ignore,
@@ -31,6 +31,8 @@ from orchestrator.apps.github.triggers import (
 from orchestrator.config.settings import Settings
 from orchestrator.engine.report import Report
 from orchestrator.runtime.director import Director
+from orchestrator.store.events import DirectorAnswer, GitHubRequest
+from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Job, JobLookupError, JobStatus, Task
 from sandboxes.git.workspace import GitRepo, WorkspaceError, branch_name
 
@@ -48,13 +50,13 @@ class Desk:
         self.settings = settings
         self.config = settings.github
         self.github = github
-        self.runner = Director(settings)
-        self.records = Records(self.runner.jobs.engine)
+        self.director = Director(settings)
+        self.records = Records(self.director.records.engine)
         # Jobs work on these clones (by path): workers need no token to fetch a private repository.
         self.clones = settings.state_dir / "github" / "repos"
         self.poll = poll
         self.wake = threading.Event()
-        self._progress: dict[str, Progress] = {}
+        self._progress: dict[str, JobView] = {}
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -66,7 +68,7 @@ class Desk:
             self.wake.clear()
 
     def close(self) -> None:
-        self.runner.queue.close()
+        self.director.close()
         self.github.close()
 
     def step(self) -> None:
@@ -133,22 +135,23 @@ class Desk:
     def _answer(self, intent: Approve | Reject) -> str:
         thread = intent.thread
         waiting = [r.job_id for r in self.records.jobs_in(thread.repo, thread.number)
-                   if self.runner.jobs.get(r.job_id).status == JobStatus.AWAITING_APPROVAL]
+                   if self.director.get(r.job_id).status == JobStatus.AWAITING_APPROVAL]
         if not waiting:
             self._reply(thread, f"@{intent.user} no plan is waiting for approval here.")
             return "no plan waiting"
         if isinstance(intent, Approve):
-            answer = {"action": "approve"}
+            answer = DirectorAnswer(action="approve", by=intent.user)
         else:
-            answer = {"action": "reject", "reason": intent.reason or f"rejected by {intent.user} on GitHub"}
-        self.runner.events.emit(waiting[0], "github.answer", payload={"user": intent.user, **answer})
-        self.runner.queue.enqueue(waiting[0], "answer", answer)
-        return f"{answer['action']} job {waiting[0]} for {intent.user}"
+            answer = DirectorAnswer(action="reject", reason=intent.reason or f"rejected by {intent.user} on GitHub",
+                                    by=intent.user)
+        self.director.record_answer(waiting[0], answer)
+        self.director.answer_later(waiting[0])
+        return f"{answer.action} job {waiting[0]} for {intent.user}"
 
     def _start(self, delivery_id: str, run: Run) -> str:
         known = self.records.job_for_delivery(delivery_id)
         if known is not None:  # an earlier try made the job and failed after: only the queueing may be missing
-            self.runner.queue.enqueue(known.job_id)
+            self.director.enqueue(known.job_id)
             return f"started job {known.job_id}"
         thread = run.thread
         installation, repo = thread.installation, thread.repo
@@ -185,13 +188,13 @@ class Desk:
         task = Task(instruction=instruction(run, comments), repo=str(clone.git_dir), base=base,
                     approve_plan=self.config.approve_plan or config.approve_plan,
                     max_cost=config.max_cost(self.settings), test_command=config.test_command, image=config.image)
-        job = self.runner.submit(task)
+        job = self.director.submit(task)
         self.records.add_job(job_id=job.id, delivery_id=delivery_id, installation=installation, repo=repo,
                              number=thread.number, is_pull=thread.is_pull, requested_by=run.user, title=run.title,
                              clone_url=info.clone_url, push_to=push_to)
-        self.runner.events.emit(job.id, "github.request", payload={"repo": repo, "number": thread.number,
-                                                                   "user": run.user, "push_to": push_to})
-        self.runner.queue.enqueue(job.id)
+        self.director.records.events.append(GitHubRequest(job_id=job.id, repo=repo, number=thread.number,
+                                                          user=run.user, push_to=push_to))
+        self.director.enqueue(job.id)
         return f"started job {job.id}"
 
     def _reply(self, thread: Thread, body: str) -> None:
@@ -201,7 +204,7 @@ class Desk:
 
     def _follow(self, record: GitHubJob) -> None:
         try:
-            job = self.runner.jobs.get(record.job_id)
+            job = self.director.get(record.job_id)
         except JobLookupError:  # pruned meanwhile
             self.records.update_job(record.job_id, done=True, outcome="The job was pruned.")
             return
@@ -225,7 +228,7 @@ class Desk:
     def _follow_later(self, record: GitHubJob, exc: Exception) -> None:
         """Look at the job again after a pause. A running job's status waits for GitHub as long as it takes;
         a finished job's result is given up after ATTEMPTS tries, its branch kept."""
-        if not self.runner.jobs.get(record.job_id).status.finished:
+        if not self.director.get(record.job_id).status.finished:
             log.warning("job %s: updating its status comment failed (will retry): %s", record.job_id, exc)
             self.records.update_job(record.job_id, next_try=time.time() + 4 * RETRY_PAUSE)
             return
@@ -239,13 +242,13 @@ class Desk:
         log.warning("job %s: delivering its result failed (try %d, will retry): %s", record.job_id, attempts, exc)
         self.records.update_job(record.job_id, attempts=attempts, next_try=time.time() + _pause(attempts))
 
-    def _progress_of(self, job_id: str) -> Progress:
-        progress = self._progress.setdefault(job_id, Progress())
-        for event in self.runner.events.list(job_id, after=progress.last_event):
-            progress.add(event)
-        return progress
+    def _progress_of(self, job_id: str) -> JobView:
+        view = self._progress.setdefault(job_id, JobView(job_id))
+        for event in self.director.events(job_id, after=view.cursor):
+            view.apply(event)
+        return view
 
-    def _show(self, record: GitHubJob, job: Job, progress: Progress) -> None:
+    def _show(self, record: GitHubJob, job: Job, progress: JobView) -> None:
         """Post the status comment, or edit it when its text changed."""
         text = status_comment(job, progress, self.config.command_prefix, record.outcome)
         if record.comment_id is None:
@@ -257,7 +260,7 @@ class Desk:
 
     def _deliver(self, record: GitHubJob, job: Job) -> str:
         """Push and open the pull request, or say why not; the last word for the status comment."""
-        report = self.runner.report(job.id)
+        report = self.director.report(job.id)
         if report is not None and _deliverable(report):
             return self._publish(record, job, report)
         return self._explain(record, job, report)

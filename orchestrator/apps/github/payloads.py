@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agents.validation import problems
+
 
 class User(BaseModel):
     login: str
@@ -129,5 +131,5 @@ def parse_event(name: str, payload: Any) -> WebhookEvent | None:
     try:
         return model.model_validate(payload)  # type: ignore[return-value]
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
-        raise PayloadError(f"invalid {name} payload: {problems}") from None
+        found = problems(exc, "body")
+        raise PayloadError(f"invalid {name} payload: {found}") from None

@@ -6,6 +6,7 @@ import tomllib
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.validation import problems
 from orchestrator.config.settings import ROLES, Settings
 
 FILE_NAME = ".shipyard.toml"
@@ -50,5 +51,5 @@ def parse_repo_config(text: str | None) -> RepoConfig:
     except tomllib.TOMLDecodeError as exc:
         raise RepoConfigError(f"{FILE_NAME} is not valid TOML: {exc}") from None
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise RepoConfigError(f"{FILE_NAME}: {problems}") from None
+        found = problems(exc)
+        raise RepoConfigError(f"{FILE_NAME}: {found}") from None

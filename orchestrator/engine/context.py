@@ -1,0 +1,217 @@
+"""What the nodes of one job's graph work with: its repo, sandboxes, models, events and budget.
+
+Nothing here is job state: that is the checkpoint's (the graph's state) and the event log's.
+A context is rebuilt whenever a job runs or resumes, and holds no copy of either.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage
+
+from agents.loop import AgentLimits, AgentOutcome, calls_of, text_of
+from agents.models import ModelClient, Role, UsageLedger, UsageTotals
+from agents.roles import RoleRun, RoleSpec
+from agents.tools import ToolObservation
+from orchestrator.config.settings import Settings
+from orchestrator.engine.state import TestRun
+from orchestrator.store.event_log import EventLog
+from orchestrator.store.events import (
+    AgentCommit,
+    AgentFinished,
+    AgentId,
+    AgentMessage,
+    AgentToolResult,
+    DirectorNote,
+    Event,
+    JobStatusChanged,
+    SandboxSetup,
+)
+from orchestrator.store.jobs import JobStatus, JobStore, Task
+from sandboxes.base import Sandbox, SandboxBackend, SandboxSpec, cap_output
+from sandboxes.git.workspace import GitRepo, Workspace, branch_name
+
+# How much of a command's output an event keeps (head and tail); the log is read by people.
+EVENT_OUTPUT_CHARS = 8_000
+
+
+class JobCancelled(Exception):
+    """The director cancelled the job; raised from inside whatever step is running."""
+
+
+@dataclass
+class JobContext:
+    job_id: str
+    task: Task
+    settings: Settings
+    repo: GitRepo
+    backend: SandboxBackend
+    events: EventLog
+    jobs: JobStore
+    _last_cancel_check: float = field(default=0.0, repr=False)
+
+    # -- places -----------------------------------------------------------------
+
+    @property
+    def job_branch(self) -> str:
+        return branch_name(self.job_id)
+
+    def branch(self, name: str) -> str:
+        return branch_name(self.job_id, name)
+
+    def worktree_path(self, name: str) -> Path:
+        return self.settings.state_dir / "worktrees" / self.job_id / name
+
+    def workspace(self, name: str, base_ref: str, branch: str | None = None) -> Workspace:
+        return self.repo.create_workspace(branch or self.branch(name), base_ref, self.worktree_path(name))
+
+    @contextmanager
+    def agent_sandbox(self, name: str, start: str, agent: AgentId) -> Iterator[tuple[Workspace, Sandbox]]:
+        """Workspace `name` reset to `start`, and a sandbox on it for `agent`."""
+        workspace = self.workspace(name, start)
+        workspace.reset(start)
+        with self.sandbox(workspace.path, agent.name) as sandbox:
+            yield workspace, sandbox
+
+    def commit(self, workspace: Workspace, agent: AgentId, subtask: str, role: str, message: str) -> str:
+        """Commit what the agent left in `workspace` (if anything); the head either way."""
+        head = workspace.commit(message, role=role, agent=agent.name) or workspace.head()
+        self.emit(AgentCommit(subtask=subtask, role=role, agent=agent.name, head=head))
+        return head
+
+    def drop_workspace(self, name: str) -> None:
+        """Remove the worktree called `name` if there is one; its branch stays."""
+        path = self.worktree_path(name)
+        if path.exists():
+            self.repo.remove_workspace(self.repo.open_workspace(path))
+
+    # -- events and the director ---------------------------------------------------
+
+    def emit(self, event: Event) -> Event:
+        return self.events.append(event.model_copy(update={"job_id": self.job_id}))
+
+    def notes(self) -> list[str]:
+        """The director's notes as they stand now: an agent reads them when it starts."""
+        return [e.text for e in self.events.list(self.job_id, kinds=(DirectorNote,)) if isinstance(e, DirectorNote)]
+
+    def check_cancelled(self, every: float = 1.0) -> None:
+        now = time.monotonic()
+        if now - self._last_cancel_check < every:
+            return
+        self._last_cancel_check = now
+        if self.jobs.get(self.job_id).status == JobStatus.CANCELLED:
+            raise JobCancelled(self.job_id)
+
+    def set_status(self, status: JobStatus) -> None:
+        """Move the job on, unless the director cancelled it meanwhile (then stop here)."""
+        if not self.jobs.advance(self.job_id, status):
+            raise JobCancelled(self.job_id)
+        self.emit(JobStatusChanged(status=status.value))
+
+    # -- agents -------------------------------------------------------------------
+
+    def role_run(self, spec: RoleSpec, agent: AgentId, subtask: str | None, sandbox: Sandbox,
+                 candidate: int | None = None) -> RoleRun:
+        """Everything one agent gets: its model, limits, budget, the notes of now, and an observer
+        that logs its steps and stops it at its next step once the job is cancelled."""
+        return RoleRun(
+            model=self.model(spec.model_role, agent.name, candidate),
+            sandbox=sandbox,
+            limits=self.limits(),
+            observer=StepLog(self, agent, spec.model_role, subtask),
+            budget=self,
+            notes=self.notes(),
+        )
+
+    def model(self, role: Role, agent: str, candidate: int | None = None) -> ModelClient:
+        """The role's model; candidate coders each get another model or temperature."""
+        spec = self.settings.model_for(role)
+        if candidate is not None:
+            spec = self.settings.candidate_model(spec, candidate)
+        return ModelClient(spec, role, UsageLedger(), agent=agent)
+
+    def limits(self) -> AgentLimits:
+        budgets = self.settings.budgets
+        return AgentLimits(
+            max_steps=budgets.max_steps_per_agent,
+            max_tokens=budgets.max_tokens_per_agent,
+            max_cost=budgets.max_cost_per_agent,
+            max_seconds=budgets.max_seconds_per_agent,
+        )
+
+    @property
+    def max_cost(self) -> float | None:
+        return self.task.max_cost if self.task.max_cost is not None else self.settings.budgets.max_cost_per_job
+
+    def exhausted(self) -> str | None:
+        """Why the job may not spend more (agents.loop.Budget); the log holds every call's cost."""
+        cap = self.max_cost
+        if cap is None:
+            return None
+        spent = self.events.spent(self.job_id)
+        return f"job budget spent (${spent:.4f} of ${cap:.4f})" if spent >= cap else None
+
+    def budget_left(self) -> bool:
+        return self.exhausted() is None
+
+    # -- sandboxes --------------------------------------------------------------
+
+    @contextmanager
+    def sandbox(self, workspace: Path, agent: str) -> Iterator[Sandbox]:
+        """A sandbox on `workspace`, with the setup command already run."""
+        sandbox_settings = self.settings.sandbox
+        spec = SandboxSpec(
+            workspace=workspace,
+            image=self.task.image or sandbox_settings.image,
+            network=sandbox_settings.network or self.task.network,
+            limits=sandbox_settings.limits,
+            labels={"job": self.job_id, "agent": agent},
+        )
+        with self.backend.start(spec) as sandbox:
+            command = self.settings.setup_command
+            if command:
+                result = sandbox.exec(command)
+                self.emit(SandboxSetup(agent=agent, command=command, exit_code=result.exit_code,
+                                       output=cap_output(result.output, EVENT_OUTPUT_CHARS)[0]))
+            yield sandbox
+
+    def run_tests(self, sandbox: Sandbox, command: str | None) -> TestRun:
+        if not command:
+            return TestRun(command=None, passed=None)
+        result = sandbox.exec(command)
+        return TestRun(command=command, passed=result.ok, exit_code=result.exit_code, output=result.output,
+                       seconds=round(result.duration, 2), timed_out=result.timed_out)
+
+
+@dataclass
+class StepLog:
+    """An agent's steps as events (agents.loop.AgentObserver)."""
+
+    context: JobContext
+    agent: AgentId
+    role: str
+    subtask: str | None
+
+    def _emit(self, event: Event) -> None:
+        self.context.emit(event.model_copy(update={"agent": self.agent.name, "role": self.role,
+                                                   "subtask": self.subtask}))
+        self.context.check_cancelled()
+
+    def message(self, step: int, reply: AIMessage, usage: UsageTotals) -> None:
+        self._emit(AgentMessage(step=step, content=text_of(reply), tool_calls=calls_of(reply),
+                                tokens=usage.input_tokens + usage.output_tokens, cost=usage.cost))
+
+    def tool_result(self, step: int, observation: ToolObservation, arguments: Any) -> None:
+        self._emit(AgentToolResult(step=step, tool=observation.name, arguments=arguments, ok=observation.ok,
+                                   output=observation.text))
+
+    def finished(self, outcome: AgentOutcome) -> None:
+        self._emit(AgentFinished(status=outcome.status, reason=outcome.reason, summary=outcome.summary,
+                                 submission=outcome.submission, steps=outcome.steps, usage=outcome.usage,
+                                 seconds=outcome.seconds))

@@ -1,0 +1,110 @@
+"""Advancing one job: its graph, run from its last checkpoint to its end or its approval wait."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.types import Command
+
+from agents.models import ModelError
+from agents.roles import RoleError
+from orchestrator.config.settings import Settings
+from orchestrator.engine.checkpoints import checkpointer
+from orchestrator.engine.context import JobCancelled, JobContext
+from orchestrator.engine.graph import build_graph
+from orchestrator.engine.report import Report, build_report
+from orchestrator.store.events import JobWaiting
+from orchestrator.store.job_view import JobView
+from orchestrator.store.jobs import Job, JobStatus
+from orchestrator.store.records import JobRecords
+from sandboxes.base import SandboxError
+from sandboxes.git.workspace import GitRepo, WorkspaceError
+from sandboxes.select import select_backend
+
+# max_concurrency sizes the graph's thread pool. A subtask node holds a thread while it waits on
+# its stage tasks, which need threads of their own: the pool must fit the widest fan-out (20
+# subtasks) with all their candidate coders (5), or the job deadlocks.
+GRAPH_THREADS = 20 * (1 + 5) + 8
+
+# Failures that end a job with their message as its reason, rather than as a bug's traceback.
+CANNOT_GO_ON = (RoleError, ModelError, SandboxError, WorkspaceError)
+
+
+def open_repo(settings: Settings, source: str) -> GitRepo:
+    """The job's repository: a local checkout, or a clone of a URL cached in the state dir."""
+    return GitRepo.open(source, settings.state_dir / "repos")
+
+
+def advance(settings: Settings, records: JobRecords, job: Job, resume: dict[str, Any] | None = None,
+            rewind: dict[str, Any] | None = None) -> Job:
+    """Run the job's graph from wherever its checkpoint stands (new, crashed mid-way, answered)
+    until it ends or waits for approval. `rewind` rewrites the state first, as a retry does."""
+    started = time.monotonic()
+    ctx = JobContext(
+        job_id=job.id, task=job.task, settings=settings, repo=open_repo(settings, job.task.repo),
+        backend=select_backend(settings.sandbox.backend, settings.sandbox.image, hide=(settings.state_dir,)),
+        events=records.events, jobs=records.jobs,
+    )
+    config = {"configurable": {"thread_id": job.id}, "max_concurrency": GRAPH_THREADS}
+    with checkpointer(settings) as saver:
+        app = build_graph(ctx).compile(checkpointer=saver)
+        snapshot = app.get_state(config)
+        if rewind is not None:
+            # As if integration had just finished without these results: the graph
+            # dispatches them again, then integrates and verifies.
+            app.update_state(config, rewind, as_node="integrate")
+            snapshot = app.get_state(config)
+        if resume is not None:
+            graph_input: Any = Command(resume=resume)
+        elif snapshot.next or snapshot.tasks:
+            # Crashed or stopped mid-way: continue from the checkpoint. A crash after a step's
+            # tasks all finished, before the next checkpoint, leaves none "next", only their writes.
+            graph_input = None
+        else:
+            graph_input = {}
+        if job.status == JobStatus.QUEUED:
+            records.jobs.advance(job.id, JobStatus.PLANNING)
+        try:
+            # Sync durability: a stage's result is on disk before the next stage starts, so a
+            # SIGKILL can cost at most the stage in flight, never one that already finished.
+            app.invoke(graph_input, config, durability="sync")
+        except JobCancelled:
+            return records.finish(job.id, JobStatus.CANCELLED, error="cancelled by the director")
+        except CANNOT_GO_ON as exc:
+            # Not a bug: the model is gone for good, a sandbox or the repo refuses. The job
+            # stops with the reason; the branches, events and checkpoint stay for `shipyard resume`.
+            return records.finish(job.id, JobStatus.FAILED, error=str(exc))
+        except Exception as exc:
+            # The branches, events and checkpoint stay: `shipyard resume` can go on.
+            records.finish(job.id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            raise
+        snapshot = app.get_state(config)
+    if snapshot.next:  # waiting at the approval interrupt
+        records.events.append(JobWaiting(job_id=job.id))
+        return records.jobs.get(job.id)
+    return _finish(records, job, snapshot.values, ctx, time.monotonic() - started)
+
+
+def _finish(records: JobRecords, job: Job, state: dict[str, Any], ctx: JobContext, seconds: float) -> Job:
+    if state.get("decision") == "rejected":
+        return records.finish(job.id, JobStatus.REJECTED, error=state.get("stop_reason"))
+    view = JobView.of(job.id, records.events.list(job.id))
+    report = build_report(job.id, state, ctx.repo, view, seconds)
+    status = JobStatus.SUCCEEDED if report.succeeded else JobStatus.FAILED
+    error = report.stop_reason or (None if report.succeeded else why_failed(report))
+    if records.jobs.get(job.id).status == JobStatus.CANCELLED:
+        status, error = JobStatus.CANCELLED, "cancelled by the director"
+    return records.finish(job.id, status, error=error, report=report.model_dump(mode="json"),
+                          branch=report.job_branch)
+
+
+def why_failed(report: Report) -> str:
+    """One line on why a job that ran to its end did not succeed."""
+    unmerged = [f"{s.id} {s.status}" + (f" ({s.reason})" if s.reason else "") for s in report.subtasks
+                if s.status != "merged"]
+    if unmerged:
+        return "not merged: " + "; ".join(unmerged)
+    if report.tests_after is not None and report.tests_after.passed is False:
+        return f"the tests fail on the job branch (`{report.tests_after.command}`)"
+    return "the plan had no subtasks" if not report.subtasks else "the job did not succeed"

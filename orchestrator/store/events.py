@@ -1,0 +1,383 @@
+"""Every event of a job, typed: one class per kind, one union to read them back, upgrades for old rows.
+
+An event is a frozen model: who (job, subtask, agent, role), when, what it cost (tokens and USD
+of the model calls it stands for), and the fields of its kind. The log stores the kind's own
+fields as a JSON payload beside the version of this schema they were written with; reading a
+row upgrades an older payload step by step, so that events written by any earlier version load.
+A kind this version does not know (written by a newer one) reads as `UnknownEvent`.
+
+This module is the only place where an event kind is spelled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from agents.models import UsageTotals
+from agents.plan import Plan
+from orchestrator.store.jobs import Task
+
+SCHEMA_VERSION = 2
+
+
+class Event(BaseModel):
+    """What every event has; the fields of its kind come from its class."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    id: int | None = None
+    job_id: str = ""
+    subtask: str | None = None
+    agent: str | None = None
+    role: str | None = None
+    tokens: int = 0
+    cost: float = 0.0
+    ts: float = Field(default_factory=time.time)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The kind's own fields, as stored (and as `shipyard export` writes them)."""
+        return self.model_dump(mode="json", exclude=BASE_FIELDS)
+
+
+BASE_FIELDS = frozenset(Event.model_fields)
+
+
+# -- the job -----------------------------------------------------------------------------
+
+
+class JobSubmitted(Event):
+    kind: Literal["job.submitted"] = "job.submitted"
+    task: Task
+
+
+class JobQueued(Event):
+    kind: Literal["job.queued"] = "job.queued"
+    action: str
+    workflow: str
+
+
+class JobStatusChanged(Event):
+    kind: Literal["job.status"] = "job.status"
+    status: str
+
+
+class JobPrepared(Event):
+    kind: Literal["job.prepared"] = "job.prepared"
+    base_sha: str
+    job_branch: str
+    test_command: str | None
+    tests_before: bool | None
+
+
+class JobWaiting(Event):
+    kind: Literal["job.waiting"] = "job.waiting"
+    waiting_for: str = "plan approval"
+
+
+class JobFinished(Event):
+    kind: Literal["job.finished"] = "job.finished"
+    status: str
+    error: str | None = None
+    branch: str | None = None
+
+
+class JobAccepted(Event):
+    kind: Literal["job.accepted"] = "job.accepted"
+    ok: bool
+    sha: str | None = None
+    conflicts: list[str] = []
+    message: str = ""
+
+
+class JobDiscarded(Event):
+    kind: Literal["job.discarded"] = "job.discarded"
+    branches: list[str] = []
+
+
+class DirectorNote(Event):
+    kind: Literal["director.note"] = "director.note"
+    text: str
+
+
+class DirectorAnswer(Event):
+    """The director's answer to a plan waiting for approval, recorded before any process acts on it."""
+
+    kind: Literal["director.answer"] = "director.answer"
+    action: Literal["approve", "edit", "reject"]
+    plan: Plan | None = None
+    reason: str = ""
+    by: str = ""
+
+    def resume_value(self) -> dict[str, Any]:
+        """What the graph's approval interrupt is resumed with."""
+        return {"action": self.action, "plan": self.plan.model_dump() if self.plan else None, "reason": self.reason}
+
+
+# -- the plan ------------------------------------------------------------------------------
+
+
+class PlanReady(Event):
+    kind: Literal["plan.ready"] = "plan.ready"
+    plan: Plan
+
+
+class PlanEdited(Event):
+    kind: Literal["plan.edited"] = "plan.edited"
+    plan: Plan
+
+
+class PlanApproved(Event):
+    kind: Literal["plan.approved"] = "plan.approved"
+
+
+class PlanRejected(Event):
+    kind: Literal["plan.rejected"] = "plan.rejected"
+    reason: str = ""
+
+
+# -- subtasks ------------------------------------------------------------------------------
+
+SubtaskState = Literal["queued", "coding", "testing", "fixing", "reviewing", "approved", "failed", "merged",
+                       "conflict"]
+
+
+class SubtaskStatus(Event):
+    kind: Literal["subtask.status"] = "subtask.status"
+    status: SubtaskState
+    reason: str = ""
+    branch: str | None = None
+    head: str | None = None
+    round: int | None = None
+
+
+class SubtasksRetried(Event):
+    kind: Literal["subtask.retry"] = "subtask.retry"
+    subtasks: list[str]
+    kept: list[str | None] = []
+
+
+class CandidateChosen(Event):
+    kind: Literal["candidates.chosen"] = "candidates.chosen"
+    winner: str
+    head: str
+    scores: dict[str, dict[str, Any]] = {}
+
+
+class TestResult(Event):
+    __test__ = False  # not a pytest test class, whatever its name
+
+    kind: Literal["test.result"] = "test.result"
+    command: str | None
+    passed: bool | None
+    exit_code: int | None = None
+    output: str = ""
+    scope: Literal["subtask", "job"] = "subtask"
+
+
+class ReviewGiven(Event):
+    kind: Literal["review.verdict"] = "review.verdict"
+    decision: str
+    summary: str = ""
+    comments: list[str] = []
+
+
+class MergeDone(Event):
+    kind: Literal["merge"] = "merge"
+    ok: bool
+    branch: str = ""
+    sha: str | None = None
+    conflicts: list[str] = []
+    resolved: list[str] = []
+
+
+# -- agents --------------------------------------------------------------------------------
+
+
+class AgentMessage(Event):
+    """One model call and its answer; `tokens` and `cost` are that call's."""
+
+    kind: Literal["agent.message"] = "agent.message"
+    step: int
+    content: str = ""
+    tool_calls: list[dict[str, Any]] = []
+
+
+class AgentToolResult(Event):
+    kind: Literal["agent.tool_result"] = "agent.tool_result"
+    step: int
+    tool: str
+    arguments: Any = None
+    ok: bool = True
+    output: str = ""
+
+
+class AgentFinished(Event):
+    """The agent's end; `usage` sums its calls (already counted, call by call, on its messages)."""
+
+    kind: Literal["agent.finished"] = "agent.finished"
+    status: str
+    reason: str = ""
+    summary: str = ""
+    submission: dict[str, Any] | None = None
+    steps: int = 0
+    usage: UsageTotals = Field(default_factory=UsageTotals)
+    seconds: float = 0.0
+
+
+class AgentCommit(Event):
+    kind: Literal["agent.commit"] = "agent.commit"
+    head: str
+
+
+class SandboxSetup(Event):
+    kind: Literal["sandbox.setup"] = "sandbox.setup"
+    command: str
+    exit_code: int
+    output: str = ""
+
+
+# -- runtime and front ends ------------------------------------------------------------------
+
+
+class NotificationRecorded(Event):
+    kind: Literal["notification"] = "notification"
+    about: str
+    message: str
+
+
+class NotificationSent(Event):
+    kind: Literal["notification.sent"] = "notification.sent"
+    sink: str
+
+
+class NotificationFailed(Event):
+    kind: Literal["notification.failed"] = "notification.failed"
+    sink: str
+    error: str
+
+
+class WorkerClaimed(Event):
+    kind: Literal["worker.claimed"] = "worker.claimed"
+    worker: str
+    action: str
+
+
+class WorkerReleased(Event):
+    kind: Literal["worker.released"] = "worker.released"
+    worker: str
+    status: str
+
+
+class GitHubRequest(Event):
+    kind: Literal["github.request"] = "github.request"
+    repo: str
+    number: int
+    user: str
+    push_to: str | None = None
+
+
+class UnknownEvent(Event):
+    """A kind this version does not know, kept as it was stored."""
+
+    data: dict[str, Any] = {}
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+AnyEvent = Annotated[
+    JobSubmitted | JobQueued | JobStatusChanged | JobPrepared | JobWaiting | JobFinished | JobAccepted
+    | JobDiscarded | DirectorNote | DirectorAnswer | PlanReady | PlanEdited | PlanApproved | PlanRejected | SubtaskStatus
+    | SubtasksRetried | CandidateChosen | TestResult | ReviewGiven | MergeDone | AgentMessage | AgentToolResult
+    | AgentFinished | AgentCommit | SandboxSetup | NotificationRecorded | NotificationSent | NotificationFailed
+    | WorkerClaimed | WorkerReleased | GitHubRequest,
+    Field(discriminator="kind"),
+]
+_READER: TypeAdapter[Event] = TypeAdapter(AnyEvent)
+KINDS: dict[str, type[Event]] = {
+    cls.model_fields["kind"].default: cls for cls in Event.__subclasses__() if cls is not UnknownEvent
+}
+
+
+def kind_of(*classes: type[Event]) -> list[str]:
+    """The stored kind names of these event classes (for queries that filter by kind)."""
+    return [cls.model_fields["kind"].default for cls in classes]
+
+
+# -- stored rows -----------------------------------------------------------------------------
+
+# Version 1 (before events were typed) stored the same fields under a few other names.
+Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
+UPGRADES: dict[tuple[str, int], Upgrade] = {
+    ("job.submitted", 1): lambda p: {"task": p},
+    ("job.waiting", 1): lambda p: {"waiting_for": p.get("for", "plan approval")},
+    ("notification", 1): lambda p: {"about": p.get("kind", ""), "message": p.get("message", "")},
+}
+
+
+def to_row(event: Event) -> dict[str, Any]:
+    """The columns of the events table for `event`."""
+    row = event.model_dump(mode="json", include=BASE_FIELDS - {"id"})
+    return {**row, "payload": event.payload, "v": SCHEMA_VERSION}
+
+
+def from_row(row: dict[str, Any]) -> Event:
+    """The event stored in `row`, whichever version wrote it."""
+    kind, payload, version = row["kind"], dict(row.get("payload") or {}), row.get("v") or 1
+    base = {name: row[name] for name in BASE_FIELDS if name in row}
+    cls = KINDS.get(kind)
+    if cls is None:
+        return UnknownEvent(**base, data=payload)
+    while version < SCHEMA_VERSION:
+        upgrade = UPGRADES.get((kind, version))
+        payload = upgrade(payload) if upgrade else payload
+        version += 1
+    # Fields an older version wrote and this one dropped are left behind, never refused.
+    fields = {name: value for name, value in payload.items() if name in cls.model_fields and name not in BASE_FIELDS}
+    try:
+        return _READER.validate_python({**fields, **base})
+    except ValidationError:
+        return UnknownEvent(**{**base, "kind": kind}, data=payload)
+
+
+# -- agents' names -----------------------------------------------------------------------------
+
+
+class AgentId(BaseModel):
+    """Who an agent is: its role, the subtask (or candidate) it works on, its round."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: str
+    workspace: str | None = Field(None, description="the subtask id, or a candidate's workspace (s1-c2)")
+    round: int | None = None
+
+    @property
+    def name(self) -> str:
+        """As stored on events and commits: `s1.coder.2`, `s1-c1.coder.1`, `planner`, `s1.tests`."""
+        parts = [p for p in (self.workspace, self.role, self.round) if p is not None]
+        return ".".join(str(p) for p in parts)
+
+    @classmethod
+    def parse(cls, name: str) -> AgentId:
+        parts = name.split(".")
+        number = parts[-1].isdigit() and len(parts) > 1
+        round_ = int(parts.pop()) if number else None
+        role = parts.pop() if parts else name
+        return cls(role=role, workspace=".".join(parts) or None, round=round_)
+
+    def label(self, subtask: str | None) -> str:
+        """How it reads under its subtask: `coder 2`, `c1 coder 1`, `tests`."""
+        where = self.workspace or ""
+        if subtask and where == subtask:
+            where = ""
+        elif subtask and where.startswith(f"{subtask}-"):
+            where = where.removeprefix(f"{subtask}-")
+        return " ".join(str(p) for p in (where or None, self.role, self.round) if p is not None)

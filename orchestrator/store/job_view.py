@@ -1,0 +1,325 @@
+"""A job as its events tell it: plan, subtasks, agents, tests, reviews, usage. The one fold.
+
+Every reader — `shipyard run`'s live view, `shipyard show`, the TUI, the GitHub status comment,
+the report, notifications — folds the same events with `JobView.apply`, one event at a time, so
+following a live job costs only its new events. Pure data: no I/O, no rendering.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from agents.models import UsageTotals
+from agents.plan import Plan
+from orchestrator.store.events import (
+    AgentCommit,
+    AgentFinished,
+    AgentId,
+    AgentMessage,
+    AgentToolResult,
+    DirectorNote,
+    Event,
+    JobAccepted,
+    JobDiscarded,
+    JobFinished,
+    JobPrepared,
+    JobStatusChanged,
+    JobSubmitted,
+    MergeDone,
+    PlanEdited,
+    PlanReady,
+    ReviewGiven,
+    SubtaskStatus,
+    TestResult,
+    WorkerClaimed,
+)
+from orchestrator.store.jobs import Task
+
+# Enough for any real job; a runaway stream of test runs or reviews cannot grow memory.
+MAX_RECORDS = 200
+
+
+@dataclass
+class AgentView:
+    name: str
+    role: str
+    subtask: str | None
+    started: float
+    last: float
+    status: str = "running"  # until its end says submitted, limit or error
+    steps: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+    seconds: float | None = None
+    reason: str = ""
+    verdict: str | None = None
+    last_step: str = ""  # the latest tool call, in a few words
+    usage: UsageTotals | None = None  # the sums its ends reported
+
+    @property
+    def label(self) -> str:
+        """How it reads under its subtask: `coder 2`, `c1 coder 1`."""
+        return AgentId.parse(self.name).label(self.subtask)
+
+    def elapsed(self, now: float) -> float:
+        return self.seconds if self.seconds is not None else max(0.0, now - self.started)
+
+
+@dataclass
+class SubtaskView:
+    id: str
+    title: str
+    instructions: str = ""
+    depends_on: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    acceptance: list[str] = field(default_factory=list)
+    status: str = "queued"
+    reason: str = ""
+    branch: str | None = None
+    # The job branch's head when the subtask started: its own changes are the diff from there.
+    base: str | None = None
+    agents: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TestRecord:
+    __test__ = False  # not a pytest test class, whatever its name
+
+    subtask: str | None
+    agent: str | None  # the subtask's id, or one candidate's name when several race
+    passed: bool | None
+    exit_code: int | None
+    command: str | None
+    output: str
+    scope: str
+    ts: float
+
+
+@dataclass
+class VerdictRecord:
+    subtask: str | None
+    agent: str | None
+    decision: str
+    summary: str
+    comments: list[str]
+
+
+class JobView:
+    def __init__(self, job_id: str):
+        self.job_id = job_id
+        self.cursor = 0  # id of the last event folded in
+        self.task: Task | None = None
+        self.status: str | None = None
+        self.error: str | None = None
+        self.summary = ""
+        self.subtasks: dict[str, SubtaskView] = {}
+        self.agents: dict[str, AgentView] = {}
+        self.tests: deque[TestRecord] = deque(maxlen=MAX_RECORDS)
+        self.verdicts: deque[VerdictRecord] = deque(maxlen=MAX_RECORDS)
+        self.notes: list[str] = []
+        self.base_sha: str | None = None
+        self.job_branch: str | None = None
+        self.job_head: str | None = None
+        self.test_command: str | None = None
+        self.tests_before: bool | None = None
+        self.tests_after: TestRecord | None = None
+        self.tokens = 0
+        self.cost = 0.0
+        self.started: float | None = None
+        self.last: float | None = None
+        self.ended: float | None = None
+        self.worker: str | None = None
+        self.accepted: JobAccepted | None = None
+        self.discarded = False
+        self.plan_version = 0  # bumped when the plan is replaced, so views rebuild
+        # What changed since the views last looked: "plan", "subtask:<id>", "agent:<name>", "agents"
+        # (one more), "tests", "verdicts", "commits", "usage" (tokens, cost), "job" (status, accepted...).
+        self.changed: set[str] = set()
+
+    @classmethod
+    def of(cls, job_id: str, events: list[Event]) -> JobView:
+        view = cls(job_id)
+        for event in events:
+            view.apply(event)
+        return view
+
+    # -- reading --------------------------------------------------------------------
+
+    @property
+    def done(self) -> int:
+        return sum(1 for s in self.subtasks.values() if s.status == "merged")
+
+    @property
+    def total(self) -> int:
+        return len(self.subtasks)
+
+    @property
+    def plan(self) -> Plan | None:
+        """The plan as it stands (edits included), or None before there is one."""
+        if not self.subtasks:
+            return None
+        return Plan.model_validate({
+            "summary": self.summary,
+            "subtasks": [
+                {"id": s.id, "title": s.title or s.id, "instructions": s.instructions or s.title or s.id,
+                 "files": s.files, "depends_on": s.depends_on, "acceptance": s.acceptance}
+                for s in self.subtasks.values()
+            ],
+        })
+
+    def agents_of(self, subtask: str | None) -> list[AgentView]:
+        if subtask is None:
+            return [a for a in self.agents.values() if a.subtask is None]
+        return [self.agents[name] for name in self.subtasks[subtask].agents] if subtask in self.subtasks else []
+
+    def usage(self) -> UsageTotals:
+        """What the finished agents spent, summed."""
+        total = UsageTotals()
+        for agent in self.agents.values():
+            if agent.usage is not None:
+                total = total.plus(agent.usage)
+        return total
+
+    def waves(self) -> list[list[SubtaskView]]:
+        """Subtasks by the wave they can run in: a subtask runs after everything it depends on."""
+        level: dict[str, int] = {}
+
+        def depth(sub_id: str, seen: frozenset[str] = frozenset()) -> int:
+            if sub_id not in level:
+                deps = [d for d in self.subtasks[sub_id].depends_on if d in self.subtasks and d not in seen]
+                level[sub_id] = 1 + max((depth(d, seen | {sub_id}) for d in deps), default=0)
+            return level[sub_id]
+
+        waves: dict[int, list[SubtaskView]] = {}
+        for sub in self.subtasks.values():
+            waves.setdefault(depth(sub.id), []).append(sub)
+        return [waves[k] for k in sorted(waves)]
+
+    # -- folding ----------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        self.cursor = max(self.cursor, event.id or 0)
+        self.started = event.ts if self.started is None else self.started
+        self.last = event.ts
+        if event.tokens or event.cost:
+            self.tokens += event.tokens
+            self.cost += event.cost
+            self.changed.add("usage")
+        if event.agent and isinstance(event, AgentMessage | AgentToolResult | AgentFinished):
+            self._agent_event(event)
+        match event:
+            case JobSubmitted():
+                self.task = event.task
+                self.changed.add("job")
+            case PlanReady() | PlanEdited():
+                self._set_plan(event.plan)
+            case SubtaskStatus(subtask=str(sub_id)):
+                sub = self._subtask(sub_id)
+                sub.status, sub.reason = event.status, event.reason
+                if sub.status == "coding" and sub.base is None:
+                    sub.base = self.job_head
+                    sub.branch = event.branch or sub.branch
+                self.changed.add(f"subtask:{sub.id}")
+            case MergeDone(subtask=str(sub_id)):
+                sub = self._subtask(sub_id)
+                if event.ok:
+                    sub.status = "merged"
+                    self.job_head = event.sha or self.job_head
+                    self.changed.add("commits")
+                else:
+                    sub.status = "conflict"
+                self.changed.add(f"subtask:{sub.id}")
+            case TestResult():
+                record = TestRecord(subtask=event.subtask, agent=event.agent, passed=event.passed,
+                                    exit_code=event.exit_code, command=event.command, output=event.output,
+                                    scope=event.scope, ts=event.ts)
+                self.tests.append(record)
+                if event.scope == "job":
+                    self.tests_after = record
+                self.changed.add("tests")
+            case ReviewGiven():
+                self.verdicts.append(VerdictRecord(subtask=event.subtask, agent=event.agent, decision=event.decision,
+                                                   summary=event.summary, comments=list(event.comments)))
+                if event.agent in self.agents:
+                    self.agents[event.agent].verdict = event.decision
+                    self.changed.add(f"agent:{event.agent}")
+                self.changed.add("verdicts")
+            case AgentCommit():
+                self.changed.add("commits")
+            case JobPrepared():
+                self.base_sha = self.job_head = event.base_sha
+                self.job_branch = event.job_branch
+                self.test_command = event.test_command
+                self.tests_before = event.tests_before
+                self.changed.update(("job", "tests"))
+            case JobStatusChanged():
+                self.status = event.status
+                self.ended = None
+                self.changed.add("job")
+            case JobFinished():
+                self.status, self.error, self.ended = event.status, event.error, event.ts
+                self.changed.add("job")
+            case JobAccepted():
+                self.accepted = event
+                self.changed.add("job")
+            case JobDiscarded():
+                self.discarded = True
+                self.changed.add("job")
+            case DirectorNote():
+                self.notes.append(event.text)
+                self.changed.add("job")
+            case WorkerClaimed():
+                self.worker = event.worker
+                self.changed.add("job")
+
+    def _agent_event(self, event: AgentMessage | AgentToolResult | AgentFinished) -> None:
+        name = event.agent or ""
+        agent = self.agents.get(name)
+        if agent is None:
+            agent = self.agents[name] = AgentView(
+                name=name, role=event.role or "", subtask=event.subtask, started=event.ts, last=event.ts
+            )
+            if event.subtask:
+                self._subtask(event.subtask).agents.append(name)
+                self.changed.add(f"subtask:{event.subtask}")
+            self.changed.add("agents")
+        agent.last = event.ts
+        agent.tokens += event.tokens
+        agent.cost += event.cost
+        match event:
+            case AgentMessage():
+                agent.steps = max(agent.steps, event.step)
+            case AgentToolResult():
+                agent.last_step = f"{event.tool}: {' '.join(event.output.split())[:60]}"
+            case AgentFinished():
+                agent.status, agent.reason = event.status, event.reason
+                agent.steps = event.steps or agent.steps
+                agent.seconds = event.seconds
+                # A retried agent of the same name ends again: its report counts both runs.
+                agent.usage = event.usage if agent.usage is None else agent.usage.plus(event.usage)
+        self.changed.add(f"agent:{name}")
+
+    def _set_plan(self, plan: Plan) -> None:
+        old = self.subtasks
+        self.summary = plan.summary
+        subtasks: dict[str, SubtaskView] = {}
+        for raw in plan.subtasks:
+            sub = SubtaskView(id=raw.id, title=raw.title, instructions=raw.instructions,
+                              depends_on=list(raw.depends_on), files=list(raw.files), acceptance=list(raw.acceptance))
+            if raw.id in old:  # an edited plan keeps what already happened to a subtask
+                before = old[raw.id]
+                sub.status, sub.reason, sub.branch, sub.base, sub.agents = (
+                    before.status, before.reason, before.branch, before.base, before.agents)
+            subtasks[sub.id] = sub
+        self.subtasks = subtasks
+        self.plan_version += 1
+        self.changed.add("plan")
+
+    def _subtask(self, sub_id: str) -> SubtaskView:
+        # Events of a subtask the plan does not list (an old plan, a resolver) still show.
+        if sub_id not in self.subtasks:
+            self.subtasks[sub_id] = SubtaskView(id=sub_id, title="")
+            self.plan_version += 1
+            self.changed.add("plan")
+        return self.subtasks[sub_id]
