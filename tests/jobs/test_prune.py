@@ -10,7 +10,7 @@ from helpers import git
 from jobkit import Deployment
 
 from orchestrator.engine.checkpoints import checkpointer
-from orchestrator.runtime.prune import parse_age, prune
+from orchestrator.runtime.prune import parse_age
 from orchestrator.store.jobs import JobLookupError, JobStatus
 
 DAY = 86400.0
@@ -30,9 +30,9 @@ def test_prune_forgets_old_jobs_whose_branches_are_gone(deploy: Callable[..., De
     for branch in git(d.repo, "for-each-ref", "--format=%(refname:short)", f"refs/heads/shipyard/{gone}*").split():
         git(d.repo, "branch", "-D", branch)
 
-    assert prune(runner, 30 * DAY, dry_run=True).pruned == [gone]
+    assert runner.prune(30 * DAY, dry_run=True).pruned == [gone]
     assert runner.get(gone)  # a dry run forgets nothing
-    outcome = prune(runner, 30 * DAY)
+    outcome = runner.prune(30 * DAY)
 
     assert outcome.pruned == [gone]
     assert "its branches exist" in outcome.kept[kept]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,12 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.apps.cli import options
-from orchestrator.apps.cli.render import age, report_view, styled
+from orchestrator.apps.cli.render import report_view, styled
 from orchestrator.config.settings import Settings, load_settings
 from orchestrator.runtime.director import Director
 from orchestrator.runtime.prune import parse_age
 from orchestrator.store.jobs import JobStatus
+from tui.format import age
 
 console = Console()
 
@@ -112,7 +114,7 @@ def inbox(
         return
     table = Table("age", "job", "status", "message", expand=True)
     for entry in entries:
-        table.add_row(age(entry.created_at), entry.job_id, styled(entry.status), entry.message,
+        table.add_row(age(entry.created_at, time.time()), entry.job_id, styled(entry.status), entry.message,
                       style="dim" if entry.read else "")
     console.print(table)
     box.mark_read([e.id for e in entries if not e.read])
