@@ -152,7 +152,7 @@ def test_streaming_with_content_and_tool_calls(scripted):
     assert (reply.usage_metadata["input_tokens"], reply.usage_metadata["output_tokens"]) == (120, 30)
     body = server.requests[0].body
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
-    assert ledger.total().input_tokens == 120 and ledger.records[0].reported
+    assert ledger.total().input_tokens == 120 and not ledger.records[0].estimated
 
 
 def test_usage_and_cost_are_booked_per_role_and_model(scripted):
