@@ -237,10 +237,7 @@ def _sse_data(text: str) -> list[str]:
     return events
 
 
-def _answer(
-    original: Any, status: int, content: bytes, content_type: str, extra: dict[str, str] | None = None
-) -> Any:
+def _answer(original: Any, status: int, content: bytes, content_type: str, extra: dict[str, str] | None = None) -> Any:
     headers = {k: v for k, v in original.headers.items() if k.lower() not in _DROPPED_HEADERS}
     headers.update({"content-type": content_type, **(extra or {})})
     return type(original)(status, headers=headers, content=content, request=original.request)
-

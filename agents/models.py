@@ -180,16 +180,14 @@ class ModelClient:
         usage = reply.usage_metadata or {}
         input_tokens = usage.get("input_tokens") or 0
         output_tokens = usage.get("output_tokens") or 0
-        reasoning = reply.additional_kwargs.get(REASONING_KEY, "")
-        answered = bool(reply.content or reply.tool_calls or reply.invalid_tool_calls or reasoning)
-        # Servers without usage (or with zeros, as some send for streams) would make budgets stop applying.
-        estimated = False
-        if not input_tokens:
+        # A prompt is never 0 tokens: 0 means the endpoint reported nothing (no usage at all, or
+        # zeros, as some servers send for streams), and budgets would stop applying.
+        estimated = not input_tokens
+        if estimated:
             input_tokens = count_messages(messages) + (count_text(json.dumps(schemas)) if schemas else 0)
-            estimated = True
-        if not output_tokens and (answered or reply.usage_metadata is None):
-            output_tokens = count_messages([reply]) + count_text(reasoning)
-            estimated = True
+            if not output_tokens:
+                reasoning = reply.additional_kwargs.get(REASONING_KEY, "")
+                output_tokens = count_messages([reply]) + count_text(reasoning)
         cached = min((usage.get("input_token_details") or {}).get("cache_read") or 0, input_tokens)
         override = self.spec.price_override
         self.ledger.record(

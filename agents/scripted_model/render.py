@@ -56,8 +56,10 @@ class Reply:
             prompt_text = "\n".join(message_text(m) for m in request.messages)
             if tools:
                 prompt_text += json.dumps(tools)
-            completion_text = (entry.reasoning_content or "") + (entry.content or "") + "".join(
-                c["function"]["name"] + c["function"]["arguments"] for c in self.tool_calls
+            completion_text = (
+                (entry.reasoning_content or "")
+                + (entry.content or "")
+                + "".join(c["function"]["name"] + c["function"]["arguments"] for c in self.tool_calls)
             )
             prompt, completion = estimate_tokens(prompt_text), estimate_tokens(completion_text)
         self.usage: dict[str, Any] = {

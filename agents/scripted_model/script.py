@@ -118,8 +118,10 @@ class Endpoint(BaseModel):
     kind: Literal["openai", "vllm", "llama.cpp", "ollama"] = "openai"
     models: list[str] | None = Field(None, description="what /v1/models lists; default: the models matched on")
     context_window: int | None = Field(
-        None, gt=0, description="reported as the server kind does: vllm in /v1/models, llama.cpp in /props, "
-        "ollama in /api/show; openai never reports it"
+        None,
+        gt=0,
+        description="reported as the server kind does: vllm in /v1/models, llama.cpp in /props, "
+        "ollama in /api/show; openai never reports it",
     )
 
 

@@ -223,7 +223,11 @@ def create_app(model: ScriptedModel) -> Starlette:
         names = endpoint.models or sorted({e.match.model for e in model.script.responses if e.match.model})
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "shipyard-scripted"}
-            | ({"max_model_len": endpoint.context_window} if endpoint.kind == "vllm" and endpoint.context_window else {})
+            | (
+                {"max_model_len": endpoint.context_window}
+                if endpoint.kind == "vllm" and endpoint.context_window
+                else {}
+            )
             for name in names or ["scripted"]
         ]
         return JSONResponse({"object": "list", "data": data})

@@ -60,8 +60,10 @@ def test_check_a_model_with_native_tool_calls():
 
 
 def test_check_a_model_that_calls_tools_only_in_its_text():
-    script = {"server": {"kind": "ollama", "context_window": 32768},
-              "responses": [{"content": '<tool_call>{"name": "report_ready", "arguments": {"ready": true}}</tool_call>'}]}
+    script = {
+        "server": {"kind": "ollama", "context_window": 32768},
+        "responses": [{"content": '<tool_call>{"name": "report_ready", "arguments": {"ready": true}}</tool_call>'}],
+    }
     with ScriptedModelServer(script) as server:
         result = check_model(ModelSpec(base_url=server.base_url, model="qwen2.5-coder:32b"), "coder")
 
@@ -86,8 +88,10 @@ def test_check_an_unreachable_endpoint():
     ("entry", "said"),
     [
         ({"content": "I am ready."}, "it answered 'I am ready.' instead of calling the offered tool: the agents need"),
-        ({"status": 400, "message": "registry.ollama.ai/library/gemma:2b does not support tools"},
-         "rejected the request (400): registry.ollama.ai/library/gemma:2b does not support tools"),
+        (
+            {"status": 400, "message": "registry.ollama.ai/library/gemma:2b does not support tools"},
+            "rejected the request (400): registry.ollama.ai/library/gemma:2b does not support tools",
+        ),
     ],
     ids=["answers-in-prose", "refuses-tools"],
 )
@@ -102,10 +106,21 @@ def test_check_a_model_without_tool_calling(scripted, entry, said):
 
 
 def _shipyard(args: list[str], models: dict, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "config"), "COLUMNS": "300",
-           "SHIPYARD_MODELS": json.dumps(models)}
-    return subprocess.run([sys.executable, "-m", "orchestrator", "models", "check", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "COLUMNS": "300",
+        "SHIPYARD_MODELS": json.dumps(models),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", "models", "check", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_models_check_prints_a_line_per_role_and_fails_if_one_cannot_work(tmp_path):

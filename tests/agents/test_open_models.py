@@ -132,8 +132,10 @@ def test_a_broken_written_call_of_an_offered_tool_is_an_invalid_call_the_agent_i
 def test_written_calls_go_back_as_tool_calls_answered_by_id(scripted):
     server = scripted(
         [
-            {"match": {"last_role": "user"}, "content": 'Editing.<tool_call>{"name": "edit_file", "arguments": '
-             '{"path": "a.py"}}</tool_call>'},
+            {
+                "match": {"last_role": "user"},
+                "content": 'Editing.<tool_call>{"name": "edit_file", "arguments": {"path": "a.py"}}</tool_call>',
+            },
             {"match": {"last_role": "tool"}, "content": "done"},
         ]
     )
@@ -145,9 +147,9 @@ def test_written_calls_go_back_as_tool_calls_answered_by_id(scripted):
 
     assistant, tool = server.requests[1].messages[1:]
     assert assistant["content"] == "Editing."
-    assert [(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in assistant["tool_calls"]] == [
-        (first.tool_calls[0]["id"], "edit_file", {"path": "a.py"})
-    ]
+    assert [
+        (c["id"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in assistant["tool_calls"]
+    ] == [(first.tool_calls[0]["id"], "edit_file", {"path": "a.py"})]
     assert tool["tool_call_id"] == first.tool_calls[0]["id"]
 
 
@@ -157,14 +159,17 @@ def test_an_agent_on_a_server_without_a_tool_parser_finishes_its_work(scripted, 
     server = scripted(
         [
             {"match": {"last_role": "user"}, "content": hermes.format(name="view_file", args='{"path": "README.md"}')},
-            {"match": {"last_message_contains": "# demo"},
-             "content": "Read it.\n" + hermes.format(name="submit", args='{"summary": "the README says demo"}')},
+            {
+                "match": {"last_message_contains": "# demo"},
+                "content": "Read it.\n" + hermes.format(name="submit", args='{"summary": "the README says demo"}'),
+            },
         ]
     )
     sandbox = LocalBackend().start(SandboxSpec(workspace=tmp_path))
     try:
-        outcome = run_agent(client(server), Toolset(sandbox, READ_ONLY_TOOLS), "You read.", "Read the README.",
-                            AgentLimits(max_steps=5))
+        outcome = run_agent(
+            client(server), Toolset(sandbox, READ_ONLY_TOOLS), "You read.", "Read the README.", AgentLimits(max_steps=5)
+        )
     finally:
         sandbox.stop()
 
@@ -186,7 +191,9 @@ def test_an_agent_on_a_server_without_a_tool_parser_finishes_its_work(scripted, 
     ids=["think-tags", "template-opened", "reasoning-field"],
 )
 def test_reasoning_is_kept_out_of_the_content_and_the_history(scripted, stream, entry):
-    server = scripted([{**entry, "match": {"last_role": "user"}}, {"match": {"last_role": "assistant"}, "content": "ok"}])
+    server = scripted(
+        [{**entry, "match": {"last_role": "user"}}, {"match": {"last_role": "assistant"}, "content": "ok"}]
+    )
     model = client(server, stream=stream)
 
     reply = model.invoke([HumanMessage("why?")])
@@ -199,8 +206,15 @@ def test_reasoning_is_kept_out_of_the_content_and_the_history(scripted, stream, 
 
 @BOTH_STREAMS
 def test_reasoning_then_a_tool_call_written_in_the_text(scripted, stream):
-    server = scripted([{"reasoning_content": "I should edit a.py.", "quirks": {"omit_usage": True},
-                        "content": '<tool_call>{"name": "edit_file", "arguments": {"path": "a.py"}}</tool_call>'}])
+    server = scripted(
+        [
+            {
+                "reasoning_content": "I should edit a.py.",
+                "quirks": {"omit_usage": True},
+                "content": '<tool_call>{"name": "edit_file", "arguments": {"path": "a.py"}}</tool_call>',
+            }
+        ]
+    )
     ledger = UsageLedger()
 
     reply = client(server, stream=stream, ledger=ledger).invoke([HumanMessage("fix it")], tools=TOOLS)
@@ -209,6 +223,16 @@ def test_reasoning_then_a_tool_call_written_in_the_text(scripted, stream):
     assert reply.additional_kwargs[REASONING_KEY] == "I should edit a.py."
     (usage,) = ledger.records
     assert usage.estimated and usage.output_tokens > count_text("I should edit a.py.")
+
+
+def test_reasoning_in_ollamas_reasoning_field(scripted):
+    message = {"role": "assistant", "content": "x must be 2.", "reasoning": "The test fails because x is 1."}
+    choice = {"index": 0, "message": message, "finish_reason": "stop"}
+    server = scripted([{"body": {"id": "x", "object": "chat.completion", "model": "qwen3", "choices": [choice]}}])
+
+    reply = client(server).invoke([HumanMessage("why?")])
+
+    assert (reply.content, reply.additional_kwargs[REASONING_KEY]) == ("x must be 2.", "The test fails because x is 1.")
 
 
 def test_an_answer_that_stopped_while_reasoning_is_all_reasoning(scripted):
@@ -224,8 +248,14 @@ def test_an_answer_that_stopped_while_reasoning_is_all_reasoning(scripted):
 
 @BOTH_STREAMS
 def test_arguments_sent_as_a_json_object(scripted, stream):
-    server = scripted([{"tool_calls": [{"name": "edit_file", "arguments": {"path": "a.py"}}],
-                        "quirks": {"arguments_as_object": True}}])
+    server = scripted(
+        [
+            {
+                "tool_calls": [{"name": "edit_file", "arguments": {"path": "a.py"}}],
+                "quirks": {"arguments_as_object": True},
+            }
+        ]
+    )
 
     assert calls(client(server, stream=stream).invoke([HumanMessage("fix")], tools=TOOLS)) == [EDIT]
 
@@ -234,11 +264,19 @@ def test_arguments_sent_as_a_json_object(scripted, stream):
 @pytest.mark.parametrize(
     "entry",
     [
-        {"tool_calls": [{"name": "edit_file", "arguments": {"path": "a.py"}},
-                        {"name": "run_command", "arguments": {"command": "pytest"}}],
-         "quirks": {"omit_tool_call_ids": True}},
-        {"tool_calls": [{"name": "edit_file", "arguments": {"path": "a.py"}, "id": "call_0"},
-                        {"name": "run_command", "arguments": {"command": "pytest"}, "id": "call_0"}]},
+        {
+            "tool_calls": [
+                {"name": "edit_file", "arguments": {"path": "a.py"}},
+                {"name": "run_command", "arguments": {"command": "pytest"}},
+            ],
+            "quirks": {"omit_tool_call_ids": True},
+        },
+        {
+            "tool_calls": [
+                {"name": "edit_file", "arguments": {"path": "a.py"}, "id": "call_0"},
+                {"name": "run_command", "arguments": {"command": "pytest"}, "id": "call_0"},
+            ]
+        },
     ],
     ids=["missing-ids", "repeated-ids"],
 )
@@ -263,9 +301,17 @@ def test_tool_calls_with_finish_reason_stop_count(scripted, stream):
 
 
 def test_streamed_tool_call_deltas_without_an_index(scripted):
-    server = scripted([{"tool_calls": [{"name": "edit_file", "arguments": {"path": "a.py"}},
-                                       {"name": "run_command", "arguments": {"command": "pytest"}}],
-                        "quirks": {"omit_tool_call_index": True}}])
+    server = scripted(
+        [
+            {
+                "tool_calls": [
+                    {"name": "edit_file", "arguments": {"path": "a.py"}},
+                    {"name": "run_command", "arguments": {"command": "pytest"}},
+                ],
+                "quirks": {"omit_tool_call_index": True},
+            }
+        ]
+    )
 
     assert calls(client(server, stream=True).invoke([HumanMessage("fix")], tools=TOOLS)) == [EDIT, RUN]
 
@@ -289,12 +335,25 @@ def test_without_usage_tokens_are_counted_and_marked_estimated(scripted, stream)
 
 
 def test_budgets_keep_applying_without_usage(scripted, tmp_path: Path):
-    server = scripted([{"match": {"role": "coder"}, "quirks": {"omit_usage": True}, "repeat": True,
-                        "tool_calls": [{"name": "list_files", "arguments": {}}]}])
+    server = scripted(
+        [
+            {
+                "match": {"role": "coder"},
+                "quirks": {"omit_usage": True},
+                "repeat": True,
+                "tool_calls": [{"name": "list_files", "arguments": {}}],
+            }
+        ]
+    )
     sandbox = LocalBackend().start(SandboxSpec(workspace=tmp_path))
     try:
-        outcome = run_agent(client(server), Toolset(sandbox, READ_ONLY_TOOLS), "You look.", "Look around. " * 50,
-                            AgentLimits(max_steps=50, max_tokens=2_000))
+        outcome = run_agent(
+            client(server),
+            Toolset(sandbox, READ_ONLY_TOOLS),
+            "You look.",
+            "Look around. " * 50,
+            AgentLimits(max_steps=50, max_tokens=2_000),
+        )
     finally:
         sandbox.stop()
 
@@ -309,8 +368,15 @@ def test_cached_input_tokens_are_booked_at_the_cached_price(scripted, stream):
     ledger = UsageLedger()
 
     client(server, stream=stream, ledger=ledger, model="gpt-4.1").invoke([HumanMessage("hi")])
-    client(server, stream=stream, ledger=ledger, model="my-vllm-model", input_price=1.0, output_price=4.0,
-           cached_input_price=0.1).invoke([HumanMessage("hi")])
+    client(
+        server,
+        stream=stream,
+        ledger=ledger,
+        model="my-vllm-model",
+        input_price=1.0,
+        output_price=4.0,
+        cached_input_price=0.1,
+    ).invoke([HumanMessage("hi")])
 
     table, override = ledger.records
     assert (table.input_tokens, table.cached_input_tokens, table.output_tokens) == (10_000, 8_000, 500)
@@ -342,7 +408,9 @@ def test_no_choices_is_retried_then_a_one_line_error(scripted, stream):
     body = {"id": "x", "object": "chat.completion", "choices": []}
     if stream:
         body = "data: " + json.dumps({**body, "object": "chat.completion.chunk"}) + "\n\ndata: [DONE]\n\n"
-    server = scripted([{"body": body, "repeat": True, "content_type": "text/event-stream" if stream else "application/json"}])
+    server = scripted(
+        [{"body": body, "repeat": True, "content_type": "text/event-stream" if stream else "application/json"}]
+    )
 
     with pytest.raises(ModelAnswerError) as caught:
         client(server, stream=stream, max_retries=1).invoke([HumanMessage("hi")])
@@ -405,7 +473,11 @@ def test_a_base_url_without_v1_is_named(scripted):
 
 
 def test_an_error_sent_with_status_200_is_that_error(scripted):
-    error = {"code": 400, "message": "the request exceeds the available context size", "type": "exceed_context_size_error"}
+    error = {
+        "code": 400,
+        "message": "the request exceeds the available context size",
+        "type": "exceed_context_size_error",
+    }
     server = scripted([{"body": {"error": error}}])
 
     with pytest.raises(ModelContextError) as caught:
@@ -417,8 +489,19 @@ def test_an_error_sent_with_status_200_is_that_error(scripted):
 
 
 def test_a_stream_asked_for_and_a_whole_body_sent_says_to_turn_streaming_off(scripted):
-    server = scripted([{"body": {"id": "x", "object": "chat.completion", "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}}])
+    server = scripted(
+        [
+            {
+                "body": {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+                    ],
+                }
+            }
+        ]
+    )
 
     with pytest.raises(ModelAnswerError) as caught:
         client(server, stream=True).invoke([HumanMessage("hi")])
