@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import nullcontext
 from typing import Any, NamedTuple
 
 import httpx
@@ -23,13 +22,15 @@ from agents.models import OPENAI_BASE_URL, ModelSpec
 # Seconds per question: the server answers from memory, and a server that is down must not hold the caller.
 PROBE_TIMEOUT = 5.0
 
-_lock = threading.Lock()
-_known: dict[tuple[str, str], ContextWindow | None] = {}
-
 
 class ContextWindow(NamedTuple):
     tokens: int
     source: str  # "configured", "vLLM /v1/models", "llama.cpp /props" or "Ollama /api/show"
+
+
+# What each server said, per (base URL, model).
+_lock = threading.Lock()
+_known: dict[tuple[str, str], ContextWindow | None] = {}
 
 
 def context_window(spec: ModelSpec) -> int | None:
@@ -49,16 +50,20 @@ def context_window_info(spec: ModelSpec) -> ContextWindow | None:
 
 def server_root(base_url: str) -> str:
     """The server's own address: the base URL without its OpenAI-compatible /v1."""
-    base = base_url.rstrip("/")
-    return base.removesuffix("/v1")
+    return base_url.rstrip("/").removesuffix("/v1")
 
 
-def listed_models(base_url: str, api_key: str = "", client: httpx.Client | None = None) -> list[dict[str, Any]]:
+def probe_client(api_key: str) -> httpx.Client:
+    """An HTTP client for quick questions to a model server."""
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.Client(timeout=PROBE_TIMEOUT, headers=headers, follow_redirects=True)
+
+
+def listed_models(http: httpx.Client, base_url: str) -> list[dict[str, Any]]:
     """The `data` of GET {base_url}/models; raises httpx errors, and ValueError for an answer that is not a list."""
-    with _client(api_key) if client is None else nullcontext(client) as http:
-        response = http.get(f"{base_url.rstrip('/')}/models")
-        response.raise_for_status()
-        data = response.json().get("data")
+    response = http.get(f"{base_url.rstrip('/')}/models")
+    response.raise_for_status()
+    data = response.json().get("data")
     if not isinstance(data, list):
         raise ValueError("GET /models answered without a 'data' list")
     return [entry for entry in data if isinstance(entry, dict)]
@@ -72,9 +77,9 @@ def _discovered(base_url: str, model: str, api_key: str) -> ContextWindow | None
     root = server_root(base_url)
     answered = False
     found = None
-    with _client(api_key) as http:
+    with probe_client(api_key) as http:
         for source, ask in (
-            ("vLLM /v1/models", lambda: _from_model_list(listed_models(base_url, client=http), model)),
+            ("vLLM /v1/models", lambda: _from_model_list(listed_models(http, base_url), model)),
             ("llama.cpp /props", lambda: _from_props(http.get(f"{root}/props"))),
             ("Ollama /api/show", lambda: _from_ollama(http.post(f"{root}/api/show", json={"model": model}))),
         ):
@@ -115,8 +120,3 @@ def _from_ollama(response: httpx.Response) -> int | None:
 
 def _positive(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
-def _client(api_key: str) -> httpx.Client:
-    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.Client(timeout=PROBE_TIMEOUT, headers=headers, follow_redirects=True)

@@ -221,13 +221,10 @@ def create_app(model: ScriptedModel) -> Starlette:
     async def models(request: Request) -> Response:
         endpoint = model.script.server
         names = endpoint.models or sorted({e.match.model for e in model.script.responses if e.match.model})
+        vllm = endpoint.kind == "vllm" and endpoint.context_window
+        extra = {"max_model_len": endpoint.context_window} if vllm else {}
         data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "shipyard-scripted"}
-            | (
-                {"max_model_len": endpoint.context_window}
-                if endpoint.kind == "vllm" and endpoint.context_window
-                else {}
-            )
+            {"id": name, "object": "model", "created": 0, "owned_by": "shipyard-scripted", **extra}
             for name in names or ["scripted"]
         ]
         return JSONResponse({"object": "list", "data": data})
