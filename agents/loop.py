@@ -8,8 +8,9 @@ from typing import Any, Literal, Protocol
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel, Field
 
-from agents.models import ModelError, UsageLedger, UsageTotals
+from agents.model_errors import ModelError
 from agents.tools import ToolObservation, Toolset
+from agents.usage import UsageLedger, UsageTotals
 
 # A model that answers in prose instead of calling tools is reminded this many times
 # in a row before the run is given up.

@@ -4,25 +4,41 @@ Built on langchain-openai's ChatOpenAI and the openai SDK under it. The SDK alre
 retries 429, 408/409, 5xx, timeouts and connection errors with exponential backoff and
 honours Retry-After, so this module only configures it, turns what still fails into a
 one-line ModelError, and books every call's tokens, cost and latency in a UsageLedger.
+
+What real servers send is made usable in two places, one on each side of langchain: the
+raw answer in agents.model_wire (the HTTP client ChatOpenAI sends through), the parsed
+message in agents.model_replies (reasoning, tool calls written as text, ids).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
-import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Literal, get_args
+from collections.abc import Sequence
+from functools import cache
+from typing import Any, Literal, get_args
 
 import openai
 from langchain_core.exceptions import ContextOverflowError
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from agents.model_errors import (
+    BASE_URL_HINT,
+    ModelAnswerError,
+    ModelAuthError,
+    model_error,
+    one_line,
+)
+from agents.model_replies import REASONING_KEY, tidy_reply
+from agents.model_wire import NormalisingHttpClient
 from agents.pricing import Price, cost, price_for
+from agents.tokens import count_messages, count_text
+from agents.usage import Usage, UsageLedger
 
 Role = Literal["planner", "coder", "test_fixer", "reviewer"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -35,34 +51,6 @@ ROLE_HEADER = "X-Shipyard-Role"
 # Local servers (Ollama, vLLM, llama.cpp, LM Studio) often need no key, but the SDK
 # insists on one.
 NO_KEY = "no-key"
-
-# Seconds before asking again after a malformed answer, doubling on every try.
-MALFORMED_BACKOFF = 0.5
-
-# How endpoints word "the prompt does not fit": OpenAI, vLLM, llama.cpp, LiteLLM.
-_CONTEXT_ERROR = re.compile(
-    r"context[ _-]?(length|window|size)|maximum context|prompt is too long|too many tokens", re.IGNORECASE
-)
-
-
-class ModelError(RuntimeError):
-    """A model call failed; the message is one line that says what to do."""
-
-
-class ModelAuthError(ModelError):
-    """The endpoint refused the key (401/403), or there is no key."""
-
-
-class ModelNotFoundError(ModelError):
-    """404: an unknown model name, or a base URL that is not an OpenAI-compatible API."""
-
-
-class ModelContextError(ModelError):
-    """The conversation does not fit the model's context window."""
-
-
-class ModelUnavailableError(ModelError):
-    """Rate limits, server errors, timeouts or no connection, still failing after the retries."""
 
 
 class ModelSpec(BaseModel):
@@ -80,93 +68,26 @@ class ModelSpec(BaseModel):
     stream: bool = False
     input_price: float | None = Field(None, ge=0, description="USD per million input tokens; overrides the table")
     output_price: float | None = Field(None, ge=0, description="USD per million output tokens; overrides the table")
+    cached_input_price: float | None = Field(
+        None, ge=0, description="USD per million input tokens read from the prompt cache; with input_price"
+    )
+    context_window: int | None = Field(
+        None, gt=0, description="tokens the model takes in; None: asked from the server (agents.context_window)"
+    )
 
     @model_validator(mode="after")
-    def _both_prices(self) -> ModelSpec:
+    def _prices_together(self) -> ModelSpec:
         if (self.input_price is None) != (self.output_price is None):
             raise ValueError("give both input_price and output_price, or neither")
+        if self.cached_input_price is not None and self.input_price is None:
+            raise ValueError("cached_input_price needs input_price and output_price")
         return self
 
     @property
     def price_override(self) -> Price | None:
         if self.input_price is None or self.output_price is None:
             return None
-        return Price(self.input_price, self.output_price)
-
-
-class Usage(BaseModel):
-    """One model call's bill."""
-
-    role: str
-    model: str
-    agent: str | None = None
-    input_tokens: int
-    output_tokens: int
-    cost: float = Field(description="USD; 0 when the model is unpriced")
-    priced: bool
-    reported: bool = Field(True, description="False when the endpoint returned no token counts (tokens are then 0)")
-    latency: float = Field(description="seconds, retries included")
-
-
-class UsageTotals(BaseModel):
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float = 0.0
-    latency: float = 0.0
-    unpriced_calls: int = 0
-
-    def plus(self, other: UsageTotals) -> UsageTotals:
-        return UsageTotals(**{name: getattr(self, name) + getattr(other, name) for name in UsageTotals.model_fields})
-
-    def minus(self, other: UsageTotals) -> UsageTotals:
-        return UsageTotals(**{name: getattr(self, name) - getattr(other, name) for name in UsageTotals.model_fields})
-
-    def add(self, usage: Usage) -> None:
-        self.calls += 1
-        self.input_tokens += usage.input_tokens
-        self.output_tokens += usage.output_tokens
-        self.cost += usage.cost
-        self.latency += usage.latency
-        self.unpriced_calls += not usage.priced
-
-
-class UsageLedger:
-    """Every call of a job, shared by its agents across threads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._records: list[Usage] = []
-
-    def record(self, usage: Usage) -> None:
-        with self._lock:
-            self._records.append(usage)
-
-    @property
-    def records(self) -> list[Usage]:
-        with self._lock:
-            return list(self._records)
-
-    def total(self) -> UsageTotals:
-        totals = UsageTotals()
-        for usage in self.records:
-            totals.add(usage)
-        return totals
-
-    def by_role(self) -> dict[str, UsageTotals]:
-        return self._grouped(lambda u: u.role)
-
-    def by_model(self) -> dict[str, UsageTotals]:
-        return self._grouped(lambda u: u.model)
-
-    def by_agent(self) -> dict[str, UsageTotals]:
-        return self._grouped(lambda u: u.agent or u.role)
-
-    def _grouped(self, key: Callable[[Usage], str]) -> dict[str, UsageTotals]:
-        groups: dict[str, UsageTotals] = {}
-        for usage in self.records:
-            groups.setdefault(key(usage), UsageTotals()).add(usage)
-        return groups
+        return Price(self.input_price, self.output_price, self.cached_input_price)
 
 
 class ModelClient:
@@ -197,41 +118,59 @@ class ModelClient:
             # The chat completions API is what every OpenAI-compatible server speaks.
             use_responses_api=False,
             default_headers={ROLE_HEADER: role},
+            http_client=_http_client(),
         )
+
+    @property
+    def where(self) -> str:
+        """The role, model and endpoint, as every error message of this client starts."""
+        return f"the {self.role} model {self.spec.model!r} at {self.base_url}"
 
     def invoke(
         self, messages: Sequence[BaseMessage], tools: Sequence[dict | BaseTool | type] | None = None
     ) -> AIMessage:
         """One chat completion; tool calls come back parsed in `AIMessage.tool_calls`."""
-        model = self.chat.bind_tools(list(tools)) if tools else self.chat
+        schemas = [convert_to_openai_tool(t) for t in tools or []]
+        model = self.chat.bind_tools(schemas) if schemas else self.chat
         started = time.monotonic()
-        for attempt in range(self.spec.max_retries + 1):
-            try:
-                reply = model.invoke(list(messages))
-                break
-            except (openai.OpenAIError, ContextOverflowError) as exc:
-                raise self._error(exc) from exc
-            except (ValueError, TypeError, LookupError) as exc:
-                # What langchain and the SDK raise on a 200 that is not a chat completion: a body
-                # cut short by a server or proxy that died mid-answer (worth another try, as the
-                # SDK does not retry it), or a base URL that points at a web page.
-                if attempt == self.spec.max_retries:
-                    raise ModelError(
-                        f"{self._where} answered with something that is not an OpenAI chat completion "
-                        f"({type(exc).__name__}: {_one_line(str(exc), 200)}) (max_retries={self.spec.max_retries})"
-                    ) from exc
-                time.sleep(min(MALFORMED_BACKOFF * 2**attempt, 8.0))
-        self._book(reply, time.monotonic() - started)
+        try:
+            reply = model.invoke(list(messages))
+        except (openai.OpenAIError, ContextOverflowError) as exc:
+            raise model_error(
+                exc,
+                where=self.where,
+                base_url=self.base_url,
+                key_env=self.spec.api_key_env,
+                key_set=self._key_set,
+                timeout=self.spec.timeout,
+                max_retries=self.spec.max_retries,
+            ) from exc
+        except (ValueError, TypeError, LookupError, AttributeError) as exc:
+            # agents.model_wire turns every known deviation into something langchain reads or into
+            # a clear error; this is for the ones nobody has met yet.
+            raise ModelAnswerError(
+                f"{self.where} sent a chat completion that cannot be read ({type(exc).__name__}: "
+                f"{one_line(str(exc), 160)}): {BASE_URL_HINT}; if it is right, report this with the server's name"
+            ) from exc
+        reply = tidy_reply(reply, [s["function"]["name"] for s in schemas], messages)
+        self._book(reply, messages, schemas, time.monotonic() - started)
         return reply
 
-    @property
-    def _where(self) -> str:
-        return f"the {self.role} model {self.spec.model!r} at {self.base_url}"
-
-    def _book(self, reply: AIMessage, latency: float) -> None:
-        usage = reply.usage_metadata
-        input_tokens = usage["input_tokens"] if usage else 0
-        output_tokens = usage["output_tokens"] if usage else 0
+    def _book(
+        self, reply: AIMessage, messages: Sequence[BaseMessage], schemas: list[dict[str, Any]], latency: float
+    ) -> None:
+        usage = reply.usage_metadata or {}
+        input_tokens = usage.get("input_tokens") or 0
+        output_tokens = usage.get("output_tokens") or 0
+        # A prompt is never 0 tokens: 0 means the endpoint reported nothing (no usage at all, or
+        # zeros, as some servers send for streams), and budgets would stop applying.
+        estimated = not input_tokens
+        if estimated:
+            input_tokens = count_messages(messages) + (count_text(json.dumps(schemas)) if schemas else 0)
+            if not output_tokens:
+                reasoning = reply.additional_kwargs.get(REASONING_KEY, "")
+                output_tokens = count_messages([reply]) + count_text(reasoning)
+        cached = min((usage.get("input_token_details") or {}).get("cache_read") or 0, input_tokens)
         override = self.spec.price_override
         self.ledger.record(
             Usage(
@@ -240,63 +179,17 @@ class ModelClient:
                 agent=self.agent,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
-                cost=cost(self.spec.model, input_tokens, output_tokens, override),
+                cached_input_tokens=cached,
+                cost=cost(self.spec.model, input_tokens, output_tokens, override, cached),
                 priced=price_for(self.spec.model, override) is not None,
-                reported=usage is not None,
+                estimated=estimated,
                 latency=latency,
             )
         )
 
-    def _error(self, exc: Exception) -> ModelError:
-        where = self._where
-        retried = f"(max_retries={self.spec.max_retries})"
-        if isinstance(exc, openai.APIStatusError):
-            status, detail = exc.status_code, _detail(exc)
-            if status in (401, 403):
-                if not self._key_set:
-                    return ModelAuthError(
-                        f"{self.base_url} refused the request ({status}): ${self.spec.api_key_env} is not set"
-                    )
-                return ModelAuthError(
-                    f"the key in ${self.spec.api_key_env} was refused by {self.base_url} ({status}: {detail})"
-                )
-            if status == 404:
-                return ModelNotFoundError(f"{where}: not found (404): unknown model name or wrong base URL: {detail}")
-            if isinstance(exc, ContextOverflowError) or _is_context_error(exc, detail):
-                return ModelContextError(f"{where}: the conversation exceeds the model's context window: {detail}")
-            if status in (408, 409, 429) or status >= 500:
-                return ModelUnavailableError(f"{where} is unavailable: {status} {detail} {retried}")
-            return ModelError(f"{where} rejected the request ({status}): {detail}")
-        if isinstance(exc, ContextOverflowError):
-            return ModelContextError(
-                f"{where}: the conversation exceeds the model's context window: {_one_line(str(exc))}"
-            )
-        if isinstance(exc, openai.APITimeoutError):
-            return ModelUnavailableError(f"{where} did not answer within {self.spec.timeout:g}s {retried}")
-        if isinstance(exc, openai.APIConnectionError):
-            cause: BaseException = exc
-            while cause.__cause__ is not None:  # the socket error says more than "Connection error."
-                cause = cause.__cause__
-            return ModelUnavailableError(
-                f"{where} cannot be reached: {_one_line(str(cause)) or type(cause).__name__} {retried}"
-            )
-        return ModelError(f"{where}: {_one_line(str(exc))}")
 
-
-def _detail(exc: openai.APIStatusError) -> str:
-    """The endpoint's own error message, rather than the SDK's dump of the whole body."""
-    body = exc.body
-    message = body.get("message") if isinstance(body, dict) else body
-    return _one_line(message if isinstance(message, str) and message else exc.message)
-
-
-def _is_context_error(exc: openai.APIStatusError, detail: str) -> bool:
-    code = exc.body.get("code") if isinstance(exc.body, dict) else None
-    return code == "context_length_exceeded" or (
-        exc.status_code in (400, 413, 422) and bool(_CONTEXT_ERROR.search(detail))
-    )
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+@cache
+def _http_client() -> NormalisingHttpClient:
+    # One pool for every client in the process, as langchain shares its default one: the SDK
+    # passes each role's timeout with each request.
+    return NormalisingHttpClient()

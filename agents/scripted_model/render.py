@@ -37,6 +37,7 @@ class Reply:
 
     def __init__(self, entry: Entry, request: ChatRequest, tools: Any, seq: int, index: int, nth: int):
         self.entry = entry
+        self.quirks = entry.quirks
         self.model = request.model or "scripted"
         self.id = f"chatcmpl-scripted-{seq}"
         self.created = int(time.time())
@@ -55,17 +56,27 @@ class Reply:
             prompt_text = "\n".join(message_text(m) for m in request.messages)
             if tools:
                 prompt_text += json.dumps(tools)
-            completion_text = (entry.content or "") + "".join(
-                c["function"]["name"] + c["function"]["arguments"] for c in self.tool_calls
+            completion_text = (
+                (entry.reasoning_content or "")
+                + (entry.content or "")
+                + "".join(c["function"]["name"] + c["function"]["arguments"] for c in self.tool_calls)
             )
             prompt, completion = estimate_tokens(prompt_text), estimate_tokens(completion_text)
-        self.usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        self.usage: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        if entry.usage is not None and entry.usage.cached_tokens is not None:
+            self.usage["prompt_tokens_details"] = {"cached_tokens": entry.usage.cached_tokens}
 
     def completion(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": self.entry.content, "refusal": None}
+        if self.entry.reasoning_content is not None:
+            message["reasoning_content"] = self.entry.reasoning_content
         if self.tool_calls:
-            message["tool_calls"] = self.tool_calls
-        return {
+            message["tool_calls"] = [self._wire_call(call) for call in self.tool_calls]
+        body = {
             "id": self.id,
             "object": "chat.completion",
             "created": self.created,
@@ -73,27 +84,48 @@ class Reply:
             "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason, "logprobs": None}],
             "usage": self.usage,
         }
+        if self.quirks.omit_usage:
+            del body["usage"]
+        return body
 
     def chunks(self, include_usage: bool) -> Iterator[dict[str, Any]]:
         """The chat.completion.chunk objects of a stream, in order."""
+        include_usage = include_usage and not self.quirks.omit_usage
         yield self._chunk({"role": "assistant", "content": ""}, include_usage)
-        content = self.entry.content or ""
-        for start in range(0, len(content), CHUNK_CHARS):
-            yield self._chunk({"content": content[start : start + CHUNK_CHARS]}, include_usage)
+        for field in ("reasoning_content", "content"):
+            text = getattr(self.entry, field) or ""
+            for start in range(0, len(text), CHUNK_CHARS):
+                yield self._chunk({field: text[start : start + CHUNK_CHARS]}, include_usage)
         for position, call in enumerate(self.tool_calls):
-            head = {"index": position, "id": call["id"], "type": "function"}
-            yield self._chunk(
-                {"tool_calls": [{**head, "function": {"name": call["function"]["name"], "arguments": ""}}]},
-                include_usage,
-            )
-            arguments = call["function"]["arguments"]
+            wire = self._wire_call(call)
+            arguments = wire["function"]["arguments"]
+            if not isinstance(arguments, str):  # an object cannot be sent in pieces
+                yield self._chunk({"tool_calls": [self._delta(position, wire)]}, include_usage)
+                continue
+            head = {**wire, "function": {"name": call["function"]["name"], "arguments": ""}}
+            yield self._chunk({"tool_calls": [self._delta(position, head)]}, include_usage)
             for start in range(0, len(arguments), CHUNK_CHARS):
-                piece = {"index": position, "function": {"arguments": arguments[start : start + CHUNK_CHARS]}}
-                yield self._chunk({"tool_calls": [piece]}, include_usage)
+                piece = {"function": {"arguments": arguments[start : start + CHUNK_CHARS]}}
+                yield self._chunk({"tool_calls": [self._delta(position, piece)]}, include_usage)
         yield self._chunk({}, include_usage, finish_reason=self.finish_reason)
         if include_usage:
             # As OpenAI does: a last chunk with no choices that carries the usage.
             yield {**self._envelope(), "choices": [], "usage": self.usage}
+
+    def _wire_call(self, call: dict[str, Any]) -> dict[str, Any]:
+        """A tool call as the quirks of the entry send it."""
+        wire = {**call, "function": dict(call["function"])}
+        if self.quirks.omit_tool_call_ids:
+            del wire["id"]
+        if self.quirks.arguments_as_object:
+            try:
+                wire["function"]["arguments"] = json.loads(wire["function"]["arguments"])
+            except ValueError:
+                pass  # malformed on purpose: it stays the string it is
+        return wire
+
+    def _delta(self, position: int, call: dict[str, Any]) -> dict[str, Any]:
+        return call if self.quirks.omit_tool_call_index else {"index": position, **call}
 
     def _envelope(self) -> dict[str, Any]:
         return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}

@@ -93,6 +93,38 @@ class TokenUsage(BaseModel):
 
     prompt_tokens: int = Field(ge=0)
     completion_tokens: int = Field(ge=0)
+    cached_tokens: int | None = Field(
+        None, ge=0, description="of prompt_tokens, read from the prompt cache: sent in prompt_tokens_details"
+    )
+
+
+class Quirks(BaseModel):
+    """How real servers depart from OpenAI's format, to reproduce on purpose."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arguments_as_object: bool = Field(False, description="function.arguments as a JSON object, not a string")
+    omit_tool_call_ids: bool = Field(False, description="tool calls without an id")
+    omit_tool_call_index: bool = Field(False, description="streamed tool-call deltas without an index")
+    omit_usage: bool = Field(False, description="no usage at all, in a completion or a stream")
+    truncate: int | None = Field(
+        None, ge=0, description="send only this many bytes of the answer (a server or proxy dying mid-answer)"
+    )
+
+
+class Endpoint(BaseModel):
+    """The server the scripted model poses as, for what clients ask besides chat completions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["openai", "vllm", "llama.cpp", "ollama"] = "openai"
+    models: list[str] | None = Field(None, description="what /v1/models lists; default: the models matched on")
+    context_window: int | None = Field(
+        None,
+        gt=0,
+        description="reported as the server kind does: vllm in /v1/models, llama.cpp in /props, "
+        "ollama in /api/show; openai never reports it",
+    )
 
 
 class Entry(BaseModel):
@@ -102,6 +134,7 @@ class Entry(BaseModel):
 
     match: Match = Match()
     content: str | None = None
+    reasoning_content: str | None = Field(None, description="sent in a reasoning_content field, as vLLM does")
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: str | None = Field(None, description="default: tool_calls if there are any, else stop")
     usage: TokenUsage | None = Field(None, description="default: about a token per 4 characters")
@@ -110,6 +143,8 @@ class Entry(BaseModel):
     code: str | None = Field(None, description="the error code, e.g. context_length_exceeded")
     retry_after: float | None = Field(None, ge=0, description="seconds, sent as Retry-After and retry-after-ms")
     body: Any = Field(None, description="sent verbatim instead of a generated body (a string is sent raw)")
+    content_type: str = Field("application/json", description="the media type of a raw body")
+    quirks: Quirks = Quirks()
     latency: float | None = Field(None, ge=0, description="seconds before answering; default: the script's")
     repeat: bool = False
     redeliver: bool = Field(
@@ -124,7 +159,7 @@ class Entry(BaseModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Entry:
-        has_message = self.content is not None or bool(self.tool_calls)
+        has_message = self.content is not None or self.reasoning_content is not None or bool(self.tool_calls)
         if self.is_error and has_message:
             raise ValueError("an error entry (status >= 400) cannot also have content or tool_calls")
         if self.body is not None and has_message:
@@ -153,6 +188,7 @@ class Script(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     latency: float = Field(0.0, ge=0, description="default seconds before each response")
+    server: Endpoint = Endpoint()
     responses: list[Entry] = Field(default_factory=list)
 
     @classmethod

@@ -1,8 +1,9 @@
 """The scripted model as an OpenAI-compatible HTTP server, in a thread or as a command.
 
-Endpoints: POST /v1/chat/completions (plain and streaming), GET /v1/models, and for
-tests GET /_shipyard/requests, GET /_shipyard/pending and POST /_shipyard/reset (an
-optional JSON body replaces the script).
+Endpoints: POST /v1/chat/completions (plain and streaming), GET /v1/models, the context
+window as the server kind of the script's `server` reports it (GET /props for llama.cpp,
+POST /api/show for Ollama), and for tests GET /_shipyard/requests, GET /_shipyard/pending
+and POST /_shipyard/reset (an optional JSON body replaces the script).
 """
 
 from __future__ import annotations
@@ -143,6 +144,11 @@ def _error(status: int, message: str, code: str) -> JSONResponse:
     return JSONResponse(error_body(status, message, code, None), status_code=status)
 
 
+def _not_found(request: Request) -> Response:
+    # What a server of another kind answers: plain text, as Go's and Python's web servers do.
+    return Response(f"404 page not found: {request.url.path}", status_code=404, media_type="text/plain")
+
+
 def _chat_request(request: Request, body: Any) -> ChatRequest | None:
     if not isinstance(body, dict):
         return None
@@ -186,30 +192,57 @@ def create_app(model: ScriptedModel) -> Starlette:
         headers = {}
         if entry.retry_after is not None:
             headers = {"retry-after": f"{entry.retry_after:g}", "retry-after-ms": str(round(entry.retry_after * 1000))}
+        truncate = entry.quirks.truncate
         if entry.body is not None:
-            if isinstance(entry.body, str):
-                return Response(entry.body, status_code=entry.status, media_type="application/json", headers=headers)
-            return JSONResponse(entry.body, status_code=entry.status, headers=headers)
+            raw = entry.body.encode() if isinstance(entry.body, str) else json.dumps(entry.body).encode()
+            return Response(raw[:truncate], status_code=entry.status, media_type=entry.content_type, headers=headers)
         if entry.is_error:
             content = error_body(entry.status, entry.message, entry.code, chat.model)
             return JSONResponse(content, status_code=entry.status, headers=headers)
 
         reply = Reply(entry, chat, body.get("tools"), seq, index, nth)
         if not body.get("stream"):
-            return JSONResponse(reply.completion())
+            return Response(json.dumps(reply.completion()).encode()[:truncate], media_type="application/json")
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
-        async def events() -> AsyncIterator[str]:
-            for chunk in reply.chunks(include_usage):
-                yield f"data: {json.dumps(chunk)}\n\n"
-            yield "data: [DONE]\n\n"
+        async def events() -> AsyncIterator[bytes]:
+            sent = 0
+            for event in [*(json.dumps(chunk) for chunk in reply.chunks(include_usage)), "[DONE]"]:
+                data = f"data: {event}\n\n".encode()
+                if truncate is not None:  # the stream stops there, as from a server that died
+                    data = data[: max(truncate - sent, 0)]
+                    if not data:
+                        return
+                sent += len(data)
+                yield data
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
     async def models(request: Request) -> Response:
-        names = sorted({e.match.model for e in model.script.responses if e.match.model}) or ["scripted"]
-        data = [{"id": name, "object": "model", "created": 0, "owned_by": "shipyard-scripted"} for name in names]
+        endpoint = model.script.server
+        names = endpoint.models or sorted({e.match.model for e in model.script.responses if e.match.model})
+        vllm = endpoint.kind == "vllm" and endpoint.context_window
+        extra = {"max_model_len": endpoint.context_window} if vllm else {}
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "shipyard-scripted", **extra}
+            for name in names or ["scripted"]
+        ]
         return JSONResponse({"object": "list", "data": data})
+
+    async def props(request: Request) -> Response:
+        endpoint = model.script.server
+        if endpoint.kind != "llama.cpp":
+            return _not_found(request)
+        return JSONResponse({"default_generation_settings": {"n_ctx": endpoint.context_window}, "total_slots": 1})
+
+    async def ollama_show(request: Request) -> Response:
+        endpoint = model.script.server
+        if endpoint.kind != "ollama":
+            return _not_found(request)
+        info = {"general.architecture": "qwen2"}
+        if endpoint.context_window:
+            info["qwen2.context_length"] = endpoint.context_window
+        return JSONResponse({"modelfile": "", "parameters": "", "template": "", "model_info": info})
 
     async def requests(request: Request) -> Response:
         return JSONResponse([r.model_dump() for r in model.requests])
@@ -234,6 +267,8 @@ def create_app(model: ScriptedModel) -> Starlette:
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
+            Route("/props", props, methods=["GET"]),
+            Route("/api/show", ollama_show, methods=["POST"]),
             Route("/_shipyard/requests", requests, methods=["GET"]),
             Route("/_shipyard/pending", pending, methods=["GET"]),
             Route("/_shipyard/reset", reset, methods=["POST"]),

@@ -16,8 +16,8 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 
 from agents.loop import AgentOutcome
-from agents.models import UsageTotals
 from agents.plan import Plan, ReviewVerdict, Subtask
+from agents.usage import UsageTotals
 from orchestrator.config.settings import Settings
 from orchestrator.engine.state import SubtaskResult, TestRun
 from orchestrator.engine.subtask import StageResult

@@ -16,9 +16,10 @@ from typing import Any
 from langchain_core.messages import AIMessage
 
 from agents.loop import AgentLimits, AgentOutcome, calls_of, text_of
-from agents.models import ModelClient, Role, UsageLedger, UsageTotals
+from agents.models import ModelClient, Role
 from agents.roles import RoleRun, RoleSpec
 from agents.tools import ToolObservation
+from agents.usage import UsageLedger, UsageTotals
 from orchestrator.config.settings import Settings
 from orchestrator.engine.state import TestRun
 from orchestrator.store.event_log import EventLog

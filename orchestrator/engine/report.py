@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from agents.models import UsageTotals
+from agents.usage import UsageTotals
 from orchestrator.engine.state import JobState, TestRun
 from orchestrator.store.job_view import JobView
 from sandboxes.git.workspace import DiffStat, GitRepo

@@ -7,7 +7,7 @@ from typing import Any
 
 from langgraph.types import Command
 
-from agents.models import ModelError
+from agents.model_errors import ModelError
 from agents.roles import RoleError
 from orchestrator.config.settings import Settings
 from orchestrator.engine.checkpoints import checkpointer

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from agents.models import UsageTotals
 from agents.plan import Plan
+from agents.usage import UsageTotals
 from orchestrator.store.jobs import Task
 
 SCHEMA_VERSION = 2

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from agents.models import UsageTotals
 from agents.plan import Plan
+from agents.usage import UsageTotals
 from orchestrator.store.events import (
     AgentCommit,
     AgentFinished,

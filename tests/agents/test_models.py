@@ -10,17 +10,10 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.tools import tool
 from pydantic import BaseModel, ValidationError
 
-from agents.models import (
-    ModelAuthError,
-    ModelClient,
-    ModelContextError,
-    ModelError,
-    ModelNotFoundError,
-    ModelSpec,
-    ModelUnavailableError,
-    UsageLedger,
-)
+from agents.model_errors import ModelAuthError, ModelContextError, ModelError, ModelNotFoundError, ModelUnavailableError
+from agents.models import ModelClient, ModelSpec
 from agents.pricing import Price, cost, price_for
+from agents.usage import UsageLedger
 
 EDIT_ARGS = {"path": "a.py", "old": "x = 1", "new": "x = 2"}
 
@@ -152,7 +145,7 @@ def test_streaming_with_content_and_tool_calls(scripted):
     assert (reply.usage_metadata["input_tokens"], reply.usage_metadata["output_tokens"]) == (120, 30)
     body = server.requests[0].body
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
-    assert ledger.total().input_tokens == 120 and ledger.records[0].reported
+    assert ledger.total().input_tokens == 120 and not ledger.records[0].estimated
 
 
 def test_usage_and_cost_are_booked_per_role_and_model(scripted):
@@ -314,15 +307,6 @@ def test_timeouts_are_retried_then_reported(scripted):
     assert model.invoke([HumanMessage("hi")]).content == "in time"
     with pytest.raises(ModelUnavailableError, match=r"did not answer within 0.25s \(max_retries=1\)"):
         model.invoke([HumanMessage("hi")])
-
-
-@pytest.mark.parametrize("body", ["<html>not an API</html>", {"object": "something else"}])
-@pytest.mark.parametrize("stream", [False, True])
-def test_an_answer_that_is_not_a_chat_completion_is_a_model_error(scripted, body, stream):
-    server = scripted([{"body": body, "repeat": True}])
-
-    with pytest.raises(ModelError, match="answered with something that is not an OpenAI chat completion"):
-        client(server, stream=stream, max_retries=1).invoke([HumanMessage("hi")])
 
 
 def test_unreachable_endpoint_is_unavailable():

@@ -95,6 +95,89 @@ def test_models_endpoint(scripted):
     assert [m.id for m in sdk(server).models.list()] == ["gpt-4o", "qwen2.5-coder"]
 
 
+def _raw(server, stream: bool = False, **body) -> httpx.Response:
+    request = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream, **body}
+    return httpx.post(f"{server.base_url}/chat/completions", json=request)
+
+
+def _events(response: httpx.Response) -> list:
+    data = [line.removeprefix("data: ") for line in response.text.splitlines() if line.startswith("data: ")]
+    return [json.loads(d) for d in data if d != "[DONE]"]
+
+
+def test_quirks_of_tool_calls_as_sent(scripted):
+    calls = [{"name": "view", "arguments": {"path": "a"}}, {"name": "view", "arguments": {"path": "b"}}]
+    quirks = {"arguments_as_object": True, "omit_tool_call_ids": True, "omit_tool_call_index": True, "omit_usage": True}
+    server = scripted([{"tool_calls": calls, "finish_reason": "stop", "quirks": quirks, "repeat": True}])
+
+    whole = _raw(server).json()
+    streamed = _events(_raw(server, stream=True, stream_options={"include_usage": True}))
+
+    (choice,) = whole["choices"]
+    assert choice["finish_reason"] == "stop" and "usage" not in whole
+    assert [c["function"] for c in choice["message"]["tool_calls"]] == [
+        {"name": "view", "arguments": {"path": "a"}}, {"name": "view", "arguments": {"path": "b"}}
+    ]
+    assert all("id" not in c for c in choice["message"]["tool_calls"])
+    deltas = [d for c in streamed for d in c["choices"][0]["delta"].get("tool_calls", [])]
+    assert [d["function"]["arguments"] for d in deltas] == [{"path": "a"}, {"path": "b"}]
+    assert all("index" not in d and "id" not in d for d in deltas)
+    assert all(c["choices"] and "usage" not in c for c in streamed)
+
+
+def test_reasoning_and_cached_tokens_as_sent(scripted):
+    usage = {"prompt_tokens": 100, "completion_tokens": 5, "cached_tokens": 64}
+    server = scripted([{"reasoning_content": "first think, then answer", "content": "answer", "usage": usage,
+                        "repeat": True}])
+
+    whole = _raw(server).json()
+    streamed = _events(_raw(server, stream=True, stream_options={"include_usage": True}))
+
+    assert whole["choices"][0]["message"]["reasoning_content"] == "first think, then answer"
+    assert whole["usage"]["prompt_tokens_details"] == {"cached_tokens": 64}
+    deltas = [c["choices"][0]["delta"] for c in streamed if c["choices"]]
+    assert "".join(d.get("reasoning_content", "") for d in deltas) == "first think, then answer"
+    assert "".join(d.get("content", "") for d in deltas) == "answer"
+    assert streamed[-1]["usage"]["prompt_tokens_details"] == {"cached_tokens": 64}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_truncate_cuts_the_answer_after_so_many_bytes(scripted, stream):
+    server = scripted([{"content": "a long answer, long enough to be cut", "quirks": {"truncate": 50}}])
+
+    response = _raw(server, stream=stream)
+
+    assert response.status_code == 200 and len(response.content) == 50
+
+
+def test_raw_bodies_have_their_content_type(scripted):
+    server = scripted([{"body": "<html><title>502 Bad Gateway</title></html>", "status": 502,
+                        "content_type": "text/html"}])
+
+    response = _raw(server)
+
+    assert (response.status_code, response.headers["content-type"]) == (502, "text/html; charset=utf-8")
+    assert response.text == "<html><title>502 Bad Gateway</title></html>"
+
+
+def test_the_server_kind_answers_its_own_context_window_questions(scripted):
+    server = scripted({"server": {"kind": "vllm", "context_window": 4096, "models": ["a", "b"]}, "responses": []})
+    assert [(m["id"], m["max_model_len"]) for m in httpx.get(f"{server.base_url}/models").json()["data"]] == [
+        ("a", 4096), ("b", 4096)
+    ]
+    assert httpx.get(f"{server.url}/props").status_code == 404
+
+    server = scripted({"server": {"kind": "llama.cpp", "context_window": 8192}, "responses": []})
+    assert httpx.get(f"{server.url}/props").json()["default_generation_settings"]["n_ctx"] == 8192
+    assert "max_model_len" not in httpx.get(f"{server.base_url}/models").json()["data"][0]
+
+    server = scripted({"server": {"kind": "ollama", "context_window": 16384}, "responses": []})
+    info = httpx.post(f"{server.url}/api/show", json={"model": "qwen"}).json()["model_info"]
+    assert info["qwen2.context_length"] == 16384
+    server = scripted({"responses": []})
+    assert httpx.post(f"{server.url}/api/show", json={"model": "qwen"}).status_code == 404
+
+
 def test_roles_consume_their_own_entries_in_order_whatever_the_interleaving(scripted):
     server = scripted(
         [
@@ -267,6 +350,8 @@ def test_script_file_formats(tmp_path):
         ([{"match": {"role": "coder"}}], "needs content, tool_calls"),
         ([{"content": "x", "match": {"rol": "coder"}}], "rol"),
         ({"responses": [], "latncy": 1}, "latncy"),
+        ([{"content": "x", "quirks": {"truncate_at": 3}}], "truncate_at"),
+        ({"server": {"kind": "tgi"}, "responses": []}, "server.kind"),
     ],
 )
 def test_invalid_scripts_are_refused_with_the_reason(data, complaint):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.models import ModelSpec, UsageTotals
+from agents.models import ModelSpec
+from agents.usage import UsageTotals
 from orchestrator.apps.github.client import Comment
 from orchestrator.apps.github.desk import _deliverable
 from orchestrator.apps.github.instructions import instruction

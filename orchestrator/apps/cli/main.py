@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
-from agents.models import ModelError
+from agents.model_errors import ModelError
 from agents.scripted_model import ScriptError
 from agents.validation import problems
 from orchestrator.apps.cli import (
@@ -18,6 +18,7 @@ from orchestrator.apps.cli import (
     eval_commands,
     github_commands,
     job_commands,
+    models_commands,
     sandbox_commands,
     scripted_model_commands,
     worker_commands,
@@ -45,6 +46,7 @@ app.add_typer(config_commands.app, name="config")
 app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(scripted_model_commands.app, name="scripted-model")
 app.add_typer(github_commands.app, name="github")
+app.add_typer(models_commands.app, name="models")
 
 # Errors whose message already says what to do; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ConfigError, SandboxError, WorkspaceError, ModelError, ScriptError, JobLookupError, JobStateError)

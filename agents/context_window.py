@@ -1,0 +1,122 @@
+"""How many tokens a model's context holds: as configured, else as its server says.
+
+Servers that say, each in its own place (the last two at the server's root, not under /v1):
+- vLLM: `max_model_len` with each model in GET /v1/models;
+- llama.cpp: `default_generation_settings.n_ctx` in GET /props;
+- Ollama: `<architecture>.context_length` in the `model_info` of POST /api/show. That is what the
+  model can take; Ollama itself cuts prompts at its num_ctx (OLLAMA_CONTEXT_LENGTH) if that is less.
+OpenAI, LM Studio and most proxies say nothing: the answer is then None, and the caller uses a safe
+default. A server is asked once per process for each model.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, NamedTuple
+
+import httpx
+
+from agents.models import OPENAI_BASE_URL, ModelSpec
+
+# Seconds per question: the server answers from memory, and a server that is down must not hold the caller.
+PROBE_TIMEOUT = 5.0
+
+
+class ContextWindow(NamedTuple):
+    tokens: int
+    source: str  # "configured", "vLLM /v1/models", "llama.cpp /props" or "Ollama /api/show"
+
+
+# What each server said, per (base URL, model).
+_lock = threading.Lock()
+_known: dict[tuple[str, str], ContextWindow | None] = {}
+
+
+def context_window(spec: ModelSpec) -> int | None:
+    """The model's context window in tokens, or None when neither the spec nor the server says."""
+    found = context_window_info(spec)
+    return found.tokens if found else None
+
+
+def context_window_info(spec: ModelSpec) -> ContextWindow | None:
+    """The context window and where it came from."""
+    if spec.context_window is not None:
+        return ContextWindow(spec.context_window, "configured")
+    if spec.base_url is None or spec.base_url.rstrip("/") == OPENAI_BASE_URL:
+        return None
+    return _discovered(spec.base_url.rstrip("/"), spec.model, os.environ.get(spec.api_key_env, "").strip())
+
+
+def server_root(base_url: str) -> str:
+    """The server's own address: the base URL without its OpenAI-compatible /v1."""
+    return base_url.rstrip("/").removesuffix("/v1")
+
+
+def probe_client(api_key: str) -> httpx.Client:
+    """An HTTP client for quick questions to a model server."""
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.Client(timeout=PROBE_TIMEOUT, headers=headers, follow_redirects=True)
+
+
+def listed_models(http: httpx.Client, base_url: str) -> list[dict[str, Any]]:
+    """The `data` of GET {base_url}/models; raises httpx errors, and ValueError for an answer that is not a list."""
+    response = http.get(f"{base_url.rstrip('/')}/models")
+    response.raise_for_status()
+    data = response.json().get("data")
+    if not isinstance(data, list):
+        raise ValueError("GET /models answered without a 'data' list")
+    return [entry for entry in data if isinstance(entry, dict)]
+
+
+def _discovered(base_url: str, model: str, api_key: str) -> ContextWindow | None:
+    key = (base_url, model)
+    with _lock:
+        if key in _known:
+            return _known[key]
+    root = server_root(base_url)
+    answered = False
+    found = None
+    with probe_client(api_key) as http:
+        for source, ask in (
+            ("vLLM /v1/models", lambda: _from_model_list(listed_models(http, base_url), model)),
+            ("llama.cpp /props", lambda: _from_props(http.get(f"{root}/props"))),
+            ("Ollama /api/show", lambda: _from_ollama(http.post(f"{root}/api/show", json={"model": model}))),
+        ):
+            try:
+                tokens = ask()
+            except (httpx.HTTPStatusError, ValueError, AttributeError):
+                answered = True  # but it is not this kind of server
+                continue
+            except httpx.HTTPError:
+                continue
+            answered = True
+            if tokens:
+                found = ContextWindow(tokens, source)
+                break
+    if answered:  # a server that is down now may say tomorrow
+        with _lock:
+            _known[key] = found
+    return found
+
+
+def _from_model_list(models: list[dict[str, Any]], model: str) -> int | None:
+    for entry in models:
+        if entry.get("id") == model:
+            return _positive(entry.get("max_model_len"))
+    return None
+
+
+def _from_props(response: httpx.Response) -> int | None:
+    response.raise_for_status()
+    return _positive((response.json().get("default_generation_settings") or {}).get("n_ctx"))
+
+
+def _from_ollama(response: httpx.Response) -> int | None:
+    response.raise_for_status()
+    info = response.json().get("model_info") or {}
+    return next((_positive(v) for k, v in info.items() if k.endswith(".context_length") and _positive(v)), None)
+
+
+def _positive(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
