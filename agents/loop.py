@@ -9,6 +9,7 @@ from typing import Any, Literal, Protocol
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel, Field
 
+from agents.context import Condensation, ContextWindow
 from agents.models import ModelError, UsageLedger, UsageTotals
 from agents.tools import Toolset
 
@@ -60,8 +61,12 @@ def run_agent(
     limits: AgentLimits,
     emit: EmitFn | None = None,
     finish_tool: str = "submit",
+    context: ContextWindow | None = None,
 ) -> AgentOutcome:
-    """Run until the model calls `finish_tool`, a limit is hit, or the model fails for good."""
+    """Run until the model calls `finish_tool`, a limit is hit, or the model fails for good.
+
+    With a `context` window, each request is fitted into it first (old observations elided,
+    history condensed), and the fitted conversation becomes the history."""
     emit = emit or (lambda kind, payload: None)
     messages: list[BaseMessage] = [SystemMessage(system), HumanMessage(task)]
     started = time.monotonic()
@@ -79,13 +84,19 @@ def run_agent(
         emit("agent.finished", result.model_dump(exclude={"usage"}) | {"usage": result.usage.model_dump()})
         return result
 
+    def condensed(condensation: Condensation) -> None:
+        emit("agent.condensed", {"step": steps, **condensation.model_dump()})
+
     while True:
         exceeded = _limit_hit(model, limits, steps, time.monotonic() - started)
         if exceeded:
             return outcome("limit", exceeded, summary=_last_text(messages))
         steps += 1
         try:
-            reply = model.invoke(messages, tools=toolset.schemas())
+            if context is None:
+                reply = model.invoke(messages, tools=toolset.schemas())
+            else:
+                reply, messages = context.invoke(model, messages, toolset.schemas(), condensed)
         except ModelError as exc:
             return outcome("error", str(exc), summary=_last_text(messages))
         messages.append(reply)

@@ -8,6 +8,7 @@ cent on code and English, which is why every budget that relies on it keeps a ma
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
@@ -38,20 +39,27 @@ def count_messages(messages: Iterable[Any]) -> int:
     return total
 
 
+def count_tools(tools: Iterable[Any] | None) -> int:
+    """Tokens of the tool schemas sent with a request (OpenAI function-calling dicts)."""
+    tools = list(tools or ())
+    return count_text(json.dumps(tools)) if tools else 0
+
+
 def _message_text(message: Any) -> str:
     if isinstance(message, dict):
-        parts = [_content_text(message.get("content"))]
+        parts = [content_text(message.get("content"))]
         for call in message.get("tool_calls") or []:
             function = call.get("function", call)
             parts += [str(function.get("name", "")), str(function.get("arguments", function.get("args", "")))]
         return "\n".join(parts)
-    parts = [_content_text(getattr(message, "content", ""))]
+    parts = [content_text(getattr(message, "content", ""))]
     for call in getattr(message, "tool_calls", None) or []:
         parts += [str(call.get("name", "")), str(call.get("args", ""))]
     return "\n".join(parts)
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
+    """The text of a message's content: a string, or a list of content parts."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
