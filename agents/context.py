@@ -24,6 +24,7 @@ anyway gets one retry, condensed to half of what it refused.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
@@ -37,6 +38,10 @@ from agents.tokens import content_text, count_messages, count_text, count_tools
 # Mark what this module put into a conversation; langchain does not send either field.
 SUMMARY_ID = "shipyard-context-summary"
 ELIDED = "shipyard_elided"
+
+# How endpoints state their window when they refuse a request: OpenAI, vLLM and LiteLLM
+# ("maximum context length is 8192 tokens"), llama.cpp ("available context size (8192 tokens)").
+_STATED_WINDOW = re.compile(r"maximum context length is (\d+)|context size \((\d+) tokens\)", re.IGNORECASE)
 
 # The answer room when none is configured: a quarter of the window, at most this.
 DEFAULT_ANSWER_ROOM = 4096
@@ -90,6 +95,7 @@ class Condensation(BaseModel):
     tokens_after: int
     messages_condensed: int = Field(description="messages replaced by the summary")
     observations_elided: int = Field(description="tool results elided along the way")
+    window: int = Field(description="the context window in tokens, as now known")
     summary: str = ""
 
 
@@ -109,32 +115,39 @@ class ContextWindow:
         self.tokens = tokens
         self.options = options or ContextOptions()
         self.summarizer = summarizer
-        self.answer_room = self.options.answer_room or min(DEFAULT_ANSWER_ROOM, tokens // 4)
-        self.usable = math.floor(tokens * (1 - self.options.margin)) - self.answer_room
-        if self.usable <= 0:
+        if self.budget(None) <= 0:
             raise ValueError(
                 f"a context window of {tokens} tokens leaves nothing for the conversation once "
                 f"{self.answer_room} are kept for the answer: give the real window or a smaller answer_room"
             )
 
+    @property
+    def answer_room(self) -> int:
+        return self.options.answer_room or min(DEFAULT_ANSWER_ROOM, self.tokens // 4)
+
     def budget(self, tools: Tools) -> int:
         """Tokens the messages of a request may take: the window, less the margin, the answer and the tools."""
-        return self.usable - count_tools(tools)
+        return math.floor(self.tokens * (1 - self.options.margin)) - self.answer_room - count_tools(tools)
 
     def invoke(
         self, model: ToolChat, messages: list[BaseMessage], tools: Tools, report: ReportFn | None = None
     ) -> tuple[AIMessage, list[BaseMessage]]:
         """Fit `messages`, ask `model`, and condense and retry once if the endpoint says they are too long.
 
-        Returns the reply and the messages that were sent, which replace the caller's history.
+        Returns the reply and the messages that were sent, which replace the caller's history. A
+        refusal that states a smaller window than this one's is believed from then on.
         """
         summarizer = self.summarizer or model
         kept = self.fit(messages, tools, summarizer, report)
         try:
             return model.invoke(kept, tools=tools), kept
-        except ModelContextError:
-            refused = count_messages(kept)
-            kept = self.condense(kept, summarizer, min(self.budget(tools), refused // 2), "overflow", report)
+        except ModelContextError as exc:
+            stated = _stated_window(str(exc))
+            if stated is not None and stated < self.tokens:
+                self.tokens = stated
+            refused, limit = count_messages(kept), self.budget(tools)
+            # Without a smaller window to go by, the count here fell short: aim well below what was refused.
+            kept = self.condense(kept, summarizer, limit if limit < refused else refused // 2, "overflow", report)
             return model.invoke(kept, tools=tools), kept
 
     def fit(
@@ -236,6 +249,7 @@ class ContextWindow:
                     tokens_after=total,
                     messages_condensed=len(condensed) if summary else 0,
                     observations_elided=elided,
+                    window=self.tokens,
                     summary=summary,
                 )
             )
@@ -257,12 +271,18 @@ class ContextWindow:
         room = limit - count_messages(request([]))
         if room <= 0:
             raise ContextOverflow(
-                f"the task alone takes more than the {limit:,} tokens a context window of {self.tokens:,} "
-                f"leaves for a summary request: use a model with a larger window or a shorter task"
+                f"a summary request (the task and the instructions) needs more than the {limit:,} tokens that a "
+                f"context window of {self.tokens:,} tokens leaves for it: use a model with a larger window "
+                "or a shorter task"
             )
         reply = summarizer.invoke(request(_fit_transcript(_transcript(steps), room)))
         text = content_text(reply.content).strip() or _actions(steps)
         return _clip_tokens(text, most)
+
+
+def _stated_window(error: str) -> int | None:
+    found = _STATED_WINDOW.search(error)
+    return int(found.group(1) or found.group(2)) if found else None
 
 
 def _size(message: BaseMessage) -> int:

@@ -267,18 +267,33 @@ def test_a_context_overflow_from_the_endpoint_condenses_and_retries_once(scripte
     assert report.reason == "overflow" and report.tokens_after <= report.tokens_before // 2
 
 
-def test_a_second_overflow_is_the_agent_s_error(scripted):
+def test_a_refusal_after_the_retry_is_the_agent_s_error(scripted):
     messages = conversation(12, output_chars=3000, note="Reading this file for the totals. " * 5)
+    too_long = {"status": 400, "code": "context_length_exceeded", "message": "prompt is too long"}
     server = scripted(
-        {
-            "context_window": 300,  # not even the task fits
-            "responses": [{"match": {"any_message_contains": CONDENSER}, "content": "Summary.", "repeat": True}],
-        }
+        [
+            {"match": {"any_message_contains": CONDENSER}, "content": "Summary.", "repeat": True},
+            too_long,
+            too_long,
+            "never asked",
+        ]
     )
     window = ContextWindow(count_messages(messages) * 2, ContextOptions(margin=0, answer_room=500))
 
-    with pytest.raises(ModelContextError, match="exceeds the model's context window"):
+    with pytest.raises(ModelContextError, match="exceeds the model's context window: prompt is too long"):
         window.invoke(client(server), messages, None)
 
-    statuses = [r.status for r in server.requests]
-    assert statuses.count(400) == 2  # the first try and the one retry, no more
+    assert [r.status for r in server.requests] == [400, 200, 400]  # the first try, the summary, one retry
+    assert server.pending == [3]
+
+
+def test_a_refusal_stating_a_window_too_small_for_the_task_is_one_clear_error(scripted):
+    messages = conversation(12, output_chars=3000)
+    server = scripted({"context_window": 300, "responses": ["never asked"]})
+    window = ContextWindow(count_messages(messages) * 2, ContextOptions(margin=0, answer_room=100))
+
+    with pytest.raises(ContextOverflow, match="context window of 300 tokens leaves"):
+        window.invoke(client(server), messages, None)
+
+    assert [r.status for r in server.requests] == [400]
+    assert window.tokens == 300  # believed from now on
