@@ -18,7 +18,8 @@ assistant message with its tool results), so every tool result still follows the
 message that called it, as OpenAI-compatible servers require.
 
 For most models the count is an estimate; an endpoint that refuses a request as too long
-anyway gets one retry, condensed to half of what it refused.
+anyway gets one retry, condensed to the window it states (believed from then on) or else to
+half of what it refused.
 """
 
 from __future__ import annotations
@@ -369,13 +370,13 @@ def _fit_transcript(entries: list[str], room: int) -> list[str]:
         if count_text("\n\n".join(clipped)) <= room:
             return clipped
     kept: list[str] = []
-    used = count_text("[0000 earlier steps left out]")
+    used = count_text("[0000 earlier entries left out]")
     for entry in reversed(clipped):
         used += count_text(entry) + 1
         if used > room:
             break
         kept.insert(0, entry)
-    return [f"[{len(clipped) - len(kept)} earlier steps left out]"] + kept
+    return [f"[{len(clipped) - len(kept)} earlier entries left out]"] + kept
 
 
 def _actions(messages: Sequence[BaseMessage]) -> str:

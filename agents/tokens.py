@@ -18,6 +18,11 @@ import bpe_openai
 # What a chat message costs beyond its text (role, separators), as OpenAI documents for its models.
 MESSAGE_OVERHEAD = 4
 
+# Characters encoded at once: bpe-openai refuses a million characters or 200,000 tokens in one
+# call, and a character is at most 4 bytes, so at most 4 tokens. Cutting a text costs at most a
+# token per cut.
+PIECE_CHARS = 50_000
+
 
 @lru_cache(maxsize=1)
 def _encoding() -> Any:
@@ -26,9 +31,9 @@ def _encoding() -> Any:
 
 def count_text(text: str) -> int:
     """Tokens in `text`."""
-    if not text:
-        return 0
-    return len(_encoding().encode(text, disallowed_special=()))
+    encoding = _encoding()
+    pieces = range(0, len(text), PIECE_CHARS)
+    return sum(len(encoding.encode(text[i : i + PIECE_CHARS], disallowed_special=())) for i in pieces)
 
 
 def count_messages(messages: Iterable[Any]) -> int:

@@ -65,6 +65,10 @@ class Summarizer:
         return AIMessage(self.answer)
 
 
+def _call(message: AIMessage) -> str:
+    return f"view_file(path={message.tool_calls[0]['args']['path']!r})"
+
+
 def window_for(tokens: int, **options: object) -> ContextWindow:
     """A window whose budget (no tools) is exactly `tokens`."""
     return ContextWindow(tokens + 500, ContextOptions(margin=0, answer_room=500, **options))
@@ -180,14 +184,21 @@ def test_a_second_condensation_builds_on_the_first_summary():
     assert_pairing(second)
 
 
-def test_the_transcript_given_to_the_summarizer_is_cut_to_fit_its_request():
-    messages = conversation(40, output_chars=1500, note="x " * 2000)
+@pytest.mark.parametrize("steps", [40, 400])
+def test_the_transcript_given_to_the_summarizer_is_cut_to_fit_its_request(steps):
+    messages = conversation(steps, output_chars=1500, note="x " * 2000)
     summarizer = Summarizer()
-    budget = count_messages(messages) // 20
+    budget = count_messages(messages[:80]) // 20
 
     fitted = window_for(budget).fit(messages, None, summarizer)
 
-    assert count_messages(summarizer.requests[0]) <= budget
+    [request] = summarizer.requests
+    assert count_messages(request) <= budget
+    assert "... [" in request[1].content  # entries were cut short
+    if steps == 400:  # so many that only the latest fit, even cut short
+        assert "earlier entries left out]" in request[1].content
+    last_condensed = next(m for m in reversed(messages) if isinstance(m, AIMessage) and m not in fitted)
+    assert _call(last_condensed) in request[1].content  # the latest condensed steps are always there
     assert count_messages(fitted) <= budget
     assert_pairing(fitted)
 
