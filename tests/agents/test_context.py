@@ -124,7 +124,7 @@ def test_eliding_goes_in_batches_and_never_changes_what_was_elided():
     assert_pairing(history)
 
 
-def test_when_keeping_three_is_too_much_fewer_are_kept_but_never_the_latest_step_s():
+def test_fewer_are_kept_when_three_do_not_fit_but_always_the_latest_step_s():
     messages = conversation(6, output_chars=6000)
     latest = count_messages(messages[:2] + messages[-2:])
 
