@@ -8,6 +8,7 @@ from typing import Any, Literal, Protocol
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel, Field
 
+from agents.context import Condensation, ContextWindow
 from agents.model_errors import ModelError
 from agents.tools import ToolObservation, Toolset
 from agents.usage import UsageLedger, UsageTotals
@@ -48,6 +49,9 @@ class AgentObserver(Protocol):
 
     def tool_result(self, step: int, observation: ToolObservation, arguments: Any) -> None: ...
 
+    def condensed(self, step: int, condensation: Condensation) -> None:
+        """The history was shortened to fit the model's window."""
+
     def finished(self, outcome: AgentOutcome) -> None: ...
 
 
@@ -76,8 +80,12 @@ def run_agent(
     observer: AgentObserver | None = None,
     finish_tool: str = "submit",
     budget: Budget | None = None,
+    context: ContextWindow | None = None,
 ) -> AgentOutcome:
-    """Run until the model calls `finish_tool`, a limit is hit, or the model fails for good."""
+    """Run until the model calls `finish_tool`, a limit is hit, or the model fails for good.
+
+    With a `context` window, each request is fitted into it first (old observations elided,
+    history condensed), and the fitted conversation becomes the history."""
     observer = observer or _Unobserved()
     messages: list[BaseMessage] = [SystemMessage(system), HumanMessage(task)]
     started = time.monotonic()
@@ -95,6 +103,9 @@ def run_agent(
         observer.finished(result)
         return result
 
+    def condensed(condensation: Condensation) -> None:
+        observer.condensed(steps, condensation)
+
     while True:
         exceeded = _limit_hit(model, limits, steps, time.monotonic() - started) or (budget and budget.exhausted())
         if exceeded:
@@ -102,7 +113,10 @@ def run_agent(
         steps += 1
         before = _agent_usage(model)
         try:
-            reply = model.invoke(messages, tools=toolset.schemas())
+            if context is None:
+                reply = model.invoke(messages, tools=toolset.schemas())
+            else:
+                reply, messages = context.invoke(model, messages, toolset.schemas(), condensed)
         except ModelError as exc:
             return outcome("error", str(exc), summary=_last_text(messages))
         messages.append(reply)
@@ -179,6 +193,9 @@ class _Unobserved:
         pass
 
     def tool_result(self, step: int, observation: ToolObservation, arguments: Any) -> None:
+        pass
+
+    def condensed(self, step: int, condensation: Condensation) -> None:
         pass
 
     def finished(self, outcome: AgentOutcome) -> None:

@@ -8,6 +8,7 @@ cent on code and English, which is why every budget that relies on it keeps a ma
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
@@ -17,6 +18,11 @@ import bpe_openai
 # What a chat message costs beyond its text (role, separators), as OpenAI documents for its models.
 MESSAGE_OVERHEAD = 4
 
+# Characters encoded at once: bpe-openai refuses a million characters or 200,000 tokens in one
+# call, and a character is at most 4 bytes, so at most 4 tokens. Cutting a text costs at most a
+# token per cut.
+PIECE_CHARS = 50_000
+
 
 @lru_cache(maxsize=1)
 def _encoding() -> Any:
@@ -25,9 +31,9 @@ def _encoding() -> Any:
 
 def count_text(text: str) -> int:
     """Tokens in `text`."""
-    if not text:
-        return 0
-    return len(_encoding().encode(text, disallowed_special=()))
+    encoding = _encoding()
+    pieces = range(0, len(text), PIECE_CHARS)
+    return sum(len(encoding.encode(text[i : i + PIECE_CHARS], disallowed_special=())) for i in pieces)
 
 
 def count_messages(messages: Iterable[Any]) -> int:
@@ -38,20 +44,27 @@ def count_messages(messages: Iterable[Any]) -> int:
     return total
 
 
+def count_tools(tools: Iterable[Any] | None) -> int:
+    """Tokens of the tool schemas sent with a request (OpenAI function-calling dicts)."""
+    tools = list(tools or ())
+    return count_text(json.dumps(tools)) if tools else 0
+
+
 def _message_text(message: Any) -> str:
     if isinstance(message, dict):
-        parts = [_content_text(message.get("content"))]
+        parts = [content_text(message.get("content"))]
         for call in message.get("tool_calls") or []:
             function = call.get("function", call)
             parts += [str(function.get("name", "")), str(function.get("arguments", function.get("args", "")))]
         return "\n".join(parts)
-    parts = [_content_text(getattr(message, "content", ""))]
+    parts = [content_text(getattr(message, "content", ""))]
     for call in getattr(message, "tool_calls", None) or []:
         parts += [str(call.get("name", "")), str(call.get("args", ""))]
     return "\n".join(parts)
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
+    """The text of a message's content: a string, or a list of content parts."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):

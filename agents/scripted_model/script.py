@@ -189,6 +189,9 @@ class Script(BaseModel):
 
     latency: float = Field(0.0, ge=0, description="default seconds before each response")
     server: Endpoint = Endpoint()
+    context_window: int | None = Field(
+        None, gt=0, description="tokens; a longer request (messages, tools, max tokens) gets a 400 as from OpenAI"
+    )
     responses: list[Entry] = Field(default_factory=list)
 
     @classmethod

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from agents.models import ROLE_HEADER
 from agents.scripted_model.render import Reply, error_body
 from agents.scripted_model.script import ChatRequest, Entry, Script, describe_request
+from agents.tokens import count_messages, count_tools
 
 # Request headers worth keeping in the log: who asked, and which retry this was.
 RECORDED_HEADERS = (ROLE_HEADER.lower(), "authorization", "user-agent", "x-stainless-retry-count")
@@ -45,6 +46,7 @@ class RecordedRequest(BaseModel):
     body: Any
     entry: int | None  # index of the script entry that answered; None if none matched
     status: int
+    tokens: int | None = None  # the prompt's tokens (messages and tools), counted with agents.tokens
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -105,7 +107,7 @@ class ScriptedModel:
             self._served[index] -= 1
             self._log[seq - 1] = self._log[seq - 1].model_copy(update={"status": 499})
 
-    def record(self, request: Request, body: Any, entry: int | None, status: int) -> int:
+    def record(self, request: Request, body: Any, entry: int | None, status: int, tokens: int | None = None) -> int:
         headers = {name: request.headers[name] for name in RECORDED_HEADERS if name in request.headers}
         if "authorization" in headers:
             headers["authorization"] = _mask(headers["authorization"])
@@ -123,6 +125,7 @@ class ScriptedModel:
                     body=body,
                     entry=entry,
                     status=status,
+                    tokens=tokens,
                 )
             )
             return seq
@@ -160,6 +163,21 @@ def _chat_request(request: Request, body: Any) -> ChatRequest | None:
         return None
 
 
+def _too_long(window: int | None, tokens: int, body: dict[str, Any]) -> str | None:
+    """OpenAI's words for a request over the context window, or None if it fits (or there is no window)."""
+    completion = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+    if window is None or tokens + completion <= window:
+        return None
+    if completion:
+        asked = f"you requested {tokens + completion} tokens ({tokens} in the messages, {completion} in the completion)"
+    else:
+        asked = f"your messages resulted in {tokens} tokens"
+    return (
+        f"This model's maximum context length is {window} tokens. However, {asked}. "
+        "Please reduce the length of the messages or completion."
+    )
+
+
 def create_app(model: ScriptedModel) -> Starlette:
     async def chat_completions(request: Request) -> Response:
         try:
@@ -171,9 +189,15 @@ def create_app(model: ScriptedModel) -> Starlette:
             model.record(request, body, None, 400)
             return _error(400, "scripted model: the body must be a JSON object with a 'messages' list", "invalid_body")
 
+        tokens = count_messages(chat.messages) + count_tools(body.get("tools"))
+        refusal = _too_long(model.script.context_window, tokens, body)
+        if refusal is not None:
+            model.record(request, body, None, 400, tokens)
+            return _error(400, refusal, "context_length_exceeded")
+
         taken = model.take(chat)
         if taken is None:
-            model.record(request, body, None, 400)
+            model.record(request, body, None, 400, tokens)
             message = (
                 f"scripted model: no script entry matches this request: {describe_request(chat)}. "
                 f"Unused entries: {model.describe_pending()}"
@@ -181,7 +205,7 @@ def create_app(model: ScriptedModel) -> Starlette:
             return _error(400, message, "unmatched_request")
 
         index, entry, nth = taken
-        seq = model.record(request, body, index, entry.status)
+        seq = model.record(request, body, index, entry.status, tokens)
         latency = entry.latency if entry.latency is not None else model.script.latency
         if latency:
             await asyncio.sleep(latency)

@@ -13,9 +13,12 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from langchain_core.messages import HumanMessage
 
-from agents.models import ROLE_HEADER
+from agents.model_errors import ModelContextError
+from agents.models import ROLE_HEADER, ModelClient, ModelSpec
 from agents.scripted_model import Script, ScriptedModelServer, ScriptError
+from agents.tokens import count_messages, count_tools
 
 
 def sdk(server, role: str | None = None) -> openai.OpenAI:
@@ -285,6 +288,47 @@ def test_error_entries_carry_status_code_and_retry_after(scripted):
         "code": "rate_limit_exceeded",
     }
     assert (gateway.status_code, gateway.text) == (502, "<html>bad gateway</html>")
+
+
+def test_a_request_over_the_context_window_is_refused_as_openai_does(scripted):
+    server = scripted({"context_window": 200, "responses": ["short enough"]})
+    tools = [{"type": "function", "function": {"name": "view_file", "description": "show a file", "parameters": {}}}]
+    short = [{"role": "user", "content": "hello"}]
+    long = [{"role": "user", "content": "word " * 300}]
+
+    refused = httpx.post(f"{server.base_url}/chat/completions", json={"model": "m", "messages": long})
+    breakdown = httpx.post(
+        f"{server.base_url}/chat/completions", json={"model": "m", "messages": short, "max_tokens": 199}
+    )
+    answered = httpx.post(f"{server.base_url}/chat/completions", json={"model": "m", "messages": short, "tools": tools})
+
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {
+        "message": f"This model's maximum context length is 200 tokens. However, your messages resulted in "
+        f"{count_messages(long)} tokens. Please reduce the length of the messages or completion.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "context_length_exceeded",
+    }
+    tokens = count_messages(short)
+    assert (
+        f"you requested {tokens + 199} tokens ({tokens} in the messages, 199 in the completion)"
+        in (breakdown.json()["error"]["message"])
+    )
+    assert answered.json()["choices"][0]["message"]["content"] == "short enough"  # refusals use up no entry
+    assert [(r.status, r.tokens) for r in server.requests] == [
+        (400, count_messages(long)),
+        (400, tokens),
+        (200, tokens + count_tools(tools)),
+    ]
+
+
+def test_a_context_window_refusal_is_a_model_context_error(scripted):
+    server = scripted({"context_window": 100, "responses": ["never"]})
+    model = ModelClient(ModelSpec(base_url=server.base_url, model="m", max_retries=0), role="coder")
+
+    with pytest.raises(ModelContextError, match="maximum context length is 100 tokens"):
+        model.invoke([HumanMessage("word " * 200)])
 
 
 def test_request_log_and_reset_over_http(scripted):

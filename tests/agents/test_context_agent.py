@@ -1,0 +1,173 @@
+"""A coder that reads far more than its window holds still finishes: the agent loop, a real sandbox,
+and a scripted model over HTTP that refuses any request longer than its context window."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.context import ContextWindow
+from agents.loop import AgentLimits, run_agent
+from agents.models import ModelClient, ModelSpec
+from agents.prompts import render
+from agents.tools import Toolset
+from sandboxes.base import WORKSPACE_MOUNT, Sandbox, SandboxSpec
+from sandboxes.local import LocalBackend
+
+WINDOW = 16_000
+FILES = 16
+FILE_CHARS = 20_000
+BUG = "    return round(total, 1)  # totals are shown to the cent"
+FIX = "    return round(total, 2)  # totals are shown to the cent"
+TASK = "Totals are shown rounded to 10 cents instead of to the cent. Find where and fix it."
+CONDENSER = render("condenser").split("\n")[0][:40]
+SUMMARY = "Files read: f00.py to f06.py (loops over items, nothing about rounding). Remaining: find the rounding."
+
+
+def source(n: int) -> str:
+    lines = [f"def total_{n}(items):", "    total = 0"]
+    j = 0
+    while sum(len(line) + 1 for line in lines) < FILE_CHARS - 200:
+        lines.append(f"    total += compute_{j % 7}(items[{j}], factor={(j * 7 + n) % 13})  # step {j}")
+        j += 1
+    lines.append(BUG if n == 7 else "    return total")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    for n in range(FILES):
+        (tmp_path / f"f{n:02}.py").write_text(source(n))
+    return tmp_path
+
+
+@pytest.fixture
+def sandbox(workspace: Path) -> Iterator[Sandbox]:
+    box = LocalBackend().start(SandboxSpec(workspace=workspace))
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+def coder_script() -> dict[str, Any]:
+    """A model that reads every file, thinking aloud as real models do, then fixes f07.py and submits."""
+    steps: list[dict[str, Any]] = [
+        {
+            "match": {"role": "coder"},
+            "content": f"f{n - 1:02}.py only accumulates per-item amounts with compute_0 to compute_6 and returns "
+            "the running total unchanged, so the cents are not lost there; its factors stay below 13 and no "
+            "division or formatting happens. The rounding must happen where a total is returned, so I keep "
+            "going through the modules in order and look at the end of each one, where the total leaves it. "
+            f"Reading f{n:02}.py next."
+            if n
+            else "The totals are built in the f*.py modules; I read them in order, looking at how each returns.",
+            "tool_calls": [{"name": "view_file", "arguments": {"path": f"f{n:02}.py"}}],
+        }
+        for n in range(FILES)
+    ]
+    steps += [
+        {
+            "match": {"role": "coder"},
+            "content": "f07.py rounds to one decimal.",
+            "tool_calls": [{"name": "edit_file", "arguments": {"path": "f07.py", "old": BUG, "new": FIX}}],
+        },
+        {
+            "match": {"role": "coder"},
+            "tool_calls": [{"name": "submit", "arguments": {"summary": "f07.py now rounds totals to the cent"}}],
+        },
+    ]
+    # First, so that a summary request takes it and no other entry; the agent's requests never match it.
+    summaries = {"match": {"any_message_contains": CONDENSER}, "content": SUMMARY, "repeat": True}
+    return {"context_window": WINDOW, "responses": [summaries, *steps]}
+
+
+class Recorder:
+    """The agent's steps, as (kind, data) pairs."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+
+    def message(self, step: int, reply: Any, usage: Any) -> None:
+        self.events.append(("agent.message", {"step": step}))
+
+    def tool_result(self, step: int, observation: Any, arguments: Any) -> None:
+        self.events.append(("agent.tool_result", {"step": step, "output": observation.text}))
+
+    def condensed(self, step: int, condensation: Any) -> None:
+        self.events.append(("agent.condensed", {"step": step, **condensation.model_dump()}))
+
+    def finished(self, outcome: Any) -> None:
+        self.events.append(("agent.finished", {"status": outcome.status, "steps": outcome.steps}))
+
+
+def run(server: Any, sandbox: Sandbox, context: ContextWindow | None) -> tuple[Any, list[tuple[str, dict]]]:
+    model = ModelClient(ModelSpec(base_url=server.base_url, model="scripted", max_retries=0), role="coder")
+    recorder = Recorder()
+    outcome = run_agent(
+        model,
+        Toolset(sandbox),
+        render("coder", workspace=WORKSPACE_MOUNT, network=False),
+        TASK,
+        AgentLimits(),
+        observer=recorder,
+        context=context,
+    )
+    return outcome, recorder.events
+
+
+def assert_saw_every_file(requests: list[Any]) -> None:
+    """Every request of the agent kept the task, and the latest observation is sent whole: the
+    model saw each file it asked for."""
+    answered = [r for r in requests if r.status == 200 and CONDENSER not in str(r.messages)]
+    assert len(answered) == FILES + 2
+    assert all(r.messages[1] == {"role": "user", "content": TASK} for r in answered)
+    for n, request in enumerate(answered[1 : FILES + 1]):
+        assert request.messages[-1]["role"] == "tool" and f"def total_{n}(items):" in request.messages[-1]["content"]
+
+
+def test_a_coder_reading_more_than_its_window_finishes_within_it(scripted, sandbox, workspace):
+    server = scripted(coder_script())
+
+    outcome, events = run(server, sandbox, ContextWindow(WINDOW))
+
+    assert outcome.submitted, outcome.reason
+    assert FIX in (workspace / "f07.py").read_text()
+    requests = server.requests
+    assert all(r.status == 200 for r in requests), [(r.seq, r.status) for r in requests if r.status != 200]
+    assert max(r.tokens for r in requests) <= WINDOW
+    # More was read than the window holds: the conversation had to be cut down to fit.
+    assert sum(len(e[1]["output"]) for e in events if e[0] == "agent.tool_result") > WINDOW * 4
+    condensed = [payload for kind, payload in events if kind == "agent.condensed"]
+    assert condensed and all(c["tokens_after"] < c["tokens_before"] for c in condensed)
+    assert all(c["reason"] == "window" and c["summary"] == SUMMARY for c in condensed)
+    assert sum(CONDENSER in str(r.messages) for r in requests) == len(condensed)
+    assert_saw_every_file(requests)
+
+
+def test_without_context_management_the_same_run_ends_on_the_window(scripted, sandbox):
+    server = scripted(coder_script())
+
+    outcome, _ = run(server, sandbox, None)
+
+    assert outcome.status == "error" and "exceeds the model's context window" in outcome.reason
+    assert server.requests[-1].status == 400 and server.requests[-1].tokens > WINDOW
+
+
+def test_an_endpoint_with_a_smaller_window_than_believed_is_believed_after_one_refusal(scripted, sandbox, workspace):
+    server = scripted(coder_script())
+
+    outcome, events = run(server, sandbox, ContextWindow(WINDOW * 2))
+
+    assert outcome.submitted, outcome.reason
+    assert FIX in (workspace / "f07.py").read_text()
+    refused = [r for r in server.requests if r.status != 200]
+    assert len(refused) == 1 and refused[0].status == 400  # then the stated window is used
+    assert all(r.tokens <= WINDOW for r in server.requests if r.status == 200)
+    condensed = [payload for kind, payload in events if kind == "agent.condensed"]
+    assert condensed[0]["reason"] == "overflow" and condensed[0]["window"] == WINDOW
+    assert_saw_every_file(server.requests)
+    assert [e for e in events if e[0] == "agent.finished"][0][1]["steps"] == FILES + 2  # the refusal cost no step
