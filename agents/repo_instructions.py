@@ -57,7 +57,7 @@ def read_repo_instructions(
     for path in CONTRIBUTING_FILES:
         text = read_text(files, path)
         if text is not None:
-            for heading, section in testing_sections(text, rst=path.endswith(".rst")):
+            for heading, section in sections_on_testing(text, rst=path.endswith(".rst")):
                 add(f"{path} ({heading})", section)
             break
     add(COPILOT_FILE, read_text(files, COPILOT_FILE))
@@ -71,7 +71,7 @@ def read_repo_instructions(
                             elsewhere=_elsewhere(files, set(directories)))
 
 
-def testing_sections(text: str, rst: bool = False) -> list[tuple[str, str]]:
+def sections_on_testing(text: str, rst: bool = False) -> list[tuple[str, str]]:
     """(heading, section text) of the sections whose heading mentions tests, none inside another."""
     headings = _rst_headings(text) if rst else _markdown_headings(text)
     lines = text.splitlines()

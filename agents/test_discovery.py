@@ -112,8 +112,9 @@ def describe_test_command(command: str, origin: str) -> TestCommand:
     """A command given by the user (settings, the task, a repository's config), described as discovery would.
 
     Per-test results are collected when the command is recognisably pytest, unittest or
-    cargo test, run as the last step of `&&` chain (anything else, and the harness could
-    not add its reporting options at the right place): then the harness adds them.
+    cargo test, run as the last step of an `&&` chain and not followed by a comment
+    (anything else, and the harness could not add its reporting options at the right
+    place): then the harness adds them.
     """
     runner, reports = _recognise(command)
     return TestCommand(command=command, runner=runner, evidence=[f"{origin}: `{command}`"], reports=reports)
@@ -394,9 +395,12 @@ def _recognise(command: str) -> tuple[Runner, ReportFormat]:
     try:
         lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
         lexer.whitespace_split = True
+        lexer.commenters = ""
         tokens = list(lexer)
     except ValueError:
         return "custom", "exit-code"
+    if any(token.startswith("#") for token in tokens):
+        return "custom", "exit-code"  # options appended after a comment would be commented out
     segments: list[list[str]] = [[]]
     for token in tokens:
         if token == "&&":

@@ -5,11 +5,13 @@ with the code it tested, or skipped on a platform for a good reason, and the wor
 say so. What counts:
 - a test file deleted, or renamed to a name no runner collects;
 - a test function or class (Python, JavaScript, Go; Rust `#[test]`s) removed and not
-  added again under the same name anywhere in the diff (a move is not a removal);
+  added again under the same name anywhere in the diff (a move is not a removal, and a
+  skip is reported as a skip);
 - a skip added: pytest marks, `pytest.skip(`, unittest's skip decorators and `skipTest`,
   `it.skip`/`xit`/`test.skip`/`describe.only` (`.only` skips the rest), Go's `t.Skip`,
   Rust's `#[ignore]`;
-- assertion lines removed from a test file, more than were added back;
+- assertion lines removed from a test file, more than were added back (a line that
+  comes back anywhere in the diff was moved, not removed);
 - test collection narrowed in a configuration file or conftest.py (`--ignore`,
   `--deselect`, `collect_ignore`, `testpaths`, `-k "not …"`, `testPathIgnorePatterns`…).
 """
@@ -50,7 +52,7 @@ NARROWING = re.compile(
 TEST_DEFINITIONS = (
     re.compile(r"^\s*(?:async\s+)?def\s+(test\w*)\s*\("),
     re.compile(r"^\s*class\s+(Test\w*)\b"),
-    re.compile(r"\b(?:it|test)\s*\(\s*(['\"`])(?P<name>.+?)\1"),
+    re.compile(r"\b(?:x?it|x?test)(?:\.\w+)?\s*\(\s*(['\"`])(?P<name>.+?)\1"),
     re.compile(r"^func\s+(Test\w+)\s*\(\s*\w+\s+\*testing\.T\b"),
     re.compile(r"^\s*(#\[test\])"),
 )
@@ -80,6 +82,7 @@ def find_test_tampering(diff: str) -> list[TestTamperFinding]:
         raise ValueError(f"the diff could not be parsed ({exc}); pass the output of `git diff`") from None
     findings: list[TestTamperFinding] = []
     added_names = {name for file in patch for _, name, _ in _definitions(file, added=True)}
+    added_texts = {line.value.strip() for file in patch for line in _lines(file, added=True)}
     for file in patch:
         source, target = _path(file.source_file), _path(file.target_file)
         if TEST_FILE.search(source) and (file.is_removed_file or (file.is_rename and not TEST_FILE.search(target))):
@@ -88,7 +91,7 @@ def find_test_tampering(diff: str) -> list[TestTamperFinding]:
         findings += _removed_tests(file, added_names)
         findings += _added_lines(file)
         if TEST_FILE.search(file.path) and not file.is_added_file:
-            findings += _removed_assertions(file)
+            findings += _removed_assertions(file, added_texts)
     return findings
 
 
@@ -141,8 +144,10 @@ def _added_lines(file: PatchedFile) -> list[TestTamperFinding]:
     return findings
 
 
-def _removed_assertions(file: PatchedFile) -> list[TestTamperFinding]:
-    removed = [line for line in _lines(file, added=False) if _is_assertion(line.value)]
+def _removed_assertions(file: PatchedFile, added_texts: set[str]) -> list[TestTamperFinding]:
+    """Assertion lines removed and not added back, here or elsewhere in the diff (a moved test keeps its own)."""
+    removed = [line for line in _lines(file, added=False)
+               if _is_assertion(line.value) and line.value.strip() not in added_texts]
     added = [line for line in _lines(file, added=True) if _is_assertion(line.value)]
     if len(removed) <= len(added):
         return []

@@ -203,6 +203,7 @@ def test_a_sandbox_is_a_file_access_too(tmp_path: Path) -> None:
         ("cargo test --workspace", "cargo", "cargo-libtest"),
         ("pytest | tee log", "custom", "exit-code"),  # options appended would go to tee
         ("pytest; echo done", "custom", "exit-code"),
+        ("pytest -q  # the quick ones", "custom", "exit-code"),
         ("make test", "make", "exit-code"),
         ("npm test", "npm", "exit-code"),
         ("tox -e py311", "custom", "exit-code"),
