@@ -103,8 +103,10 @@ def _rst_headings(text: str) -> list[tuple[int, int, str]]:
     headings = []
     for index in range(1, len(lines)):
         underline, title = RST_ADORNMENT.match(lines[index]), lines[index - 1].strip()
-        if not underline or not title or RST_ADORNMENT.match(lines[index - 1]) or len(lines[index].strip()) < len(title):
+        if not underline or not title or RST_ADORNMENT.match(lines[index - 1]):
             continue
+        if len(lines[index].strip()) < len(title):
+            continue  # an underline shorter than its title is not one
         overlined = index >= 2 and lines[index - 2].strip() == lines[index].strip()
         style = (underline.group(1), overlined)
         if style not in styles:

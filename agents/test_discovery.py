@@ -360,8 +360,10 @@ def _npm_suite(files: RepoFiles, tree: list[str], notes: list[str]) -> TestComma
 def _cargo_suite(files: RepoFiles, tree: list[str], notes: list[str]) -> TestCommand | None:
     if "Cargo.toml" not in tree:
         return None
-    return TestCommand(command="cargo test", runner="cargo", evidence=["Cargo.toml at the root"],
-                       reports="cargo-libtest")
+    # Without --no-fail-fast the first failing test binary stops the run, and the tests of the
+    # others would look removed.
+    return TestCommand(command="cargo test --no-fail-fast", runner="cargo", reports="cargo-libtest",
+                       evidence=["Cargo.toml at the root; --no-fail-fast, so every test binary runs"])
 
 
 def _go_suite(files: RepoFiles, tree: list[str], notes: list[str]) -> TestCommand | None:

@@ -17,9 +17,15 @@ import sys
 import zipfile
 from pathlib import Path
 
-from helpers import git, make_repo
+import helpers
+from helpers import make_repo
 
 SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def git(repo: Path, *args: str) -> str:
+    """git on a repo that a docker sandbox may have given to its user (uid 1000): ownership is not checked."""
+    return helpers.git(repo, "-c", "safe.directory=*", *args)
 
 
 def system_pytest_available() -> bool:
@@ -120,7 +126,8 @@ def package_tests_repo(path: Path) -> Path:
                         "    def total(self):\n        return sum(p * q for p, q in self.items.values())\n",
         "shop/tests/__init__.py": "",
         "shop/tests/test_cart.py": "from shop.cart import Cart\n\n\ndef test_total():\n    cart = Cart()\n"
-                                   "    cart.add('pen', 2, 3)\n    cart.add('ink', 5)\n    assert cart.total() == 11\n\n\n"
+                                   "    cart.add('pen', 2, 3)\n    cart.add('ink', 5)\n"
+                                   "    assert cart.total() == 11\n\n\n"
                                    "class TestEmpty:\n    def test_total_is_zero(self):\n"
                                    "        assert Cart().total() == 0\n",
     })
@@ -231,7 +238,8 @@ def devcontainer_repo(path: Path) -> Path:
         "pyproject.toml": '[project]\nname = "greet"\nversion = "0.1"\n\n[project.optional-dependencies]\n'
                           'test = ["pytest"]\n',
         "greet/__init__.py": "def hello(name):\n    return f'hello {name}'\n",
-        "tests/test_greet.py": "from greet import hello\n\n\ndef test_hello():\n    assert hello('ada') == 'hello ada'\n",
+        "tests/test_greet.py": "from greet import hello\n\n\ndef test_hello():\n"
+                               "    assert hello('ada') == 'hello ada'\n",
     })
 
 
@@ -245,7 +253,8 @@ def cargo_crate(path: Path) -> Path:
         "Cargo.toml": '[package]\nname = "calc"\nversion = "0.1.0"\nedition = "2021"\n',
         "src/lib.rs": "/// Adds.\n///\n/// ```\n/// assert_eq!(calc::add(1, 2), 3);\n/// ```\n"
                       "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n\n"
-                      "#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() {\n        assert_eq!(super::add(2, 2), 4);\n"
+                      "#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() {\n"
+                      "        assert_eq!(super::add(2, 2), 4);\n"
                       "    }\n\n    #[test]\n    #[ignore]\n    fn slow() {}\n}\n",
         "tests/api.rs": "#[test]\nfn negative() {\n    assert_eq!(calc::add(-1, -1), -2);\n}\n",
     })

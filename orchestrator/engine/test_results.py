@@ -31,7 +31,7 @@ from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agents.test_discovery import TestCommand
 from sandboxes.base import Sandbox, SandboxError, cap_output
@@ -73,7 +73,6 @@ class TestReport(BaseModel):
     seconds: float = 0.0
     note: str | None = Field(None, description="why results are missing or partial, when they are")
 
-    @computed_field  # type: ignore[prop-decorator]
     @property
     def counts(self) -> dict[str, int]:
         return dict(Counter(self.outcomes.values()))
@@ -210,7 +209,10 @@ def _junit_id(classname: str, name: str, file: str | None) -> str:
 
 
 SUMMARY_HEADER = re.compile(r"^=+ short test summary info =+$", re.MULTILINE)
-SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS) (?P<id>[^\s\[]+(?:\[[^\]]*\])?)(?:\s+(?:- )?(?P<msg>.*))?$")
+# A node id has no spaces but in its parameters (`test_x[a b]`); pytest 7 writes "XPASS id reason",
+# pytest 8 "XPASS id - reason".
+SUMMARY_LINE = re.compile(
+    r"^(PASSED|FAILED|ERROR|XFAIL|XPASS) (?P<id>[^\s\[]+(?:\[[^\]]*\])?)(?:\s+(?:- )?(?P<msg>.*))?$")
 SUMMARY_SKIP = re.compile(r"^SKIPPED \[\d+\] (?P<where>[^\s:]+:\d+)")
 SUMMARY_OUTCOMES: dict[str, Outcome] = {"PASSED": "passed", "FAILED": "failed", "ERROR": "error",
                                         "XFAIL": "xfailed", "XPASS": "xpassed"}

@@ -24,8 +24,8 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 from unidiff import PatchedFile, PatchSet
-from unidiff.patch import Line
 from unidiff.errors import UnidiffParseError
+from unidiff.patch import Line
 
 FindingKind = Literal["deleted_test_file", "removed_test", "added_skip", "removed_assertions", "narrowed_collection"]
 

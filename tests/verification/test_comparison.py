@@ -128,6 +128,13 @@ def test_matches_target(test: str, target: str, matches: bool) -> None:
     assert matches_target(test, target) is matches
 
 
+def test_reports_and_comparisons_survive_a_checkpoint() -> None:
+    now = report({"t.py::a": "failed", "t.py::new": "passed"}, messages={"t.py::a": "boom"}, note="n", seconds=1.5)
+    comparison = compare_runs(BASE, now, targets=["t.py::new"])
+    for model in (BASE, now, comparison):
+        assert type(model).model_validate_json(model.model_dump_json()) == model
+
+
 def test_rendering_for_prompts() -> None:
     now = report({"t.py::a": "passed", "t.py::b": "failed", "t.py::c": "failed", "t.py::d": "failed",
                   "t.py::g": "passed", "t.py::h": "error", "t.py::new": "passed"},

@@ -140,7 +140,8 @@ def test_tox_running_unittest_chooses_unittest(tmp_path: Path) -> None:
     [
         ({"package.json": json.dumps({"scripts": {"test": "jest --ci"}})}, "npm test", "npm",
          "package.json scripts.test = `jest --ci`"),
-        ({"Cargo.toml": "[package]\nname = 'x'\n"}, "cargo test", "cargo", "Cargo.toml at the root"),
+        ({"Cargo.toml": "[package]\nname = 'x'\n"}, "cargo test --no-fail-fast", "cargo",
+         "Cargo.toml at the root; --no-fail-fast, so every test binary runs"),
         ({"go.mod": "module example.com/x\n", "x_test.go": ""}, "go test ./...", "go", "go.mod at the root"),
         ({"Makefile": "build:\n\tcc x.c\n\ntest: build\n\t./run-tests --all\n"}, "make test", "make",
          "Makefile target `test`: ./run-tests --all"),
@@ -191,6 +192,8 @@ def test_a_sandbox_is_a_file_access_too(tmp_path: Path) -> None:
     repo = realrepos.package_tests_repo(tmp_path / "shop")
     with LocalBackend().start(SandboxSpec(workspace=repo)) as sandbox:
         assert discover_test_command(sandbox) == discover(repo)
+    command = found(repo)
+    assert TestCommand.model_validate_json(command.model_dump_json()) == command  # as a checkpoint holds it
 
 
 @pytest.mark.parametrize(

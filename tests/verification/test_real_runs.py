@@ -1,4 +1,4 @@
-"""The discovered commands run for real, in a local and a bubblewrap sandbox, and their results read back."""
+"""The discovered commands run for real, in local, bubblewrap and docker sandboxes, and their results read back."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 import realrepos
-from helpers import git
+from realrepos import git
 
 from agents.repo_files import HostRepoFiles
 from agents.test_discovery import TestCommand, describe_test_command, discover_test_command
 from orchestrator.engine.test_comparison import compare_runs, render_comparison
 from orchestrator.engine.test_results import RESULTS_DIR, TestReport, run_suite
 from orchestrator.engine.test_tampering import find_test_tampering, render_tampering
-from sandboxes.base import BASE_ENV, WORKSPACE_MOUNT, Sandbox, SandboxSpec
+from sandboxes.base import BASE_ENV, WORKSPACE_MOUNT, Sandbox, SandboxBackend, SandboxSpec
 from sandboxes.bubblewrap import BubblewrapBackend
+from sandboxes.docker_backend import DEFAULT_TAG, DockerBackend
 from sandboxes.local import LocalBackend
 
 pytestmark = pytest.mark.skipif(not realrepos.system_pytest_available(), reason="/usr/bin/python3 has no pytest")
@@ -25,6 +26,7 @@ BACKENDS = [
     pytest.param("local"),
     pytest.param("bubblewrap", marks=[pytest.mark.bubblewrap,
                                       pytest.mark.skipif(shutil.which("bwrap") is None, reason="no bwrap")]),
+    pytest.param("docker", marks=pytest.mark.docker),
 ]
 StartSandbox = Callable[..., Sandbox]
 
@@ -33,9 +35,13 @@ StartSandbox = Callable[..., Sandbox]
 def start(request: pytest.FixtureRequest) -> Iterator[StartSandbox]:
     """Start a sandbox of the backend on a repo; `venv` (a path in the repo) goes first on PATH."""
     started: list[Sandbox] = []
+    backend: SandboxBackend = {"local": LocalBackend, "bubblewrap": BubblewrapBackend,
+                               "docker": DockerBackend}[request.param]()
+    available = backend.availability(DEFAULT_TAG)
+    if not available.ok:
+        pytest.skip(available.detail)
 
     def make(repo: Path, venv: str | None = None, env: dict[str, str] | None = None) -> Sandbox:
-        backend = LocalBackend() if request.param == "local" else BubblewrapBackend()
         root = str(repo) if request.param == "local" else WORKSPACE_MOUNT
         spec_env = dict(env or {})
         if venv:
@@ -169,6 +175,14 @@ def test_failing_baseline_made_green_by_tampering(tmp_path: Path, start: StartSa
     assert f"- tests/test_units.py:{skip_line}: skip added: `@pytest.mark.skip(reason='flaky')`" in text
 
 
+def test_a_command_that_changes_directory(tmp_path: Path, start: StartSandbox) -> None:
+    repo = tmp_path / "mono"
+    realrepos.write(repo, {"backend/tests/test_api.py": "def test_api():\n    assert True\n",
+                           "frontend/package.json": "{}\n"})
+    report = run_suite(start(repo), describe_test_command("cd backend && python3 -m pytest", "settings"), "mono")
+    assert (report.source, report.outcomes) == ("junit-xml", {"tests/test_api.py::test_api": "passed"})
+
+
 def test_a_run_out_of_time(tmp_path: Path, start: StartSandbox) -> None:
     repo = realrepos.failing_baseline_repo(tmp_path / "weather")
     realrepos.write(repo, {"tests/test_slow.py": "import time\n\n\ndef test_slow():\n    print('started', flush=True)\n"
@@ -213,7 +227,14 @@ def test_cargo_results(tmp_path: Path) -> None:
         report = run_suite(sandbox, discovered(repo), "cargo", timeout=240)
     assert (report.source, report.exit_code) == ("cargo-libtest", 0), report.output
     assert report.outcomes == {"src/lib.rs::tests::adds": "passed", "src/lib.rs::tests::slow": "skipped",
-                               "tests/api.rs::negative": "passed", "doc-tests calc::src/lib.rs - add (line 3)": "passed"}
+                               "tests/api.rs::negative": "passed",
+                               "doc-tests calc::src/lib.rs - add (line 3)": "passed"}
+    realrepos.write(repo, {"src/lib.rs": (repo / "src/lib.rs").read_text().replace("a + b\n", "a - b\n")})
+    with LocalBackend().start(SandboxSpec(workspace=repo, env=env)) as sandbox:
+        broken = run_suite(sandbox, discovered(repo), "cargo", timeout=240)
+    # Every test binary ran although the first one failed (--no-fail-fast).
+    assert compare_runs(report, broken).newly_failing == [
+        "doc-tests calc::src/lib.rs - add (line 3)", "src/lib.rs::tests::adds", "tests/api.rs::negative"]
 
 
 def test_npm_reports_the_exit_code(tmp_path: Path) -> None:

@@ -122,10 +122,12 @@ def test_the_limit_cuts_the_general_parts_first(tmp_path: Path) -> None:
     assert "\n[... CONTRIBUTING.md (Testing) cut: " in found.text
     smaller = read_repo_instructions(files, ["pkg/x.py"], max_chars=1_300)
     assert smaller.text.startswith("[Left out, over the 1300-character limit of instructions (read them yourself): "
-                                   f"CONTRIBUTING.md (Testing) ({contributing_size} characters)]\n\n### AGENTS.md\n\nRoot rules.")
+                                   f"CONTRIBUTING.md (Testing) ({contributing_size} characters)]\n\n"
+                                   "### AGENTS.md\n\nRoot rules.")
     tiny = read_repo_instructions(files, ["pkg/x.py"], max_chars=100)
     assert tiny.text == ("[Left out, over the 100-character limit of instructions (read them yourself): "
-                         f"CONTRIBUTING.md (Testing) ({contributing_size} characters), AGENTS.md ({root_size} characters)]\n\n"
+                         f"CONTRIBUTING.md (Testing) ({contributing_size} characters), "
+                         f"AGENTS.md ({root_size} characters)]\n\n"
                          "### pkg/AGENTS.md\n\nPackage rules.")
 
 

@@ -12,7 +12,8 @@ from orchestrator.engine.test_tampering import TestTamperFinding, find_test_tamp
 
 BASE_FILES = {
     "calc.py": "def add(a, b):\n    return a + b\n",
-    "tests/test_calc.py": "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n    assert add(0, 0) == 0\n\n\n"
+    "tests/test_calc.py": "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+                          "    assert add(0, 0) == 0\n\n\n"
                           "def test_negative():\n    assert add(-1, -1) == -2\n\n\nclass TestBig:\n"
                           "    def test_big(self):\n        assert add(10**9, 1) == 10**9 + 1\n",
     "web/cart.test.js": "test('totals', () => {\n  expect(total([1, 2])).toBe(3);\n});\n\n"
@@ -121,7 +122,8 @@ def test_weakened_assertions(tmp_path: Path) -> None:
 
 
 def test_rust_tests_removed_are_counted(tmp_path: Path) -> None:
-    findings = tampered(tmp_path, {"src/lib.rs": BASE_FILES["src/lib.rs"].replace("    #[test]\n    fn zero() {}\n", "")})
+    without_zero = BASE_FILES["src/lib.rs"].replace("    #[test]\n    fn zero() {}\n", "")
+    findings = tampered(tmp_path, {"src/lib.rs": without_zero})
     assert [(f.kind, f.detail) for f in findings] == [("removed_test", "test removed: `#[test]`")]
 
 
