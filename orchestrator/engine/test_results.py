@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, cast
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
@@ -149,15 +149,13 @@ def _parse(test: TestCommand, junit: bytes, log: str) -> tuple[ResultSource, Par
         if summary is not None:
             return "pytest-summary", summary, f"{why}: outcomes from pytest's short summary (skips by location)"
         return "exit-code", ParsedResults(), f"{why} and pytest printed no short summary: the exit code only"
-    text_parsers = {"unittest-verbose": parse_unittest_verbose, "cargo-libtest": parse_cargo_libtest}
-    parser = text_parsers.get(test.reports)
+    parser = {"unittest-verbose": parse_unittest_verbose, "cargo-libtest": parse_cargo_libtest}.get(test.reports)
     if parser is None:
         return "exit-code", ParsedResults(), None
     parsed = parser(log)
     if parsed is None:
         return "exit-code", ParsedResults(), f"no per-test results in the {test.runner} output: the exit code only"
-    source: ResultSource = "unittest-verbose" if test.reports == "unittest-verbose" else "cargo-libtest"
-    return source, parsed, None
+    return cast(ResultSource, test.reports), parsed, None
 
 
 # --- parsers ----------------------------------------------------------------------------------
