@@ -1,6 +1,6 @@
 """How the repository readers see a repository: two calls, so any sandbox or host directory will do.
 
-A `sandboxes.base.Sandbox` satisfies `RepoFiles` as it is; `HostRepoFiles` gives a host
+A `sandboxes.base.Sandbox` is a `sandboxes.base.WorkspaceReader` as it is; `HostRepoFiles` gives a host
 directory the same two calls with the same confinement (sandboxes.files.WorkspaceFiles:
 a symlink out of the repository is refused, listings skip .git, node_modules and the like).
 """
@@ -8,22 +8,13 @@ a symlink out of the repository is refused, listings skip .git, node_modules and
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import Protocol
 
-from sandboxes.base import SandboxError
+from sandboxes.base import SandboxError, WorkspaceReader
 from sandboxes.files import WorkspaceFiles
 
 # The most a configuration or instructions file may hold before the readers ignore it:
 # the real ones are a few kilobytes, and a hostile repository may hold one of gigabytes.
 MAX_TEXT_BYTES = 1_000_000
-
-
-class RepoFiles(Protocol):
-    """Read access to a repository; paths are relative to its root, with `/` separators."""
-
-    def read_file(self, path: str) -> bytes: ...
-
-    def list_files(self, path: str = ".") -> list[str]: ...
 
 
 class HostRepoFiles:
@@ -39,7 +30,7 @@ class HostRepoFiles:
         return self._files.list(path)
 
 
-def read_text(files: RepoFiles, path: str, max_bytes: int = MAX_TEXT_BYTES) -> str | None:
+def read_text(files: WorkspaceReader, path: str, max_bytes: int = MAX_TEXT_BYTES) -> str | None:
     """The file as text, or None when it is missing, unreadable, refused or larger than `max_bytes`."""
     try:
         data = files.read_file(path)
@@ -50,7 +41,7 @@ def read_text(files: RepoFiles, path: str, max_bytes: int = MAX_TEXT_BYTES) -> s
     return data.decode("utf-8", errors="replace")
 
 
-def list_tree(files: RepoFiles, path: str = ".") -> list[str]:
+def list_tree(files: WorkspaceReader, path: str = ".") -> list[str]:
     """Every file below `path` (as far as the listing goes), or [] when there is no such directory."""
     try:
         return files.list_files(path)

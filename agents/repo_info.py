@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 
+from agents.repo_files import list_tree, read_text
 from agents.tools import valid_text
 from sandboxes.base import SandboxError, WorkspaceReader
 
@@ -38,7 +39,7 @@ def detect_test_command(files: WorkspaceReader) -> str | None:
         return "cargo test"
     if _exists(files, "go.mod"):
         return "go test ./..."
-    makefile = _read_text(files, "Makefile") or _read_text(files, "makefile") or ""
+    makefile = read_text(files, "Makefile") or read_text(files, "makefile") or ""
     if _MAKE_TEST_TARGET.search(makefile):
         return "make test"
     return None
@@ -47,9 +48,9 @@ def detect_test_command(files: WorkspaceReader) -> str | None:
 def _uses_pytest(files: WorkspaceReader) -> bool:
     if _exists(files, "pytest.ini") or _exists(files, "conftest.py"):
         return True
-    if "[tool.pytest" in (_read_text(files, "pyproject.toml") or ""):
+    if "[tool.pytest" in (read_text(files, "pyproject.toml") or ""):
         return True
-    if "[tool:pytest]" in (_read_text(files, "setup.cfg") or ""):
+    if "[tool:pytest]" in (read_text(files, "setup.cfg") or ""):
         return True
     return any(_has_python_tests(files, name) for name in _TEST_DIRS)
 
@@ -64,7 +65,7 @@ def _has_python_tests(files: WorkspaceReader, directory: str) -> bool:
 
 def _npm_test_script(files: WorkspaceReader) -> bool:
     try:
-        package = json.loads(_read_text(files, "package.json") or "{}")
+        package = json.loads(read_text(files, "package.json") or "{}")
     except json.JSONDecodeError:
         return False
     scripts = package.get("scripts") if isinstance(package, dict) else None
@@ -73,14 +74,7 @@ def _npm_test_script(files: WorkspaceReader) -> bool:
 
 
 def _exists(files: WorkspaceReader, path: str) -> bool:
-    return _read_text(files, path) is not None
-
-
-def _read_text(files: WorkspaceReader, path: str) -> str | None:
-    try:
-        return files.read_file(path).decode("utf-8", errors="replace")
-    except (SandboxError, OSError):
-        return None
+    return read_text(files, path) is not None
 
 
 def file_tree(files: WorkspaceReader, max_entries: int = 200) -> str:
@@ -91,7 +85,7 @@ def file_tree(files: WorkspaceReader, max_entries: int = 200) -> str:
     with entries left out says how many.
     """
     children: dict[str, set[str]] = {}
-    for path in _listed(files):
+    for path in list_tree(files):
         parts = path.split("/")
         for depth in range(len(parts)):
             parent = "/".join(parts[:depth])
@@ -113,13 +107,6 @@ def file_tree(files: WorkspaceReader, max_entries: int = 200) -> str:
     return valid_text("\n".join(lines))  # names need not be UTF-8
 
 
-def _listed(files: WorkspaceReader) -> list[str]:
-    try:
-        return files.list_files(".")
-    except SandboxError:
-        return []
-
-
 def _render_tree(directory: str, children: dict[str, list[str]], chosen: set[str], depth: int,
                  lines: list[str]) -> None:
     entries = children.get(directory, [])
@@ -139,7 +126,7 @@ def _render_tree(directory: str, children: dict[str, list[str]], chosen: set[str
 def read_readme(files: WorkspaceReader, max_chars: int = 6_000) -> str | None:
     """The README at the repo's root, cut to `max_chars` characters; None if there is none."""
     for name in _README_NAMES:
-        text = _read_text(files, name)
+        text = read_text(files, name)
         if text is None:
             continue
         if len(text) <= max_chars:

@@ -1,4 +1,4 @@
-"""The repository's own instructions for agents, read through `RepoFiles`, bounded in size.
+"""The repository's own instructions for agents, read through `WorkspaceReader`, bounded in size.
 
 What is read, from the most general to the most specific, which comes last so that it
 has the last word: the testing section of CONTRIBUTING (the sections whose heading
@@ -18,7 +18,8 @@ from pathlib import PurePosixPath
 from markdown_it import MarkdownIt
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.repo_files import RepoFiles, join, list_tree, parent_dirs, read_text
+from agents.repo_files import join, list_tree, parent_dirs, read_text
+from sandboxes.base import WorkspaceReader
 
 MAX_INSTRUCTIONS_CHARS = 12_000
 AGENT_FILES = ("AGENTS.md", "CLAUDE.md")
@@ -43,7 +44,7 @@ class RepoInstructions(BaseModel):
 
 
 def read_repo_instructions(
-    files: RepoFiles, touched: Sequence[str] = (), max_chars: int = MAX_INSTRUCTIONS_CHARS
+    files: WorkspaceReader, touched: Sequence[str] = (), max_chars: int = MAX_INSTRUCTIONS_CHARS
 ) -> RepoInstructions:
     """The instructions that apply to work on `touched` (paths of files or directories; none: the root's only)."""
     parts: list[tuple[str, str]] = []
@@ -151,7 +152,7 @@ def _fit(parts: list[tuple[str, str]], max_chars: int) -> tuple[str, bool]:
     return "\n\n".join(blocks), cut or bool(left_out)
 
 
-def _elsewhere(files: RepoFiles, included: set[str]) -> list[str]:
+def _elsewhere(files: WorkspaceReader, included: set[str]) -> list[str]:
     found = []
     for path in list_tree(files):
         posix = PurePosixPath(path)

@@ -35,6 +35,7 @@ from pathlib import PurePosixPath
 
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
+from agents.repo_files import list_tree
 from agents.tools import valid_text
 from sandboxes.base import SandboxError, WorkspaceReader
 
@@ -309,11 +310,7 @@ def _with_ancestors(index: int, parents: list[int | None]) -> list[int]:
 def _candidate_paths(files: WorkspaceReader) -> list[str]:
     """Files worth mapping, shallow ones first: top-level modules tend to be the entry points."""
     paths = []
-    try:
-        listed = files.list_files(".")
-    except SandboxError:
-        listed = []
-    for path in listed:
+    for path in list_tree(files):
         parts = PurePosixPath(path).parts
         if any(part in VENDORED_DIRS or part.startswith(".") for part in parts[:-1]):
             continue

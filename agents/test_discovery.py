@@ -1,6 +1,6 @@
 """How a repository's tests run: the command, the runner, and the evidence it was chosen on.
 
-The repository is read only through `RepoFiles` (a sandbox or a host directory), from the
+The repository is read only through `WorkspaceReader` (a sandbox or a host directory), from the
 most specific evidence to the most generic: Python (pytest's configuration, tox and nox,
 test files anywhere in the tree; unittest when every test file is a unittest one), then
 package.json, Cargo.toml, go.mod and a Makefile `test` or `check` target last, since such
@@ -35,7 +35,8 @@ from typing import Any, ClassVar, Literal
 import json5
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.repo_files import RepoFiles, join, list_tree, read_text
+from agents.repo_files import join, list_tree, read_text
+from sandboxes.base import WorkspaceReader
 
 Runner = Literal["pytest", "unittest", "npm", "cargo", "go", "make", "custom"]
 # How per-test results are read back after a run (orchestrator.engine.test_results does it):
@@ -91,10 +92,10 @@ class NoTestCommand(BaseModel):
     evidence: list[str] = Field(default_factory=list, description="what was found and why it did not count")
 
 
-def discover_test_command(files: RepoFiles) -> TestCommand | NoTestCommand:
+def discover_test_command(files: WorkspaceReader) -> TestCommand | NoTestCommand:
     tree = list_tree(files)
     notes: list[str] = []
-    finders: list[Callable[[RepoFiles, list[str], list[str]], TestCommand | None]] = [
+    finders: list[Callable[[WorkspaceReader, list[str], list[str]], TestCommand | None]] = [
         _python_suite, _npm_suite, _cargo_suite, _go_suite, _make_suite,
     ]
     for finder in finders:
@@ -130,7 +131,7 @@ class _PytestConfig(BaseModel):
     python_files: list[str] = Field(default_factory=list)
 
 
-def _python_suite(files: RepoFiles, tree: list[str], notes: list[str]) -> TestCommand | None:
+def _python_suite(files: WorkspaceReader, tree: list[str], notes: list[str]) -> TestCommand | None:
     tree_set = set(tree)
     config = _pytest_config(files, notes)
     tool_evidence: list[str] = []
@@ -162,7 +163,7 @@ def _python_suite(files: RepoFiles, tree: list[str], notes: list[str]) -> TestCo
     return TestCommand(command=f"{prefix}python3 -m pytest", runner="pytest", evidence=evidence, reports="junit-xml")
 
 
-def _pytest_config(files: RepoFiles, notes: list[str]) -> _PytestConfig | None:
+def _pytest_config(files: WorkspaceReader, notes: list[str]) -> _PytestConfig | None:
     """pytest's configuration at the root, looked for in pytest's own order (the first one wins)."""
     for name in ("pytest.ini", ".pytest.ini"):
         section = _ini_section(files, name, "pytest", notes)
@@ -199,7 +200,7 @@ def _describe_config(config: _PytestConfig) -> str:
     return text
 
 
-def _tox_nox_hints(files: RepoFiles, evidence: list[str]) -> set[str]:
+def _tox_nox_hints(files: WorkspaceReader, evidence: list[str]) -> set[str]:
     """Which runners tox.ini and noxfile.py run ("pytest", "unittest"); each is noted in the evidence."""
     hints: set[str] = set()
     tox = _ini_sections(files, "tox.ini")
@@ -222,7 +223,7 @@ def _tox_nox_hints(files: RepoFiles, evidence: list[str]) -> set[str]:
     return hints
 
 
-def _test_style(files: RepoFiles, test_files: list[str]) -> Literal["pytest", "unittest", "none"]:
+def _test_style(files: WorkspaceReader, test_files: list[str]) -> Literal["pytest", "unittest", "none"]:
     """unittest when every test file read is a unittest one; pytest when any is not."""
     if not test_files:
         return "none"
@@ -268,7 +269,7 @@ def _src_prefix(tree: list[str], config: _PytestConfig | None, evidence: list[st
     return "PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} "
 
 
-def _environment_evidence(files: RepoFiles) -> list[str]:
+def _environment_evidence(files: WorkspaceReader) -> list[str]:
     """What the tests need from their environment: the project installed, its dependencies."""
     evidence: list[str] = []
     for path in DEVCONTAINER_FILES:
@@ -293,7 +294,7 @@ def _environment_evidence(files: RepoFiles) -> list[str]:
     return evidence
 
 
-def _devcontainer_commands(files: RepoFiles, path: str) -> list[tuple[str, str]]:
+def _devcontainer_commands(files: WorkspaceReader, path: str) -> list[tuple[str, str]]:
     text = read_text(files, path)
     if text is None:
         return []
@@ -336,7 +337,7 @@ def _installs_project(command: str) -> bool:
 # --- other ecosystems --------------------------------------------------------------------
 
 
-def _npm_suite(files: RepoFiles, tree: list[str], notes: list[str]) -> TestCommand | None:
+def _npm_suite(files: WorkspaceReader, tree: list[str], notes: list[str]) -> TestCommand | None:
     text = read_text(files, "package.json")
     if text is None:
         return None
@@ -357,7 +358,7 @@ def _npm_suite(files: RepoFiles, tree: list[str], notes: list[str]) -> TestComma
                        reports="exit-code")
 
 
-def _cargo_suite(files: RepoFiles, tree: list[str], notes: list[str]) -> TestCommand | None:
+def _cargo_suite(files: WorkspaceReader, tree: list[str], notes: list[str]) -> TestCommand | None:
     if "Cargo.toml" not in tree:
         return None
     # Without --no-fail-fast the first failing test binary stops the run, and the tests of the
@@ -366,7 +367,7 @@ def _cargo_suite(files: RepoFiles, tree: list[str], notes: list[str]) -> TestCom
                        evidence=["Cargo.toml at the root; --no-fail-fast, so every test binary runs"])
 
 
-def _go_suite(files: RepoFiles, tree: list[str], notes: list[str]) -> TestCommand | None:
+def _go_suite(files: WorkspaceReader, tree: list[str], notes: list[str]) -> TestCommand | None:
     if "go.mod" not in tree:
         return None
     tests = [p for p in tree if p.endswith("_test.go")]
@@ -374,7 +375,7 @@ def _go_suite(files: RepoFiles, tree: list[str], notes: list[str]) -> TestComman
     return TestCommand(command="go test ./...", runner="go", evidence=evidence, reports="exit-code")
 
 
-def _make_suite(files: RepoFiles, tree: list[str], notes: list[str]) -> TestCommand | None:
+def _make_suite(files: WorkspaceReader, tree: list[str], notes: list[str]) -> TestCommand | None:
     for name in MAKEFILES:
         text = read_text(files, name)
         if text is None:
@@ -430,7 +431,7 @@ def _recognise(command: str) -> tuple[Runner, ReportFormat]:
 # --- reading -----------------------------------------------------------------------------
 
 
-def _toml(files: RepoFiles, path: str, notes: list[str]) -> dict[str, Any]:
+def _toml(files: WorkspaceReader, path: str, notes: list[str]) -> dict[str, Any]:
     text = read_text(files, path)
     if text is None:
         return {}
@@ -447,7 +448,7 @@ def _toml_list(value: object) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
-def _ini_sections(files: RepoFiles, path: str, notes: list[str] | None = None) -> dict[str, dict[str, str]]:
+def _ini_sections(files: WorkspaceReader, path: str, notes: list[str] | None = None) -> dict[str, dict[str, str]]:
     text = read_text(files, path)
     if text is None:
         return {}
@@ -461,7 +462,7 @@ def _ini_sections(files: RepoFiles, path: str, notes: list[str] | None = None) -
     return {name: dict(parser[name]) for name in parser.sections()}
 
 
-def _ini_section(files: RepoFiles, path: str, section: str, notes: list[str]) -> dict[str, str] | None:
+def _ini_section(files: WorkspaceReader, path: str, section: str, notes: list[str]) -> dict[str, str] | None:
     return _ini_sections(files, path, notes).get(section)
 
 

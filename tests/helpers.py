@@ -74,18 +74,3 @@ def coder(sub: str, *calls: dict[str, Any], **extra: Any) -> dict[str, Any]:
 def approve(sub: str) -> dict[str, Any]:
     return {"match": {"role": "reviewer", "any_message_contains": f"Subtask: {sub}"},
             "tool_calls": [call("submit_review", decision="approve", summary="good")]}
-
-
-class HostReader:
-    """A directory read as agents read a sandbox's workspace (sandboxes.base.WorkspaceReader)."""
-
-    def __init__(self, root: Path):
-        from sandboxes.files import WorkspaceFiles
-
-        self.files = WorkspaceFiles(root)
-
-    def read_file(self, path: str) -> bytes:
-        return self.files.read(path)
-
-    def list_files(self, path: str = ".") -> list[str]:
-        return self.files.list(path)

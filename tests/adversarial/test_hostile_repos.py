@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import HostReader, call, checkout_state, git, make_repo
+from helpers import call, checkout_state, git, make_repo
 from kit import (
     CANARY_SSH,
     HOOK_NAMES,
@@ -22,6 +22,7 @@ from kit import (
     scripted_job,
 )
 
+from agents.repo_files import HostRepoFiles
 from agents.repo_info import detect_test_command, file_tree, read_readme
 from agents.repo_map import build_repo_map
 from agents.tools import ToolObservation, Toolset
@@ -229,9 +230,9 @@ def test_tools_answer_huge_binary_and_foreign_files_in_bounded_output_and_time(d
 
 def test_repo_map_file_tree_and_readme_stay_bounded_on_hostile_files(drowning_tree: Path) -> None:
     started = time.monotonic()
-    tree = file_tree(HostReader(drowning_tree))
-    repo_map = build_repo_map(HostReader(drowning_tree))
-    readme = read_readme(HostReader(drowning_tree))
+    tree = file_tree(HostRepoFiles(drowning_tree))
+    repo_map = build_repo_map(HostRepoFiles(drowning_tree))
+    readme = read_readme(HostRepoFiles(drowning_tree))
     assert time.monotonic() - started < 10
     for text in (tree, repo_map, readme or ""):
         text.encode("utf-8")
@@ -262,6 +263,6 @@ def test_planner_inputs_of_a_100000_file_tree_are_bounded(big_tree: Path) -> Non
     for build, limit in [(file_tree, 20_000), (build_repo_map, 8_000), (detect_test_command, 100),
                          (read_readme, 7_000)]:
         started = time.monotonic()
-        text = build(HostReader(big_tree)) or ""
+        text = build(HostRepoFiles(big_tree)) or ""
         assert time.monotonic() - started < 20, build.__name__
         assert len(text) <= limit, (build.__name__, len(text))

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import HostReader
 
+from agents.repo_files import HostRepoFiles
 from agents.repo_info import detect_test_command, file_tree, read_readme
 from agents.repo_map import Definition, build_repo_map, extract_definitions, grammars_available
 
@@ -197,7 +197,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_repo_map_ranks_and_formats(repo: Path) -> None:
-    text = build_repo_map(HostReader(repo), max_chars=4_000)
+    text = build_repo_map(HostRepoFiles(repo), max_chars=4_000)
     lines = text.splitlines()
     # core.py defines Engine and make_engine, mentioned by three other files: it leads.
     assert lines[0] == "engine/core.py:"
@@ -226,7 +226,7 @@ def test_repo_map_ranks_and_formats(repo: Path) -> None:
 
 @pytest.mark.parametrize("budget", [120, 250, 500])
 def test_repo_map_respects_its_budget(repo: Path, budget: int) -> None:
-    text = build_repo_map(HostReader(repo), max_chars=budget)
+    text = build_repo_map(HostRepoFiles(repo), max_chars=budget)
     assert len(text) <= budget
     assert text.startswith("engine/core.py")
     assert text.endswith("more files not shown]")
@@ -235,7 +235,7 @@ def test_repo_map_respects_its_budget(repo: Path, budget: int) -> None:
 def test_repo_map_caps_files_parsed(repo: Path) -> None:
     # Shallow files are parsed first; vendored, generated, huge and linked ones never count (a huge one
     # not reached yet is counted among those not shown: only reading it tells).
-    text = build_repo_map(HostReader(repo), max_files=2)
+    text = build_repo_map(HostRepoFiles(repo), max_files=2)
     assert text == "cli.py:\n  def main():\ndata/blob.py\n[8 more files not shown]"
 
 
@@ -275,7 +275,7 @@ def _write(root: Path, files: dict[str, str]) -> Path:
     ],
 )
 def test_detect_test_command(tmp_path: Path, files: dict[str, str], command: str | None) -> None:
-    assert detect_test_command(HostReader(_write(tmp_path, files))) == command
+    assert detect_test_command(HostRepoFiles(_write(tmp_path, files))) == command
 
 
 def test_detect_test_command_ignores_symlinks_out(tmp_path: Path) -> None:
@@ -283,7 +283,7 @@ def test_detect_test_command_ignores_symlinks_out(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "pyproject.toml").symlink_to(outside / "pyproject.toml")
-    assert detect_test_command(HostReader(repo)) is None
+    assert detect_test_command(HostRepoFiles(repo)) is None
 
 
 def test_file_tree_is_compact_and_bounded(tmp_path: Path) -> None:
@@ -300,18 +300,18 @@ def test_file_tree_is_compact_and_bounded(tmp_path: Path) -> None:
         },
     )
     (repo / "elsewhere").symlink_to(tmp_path)
-    assert file_tree(HostReader(repo), max_entries=100).splitlines()[:8] == [
+    assert file_tree(HostRepoFiles(repo), max_entries=100).splitlines()[:8] == [
         "docs/",
         "  page00.md",
         "  page01.md",
         *[f"  page{i:02}.md" for i in range(2, 7)],
     ]
-    full = file_tree(HostReader(repo), max_entries=100)
+    full = file_tree(HostRepoFiles(repo), max_entries=100)
     assert "src/\n  app/\n    main.py\n    util.py\ntests/\n  test_main.py" in full
     # A symlinked directory may lead out of the workspace: it is neither entered nor shown.
     assert "elsewhere" not in full and ".git" not in full and "node_modules" not in full
 
-    small = file_tree(HostReader(repo), max_entries=8)
+    small = file_tree(HostRepoFiles(repo), max_entries=8)
     assert len([line for line in small.splitlines() if "more" not in line]) == 8
     # Breadth first: the whole top level is there, the docs are cut.
     for top in ("docs/", "src/", "tests/", "README.md"):
@@ -321,15 +321,15 @@ def test_file_tree_is_compact_and_bounded(tmp_path: Path) -> None:
 
 def test_read_readme(tmp_path: Path) -> None:
     repo = _write(tmp_path / "repo", {"README.md": "# Demo\n" + "text " * 1000})
-    assert read_readme(HostReader(repo), max_chars=10_000) == "# Demo\n" + "text " * 1000
-    cut = read_readme(HostReader(repo), max_chars=100)
+    assert read_readme(HostRepoFiles(repo), max_chars=10_000) == "# Demo\n" + "text " * 1000
+    cut = read_readme(HostRepoFiles(repo), max_chars=100)
     assert cut is not None and cut.startswith("# Demo\ntext") and cut.endswith("[... README cut: 4907 more characters]")
 
     bare = tmp_path / "bare"
     bare.mkdir()
-    assert read_readme(HostReader(bare)) is None
+    assert read_readme(HostRepoFiles(bare)) is None
     (bare / "README.md").symlink_to("/etc/passwd")
-    assert read_readme(HostReader(bare)) is None
+    assert read_readme(HostRepoFiles(bare)) is None
 
 
 def test_repo_map_cut_keeps_the_best_symbols_with_their_class(tmp_path: Path) -> None:
@@ -340,6 +340,6 @@ def test_repo_map_cut_keeps_the_best_symbols_with_their_class(tmp_path: Path) ->
             "use.py": "Engine().run()\n",
         },
     )
-    assert build_repo_map(HostReader(repo), max_chars=4_000).startswith("core.py:\n  class Engine:\n    def start(self):")
-    cut = build_repo_map(HostReader(repo), max_chars=110)
+    assert build_repo_map(HostRepoFiles(repo), max_chars=4_000).startswith("core.py:\n  class Engine:\n    def start(self):")
+    cut = build_repo_map(HostRepoFiles(repo), max_chars=110)
     assert cut == "core.py:\n  class Engine:\n    def run(self):\n  ⋮ 2 more\nuse.py"

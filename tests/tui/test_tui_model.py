@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from tui.progress import JobProgress
+
 from orchestrator.store.event_log import Event
 from tui.diff import parse, render
 from tui.logbook import LogBook
-from tui.progress import JobProgress
 
 PLAN = {"summary": "s1, then s2 and s3", "subtasks": [
     {"id": "s1", "title": "one", "depends_on": []},
