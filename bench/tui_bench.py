@@ -26,10 +26,21 @@ from typing import Any
 
 from textual.pilot import Pilot
 
+from agents.plan import Plan
+from agents.usage import UsageTotals
 from bench.common import write_results
 from orchestrator.config.settings import Settings, load_settings
 from orchestrator.runtime.director import Director
-from orchestrator.store.event_log import Event
+from orchestrator.store.events import (
+    AgentFinished,
+    AgentMessage,
+    AgentToolResult,
+    Event,
+    PlanReady,
+    ReviewGiven,
+    SubtaskStatus,
+    TestResult,
+)
 from orchestrator.store.jobs import JobStatus, Task
 from tui.app import ShipyardApp
 from tui.screens.job import JobScreen
@@ -50,35 +61,34 @@ def job_events(total: int) -> Iterator[Event]:
     """A plausible stream: a plan, then agents of all 8 subtasks taking steps in turn."""
     plan = {"summary": "Eight independent changes.", "subtasks": [
         {"id": s, "title": f"Change number {s[1:]}", "instructions": "Do it.", "depends_on": []} for s in SUBTASKS]}
-    yield Event(job_id=JOB_ID, kind="plan.ready", role="planner", payload={"plan": plan})
+    yield PlanReady(job_id=JOB_ID, role="planner", plan=Plan.model_validate(plan))
     count, rounds = 1, 0
     while True:
         rounds += 1
         for sub in SUBTASKS:
-            yield Event(job_id=JOB_ID, kind="subtask.status", subtask=sub, payload={"status": "coding"})
+            yield SubtaskStatus(job_id=JOB_ID, subtask=sub, status="coding")
             count += 1
         for step in range(1, STEPS_PER_AGENT + 1):
             for sub in SUBTASKS:
                 agent = f"{sub}.coder.{rounds}"
-                yield Event(job_id=JOB_ID, kind="agent.message", subtask=sub, role="coder", agent=agent,
-                            payload={"step": step, "content": f"Step {step}: running the tests of {sub}.",
-                                     "tool_calls": [{"name": "run_command", "args": {"command": "pytest -q"}}]})
-                yield Event(job_id=JOB_ID, kind="agent.tool_result", subtask=sub, role="coder", agent=agent,
-                            payload={"step": step, "tool": "run_command", "arguments": {"command": "pytest -q"},
-                                     "ok": True, "output": OUTPUT})
+                yield AgentMessage(job_id=JOB_ID, subtask=sub, role="coder", agent=agent, step=step,
+                                   content=f"Step {step}: running the tests of {sub}.",
+                                   tool_calls=[{"name": "run_command", "args": {"command": "pytest -q"}}],
+                                   tokens=1_050, cost=0.0005)
+                yield AgentToolResult(job_id=JOB_ID, subtask=sub, role="coder", agent=agent, step=step,
+                                      tool="run_command", arguments={"command": "pytest -q"}, ok=True, output=OUTPUT)
                 count += 2
                 if count >= total:
                     return
         for sub in SUBTASKS:
-            usage = {"input_tokens": 40_000, "output_tokens": 2_000, "cost": 0.02}
-            yield Event(job_id=JOB_ID, kind="agent.finished", subtask=sub, role="coder", agent=f"{sub}.coder.{rounds}",
-                        payload={"status": "submitted", "reason": "submitted", "steps": STEPS_PER_AGENT,
-                                 "seconds": 30.0, "usage": usage}, tokens=42_000, cost=0.02)
-            yield Event(job_id=JOB_ID, kind="test.result", subtask=sub, agent=sub,
-                        payload={"passed": True, "exit_code": 0, "output": OUTPUT, "command": "pytest -q"})
-            yield Event(job_id=JOB_ID, kind="review.verdict", subtask=sub, role="reviewer",
-                        agent=f"{sub}.reviewer.{rounds}", payload={"decision": "request_changes",
-                                                                   "summary": "One more pass.", "comments": []})
+            usage = UsageTotals(calls=STEPS_PER_AGENT, input_tokens=40_000, output_tokens=2_000, cost=0.02)
+            yield AgentFinished(job_id=JOB_ID, subtask=sub, role="coder", agent=f"{sub}.coder.{rounds}",
+                                status="submitted", reason="submitted", steps=STEPS_PER_AGENT, seconds=30.0,
+                                usage=usage)
+            yield TestResult(job_id=JOB_ID, subtask=sub, agent=sub, passed=True, exit_code=0, output=OUTPUT,
+                             command="pytest -q")
+            yield ReviewGiven(job_id=JOB_ID, subtask=sub, role="reviewer", agent=f"{sub}.reviewer.{rounds}",
+                              decision="request_changes", summary="One more pass.")
             count += 3
 
 

@@ -71,8 +71,8 @@ class JobPrepared(Event):
     kind: Literal["job.prepared"] = "job.prepared"
     base_sha: str
     job_branch: str
-    test_command: str | None
-    tests_before: bool | None
+    test_command: str | None = None
+    tests_before: bool | None = None
 
 
 class JobWaiting(Event):
@@ -173,8 +173,8 @@ class TestResult(Event):
     __test__ = False  # not a pytest test class, whatever its name
 
     kind: Literal["test.result"] = "test.result"
-    command: str | None
-    passed: bool | None
+    command: str | None = None
+    passed: bool | None = None
     exit_code: int | None = None
     output: str = ""
     scope: Literal["subtask", "job"] = "subtask"

@@ -32,7 +32,7 @@ from agents.scripted_model import ScriptedModelServer
 from orchestrator.apps.demo import demo_settings
 from orchestrator.config.settings import Settings
 from orchestrator.runtime.director import Director
-from orchestrator.store.event_log import Event
+from orchestrator.store.events import Event
 from orchestrator.store.jobs import Job, JobStatus, Task
 from sandboxes.base import SandboxBackend
 from sandboxes.bubblewrap import BubblewrapBackend

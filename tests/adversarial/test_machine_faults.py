@@ -35,7 +35,7 @@ from kit import (
 
 from agents.scripted_model import ScriptedModelServer
 from orchestrator.runtime.director import Director
-from orchestrator.store.event_log import Event
+from orchestrator.store.events import Event
 from orchestrator.store.jobs import JobStatus, Task
 
 CHAIN = 12  # subtasks, each depending on the one before: a long, strictly ordered job

@@ -17,7 +17,7 @@ from orchestrator.apps.github.triggers import ReviewSpot, Run, Thread
 from orchestrator.config.settings import Settings
 from orchestrator.engine.report import AgentReport, Report, SubtaskReport
 from orchestrator.engine.state import TestRun as RunOfTests
-from orchestrator.store.event_log import Event
+from orchestrator.store.events import Event
 from orchestrator.store.jobs import Job, JobStatus, Task
 from sandboxes.git.workspace import DiffStat, FileStat
 

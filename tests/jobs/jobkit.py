@@ -17,7 +17,7 @@ from helpers import make_repo
 from agents.scripted_model import ScriptedModelServer
 from orchestrator.config.settings import load_settings
 from orchestrator.runtime.director import Director
-from orchestrator.store.event_log import Event
+from orchestrator.store.events import Event
 from orchestrator.store.jobs import JobStatus, Task
 
 

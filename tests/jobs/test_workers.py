@@ -16,7 +16,7 @@ import pytest
 from jobkit import Deployment, quick_script, wait_for
 
 from orchestrator.runtime.worker import LEASE_LOST
-from orchestrator.store.event_log import Event
+from orchestrator.store.events import Event
 from orchestrator.store.jobs import JobStatus
 
 pytestmark = pytest.mark.bubblewrap

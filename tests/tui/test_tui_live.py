@@ -124,7 +124,7 @@ async def test_a_plan_waits_for_approval_then_runs_live_and_is_accepted(make_dem
         await wait_until(pilot, lambda: "director.note" in demo.kinds(job.id), "the note in the event log")
 
         await pilot.press("a")
-        assert demo.launcher.calls[-1] == (job.id, "approve")
+        assert demo.launcher.calls[-1] == (job.id, "answer")
         seen: list[str] = []
         while demo.status(job.id) != JobStatus.SUCCEEDED or "merged" not in seen:
             words = node_label(tree, "subtask:s2").split()
@@ -205,7 +205,7 @@ async def test_cancel_a_running_job(make_demo: MakeDemo) -> None:
         # The job's process noticed and stopped where it was.
         assert demo.status(job.id) == JobStatus.CANCELLED
         finished = [e.payload for e in demo.runner.events(job.id) if e.kind == "job.finished"]
-        assert finished == [{"status": "cancelled"}]
+        assert [f["status"] for f in finished] == ["cancelled"]
         assert "merged" not in node_label(tree, "subtask:s3")
 
 
@@ -221,7 +221,7 @@ async def test_reject_a_plan(make_demo: MakeDemo) -> None:
         await type_text(pilot, "Too broad")
         await pilot.press("enter")
         await wait_until(pilot, lambda: demo.status(job.id) == JobStatus.REJECTED, "the job rejected")
-        assert demo.launcher.calls[-1] == (job.id, "reject")
+        assert demo.launcher.calls[-1] == (job.id, "answer")
         rejected = [e.payload for e in demo.runner.events(job.id) if e.kind == "plan.rejected"]
         assert rejected == [{"reason": "Too broad"}]
         await wait_until(pilot, lambda: "rejected" in node_label(screen.query_one(PlanTree), "job"), "it shown")
@@ -248,7 +248,7 @@ async def test_edit_a_plan_then_run_it(make_demo: MakeDemo) -> None:
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: demo.status(job.id) == JobStatus.SUCCEEDED, "the edited job to succeed",
                          timeout=60)
-        assert demo.launcher.calls[-1] == (job.id, "approve")
+        assert demo.launcher.calls[-1] == (job.id, "answer")
         await wait_until(pilot, lambda: node_label(screen.query_one(PlanTree), "subtask:s2") == ""
                          and "1/1 merged" in static_text(screen.query_one(JobHeader)), "the one-subtask plan")
 

@@ -4,26 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from tui.progress import JobProgress
-
-from orchestrator.store.event_log import Event
+from orchestrator.store.events import SCHEMA_VERSION, Event, UnknownEvent, from_row
+from orchestrator.store.job_view import JobView
 from tui.diff import parse, render
 from tui.logbook import LogBook
 
 PLAN = {"summary": "s1, then s2 and s3", "subtasks": [
-    {"id": "s1", "title": "one", "depends_on": []},
-    {"id": "s2", "title": "two", "depends_on": ["s1"]},
-    {"id": "s3", "title": "three", "depends_on": ["s1", "s2"]},
+    {"id": "s1", "title": "one", "instructions": "do one", "depends_on": []},
+    {"id": "s2", "title": "two", "instructions": "do two", "depends_on": ["s1"]},
+    {"id": "s3", "title": "three", "instructions": "do three", "depends_on": ["s1", "s2"]},
 ]}
 
 
 def event(kind: str, subtask: str | None = None, agent: str | None = None, **payload: Any) -> Event:
-    return Event(job_id="j", kind=kind, subtask=subtask, agent=agent, role="coder" if agent else None,
-                 payload=payload, ts=1000.0)
+    """The event as a stored row of this kind reads back."""
+    found = from_row({"job_id": "j", "kind": kind, "subtask": subtask, "agent": agent,
+                      "role": "coder" if agent else None, "payload": payload, "ts": 1000.0, "tokens": 0, "cost": 0.0,
+                      "v": SCHEMA_VERSION})
+    assert not isinstance(found, UnknownEvent), (kind, payload)
+    return found
 
 
 def test_the_fold_tracks_statuses_waves_and_where_each_subtask_started() -> None:
-    progress = JobProgress("j")
+    progress = JobView("j")
     for e in [
         event("job.prepared", base_sha="base", job_branch="shipyard/j", tests_before=False),
         event("plan.ready", plan=PLAN),
@@ -41,7 +44,7 @@ def test_the_fold_tracks_statuses_waves_and_where_each_subtask_started() -> None
     assert s3.status == "queued" and (progress.done, progress.total) == (1, 3)
     assert [[s.id for s in wave] for wave in progress.waves()] == [["s1"], ["s2"], ["s3"]]
     agent = progress.agents["s1.coder.1"]
-    assert (agent.status, agent.steps, agent.short_name) == ("submitted", 1, "coder 1")
+    assert (agent.status, agent.steps, agent.label) == ("submitted", 1, "coder 1")
 
     progress.apply(event("plan.edited", plan={**PLAN, "subtasks": PLAN["subtasks"][:2]}))
     assert list(progress.subtasks) == ["s1", "s2"] and progress.subtasks["s1"].status == "merged"

@@ -21,7 +21,7 @@ from agents.scripted_model import Script, ScriptedModelServer
 from orchestrator.apps.demo import INSTRUCTION, demo_settings
 from orchestrator.config.settings import Settings
 from orchestrator.runtime.director import Director
-from orchestrator.store.event_log import Event
+from orchestrator.store.events import Event, from_row
 from orchestrator.store.jobs import Job, JobStatus, Task
 from tui.app import ShipyardApp
 
@@ -39,17 +39,14 @@ class ThreadLauncher:
         self.errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
 
-    def __call__(self, settings: Settings, job_id: str, action: str = "run", plan: dict[str, Any] | None = None,
-                 reason: str = "", repo: Path | None = None) -> None:
+    def __call__(self, settings: Settings, job_id: str, action: str = "run", repo: Path | None = None) -> None:
         self.calls.append((job_id, action))
 
         def work() -> None:
             runner = Director(settings)
             try:
-                if action == "approve":
-                    runner.approve(job_id, plan)
-                elif action == "reject":
-                    runner.reject(job_id, reason)
+                if action == "answer":
+                    runner.answer(job_id)
                 elif action == "retry":
                     runner.retry(job_id)
                 else:
@@ -149,7 +146,7 @@ def load_recorded_job(workdir: Path) -> tuple[Settings, Path]:
     recorded = json.loads((DATA / "demo_job.json").read_text().replace("{repo}", str(repo)))
     settings = demo_settings(workdir, "http://127.0.0.1:9/v1", "local")
     runner = Director(settings)
-    events = [Event.model_validate(e) for e in recorded["events"]]
+    events = [from_row(e) for e in recorded["events"]]
     task = Task.model_validate(recorded["task"])
     job = recorded["job"]
     _add_job(runner, job["id"], task, JobStatus(job["status"]), events, job["created_at"], job["updated_at"],
