@@ -7,7 +7,7 @@ from agents.plan import Plan
 from orchestrator.engine.services import JobServices
 from orchestrator.engine.state import SubtaskResult
 from sandboxes.base import SandboxError
-from sandboxes.git.workspace import WorkspaceError
+from sandboxes.git.command import WorkspaceError
 
 
 def integrate_results(s: JobServices, the_plan: Plan, approved: list[SubtaskResult]) -> dict[str, SubtaskResult]:

@@ -7,7 +7,8 @@ from pydantic import BaseModel
 from agents.models import UsageTotals
 from orchestrator.engine.state import JobState, TestRun
 from orchestrator.store.event_log import EventLog
-from sandboxes.git.workspace import DiffStat, GitRepo
+from sandboxes.git.repo import GitRepo
+from sandboxes.git.results import DiffStat
 
 
 class SubtaskReport(BaseModel):

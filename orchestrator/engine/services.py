@@ -19,7 +19,9 @@ from orchestrator.engine.state import TestRun
 from orchestrator.store.event_log import EventLog
 from orchestrator.store.jobs import JobStatus, JobStore, Task
 from sandboxes.base import Sandbox, SandboxBackend, SandboxSpec
-from sandboxes.git.workspace import GitRepo, Workspace, branch_name
+from sandboxes.git.branches import branch_name
+from sandboxes.git.repo import GitRepo
+from sandboxes.git.workspace import Workspace
 
 
 class JobCancelled(Exception):

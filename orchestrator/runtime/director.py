@@ -22,7 +22,10 @@ from orchestrator.store.db import open_store, store_url
 from orchestrator.store.event_log import EventLog
 from orchestrator.store.jobs import Job, JobStatus, JobStore, Task
 from sandboxes.base import SandboxError
-from sandboxes.git.workspace import GitRepo, MergeResult, WorkspaceError, branch_name
+from sandboxes.git.branches import branch_name
+from sandboxes.git.command import WorkspaceError
+from sandboxes.git.repo import GitRepo
+from sandboxes.git.results import MergeResult
 from sandboxes.select import select_backend
 
 

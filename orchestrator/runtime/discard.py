@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from orchestrator.runtime.director import Director, JobStateError
 from orchestrator.store.jobs import Job
-from sandboxes.git.workspace import GitRepo, branch_name
+from sandboxes.git.branches import branch_name
+from sandboxes.git.repo import GitRepo
 
 
 def discard(runner: Director, job_id: str) -> Job:

@@ -19,7 +19,9 @@ from orchestrator.engine.checkpoints import checkpointer
 from orchestrator.runtime.director import Director
 from orchestrator.store.db import events, jobs, notifications
 from orchestrator.store.jobs import Job
-from sandboxes.git.workspace import GitRepo, WorkspaceError, branch_name
+from sandboxes.git.branches import branch_name
+from sandboxes.git.command import WorkspaceError
+from sandboxes.git.repo import GitRepo
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from sandboxes.git.workspace import GitRepo, Workspace, WorkspaceError, branch_name
+from sandboxes.git.branches import branch_name
+from sandboxes.git.command import WorkspaceError
+from sandboxes.git.repo import GitRepo
+from sandboxes.git.workspace import Workspace
 
 # The tests' own git calls (building repos, checking results) ignore the machine's config.
 TEST_ENV = {

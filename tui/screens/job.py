@@ -17,7 +17,8 @@ from textual.widgets import Footer, Header, TabbedContent, TabPane, Tree
 from orchestrator.runtime.discard import discard
 from orchestrator.store.event_log import Event
 from orchestrator.store.jobs import Job, JobStatus
-from sandboxes.git.workspace import GitRepo, branch_name
+from sandboxes.git.branches import branch_name
+from sandboxes.git.repo import GitRepo
 from tui.diff import parse
 from tui.logbook import JOB, LOG_WINDOW, Line, LogBook
 from tui.progress import JobProgress

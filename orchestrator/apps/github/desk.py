@@ -32,7 +32,9 @@ from orchestrator.config.settings import Settings
 from orchestrator.engine.report import Report
 from orchestrator.runtime.director import Director
 from orchestrator.store.jobs import Job, JobLookupError, JobStatus, Task
-from sandboxes.git.workspace import GitRepo, WorkspaceError, branch_name
+from sandboxes.git.branches import branch_name
+from sandboxes.git.command import WorkspaceError
+from sandboxes.git.repo import GitRepo
 
 log = logging.getLogger(__name__)
 
