@@ -30,7 +30,6 @@ and stronger than local.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import glob
@@ -41,11 +40,11 @@ import subprocess
 import tempfile
 import time
 import uuid
-import weakref
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from sandboxes import live
 from sandboxes.base import (
     BASE_ENV,
     WORKSPACE_MOUNT,
@@ -56,8 +55,8 @@ from sandboxes.base import (
     SandboxSpec,
     disk_short,
 )
-from sandboxes.files import WorkspaceFiles
-from sandboxes.process import Commands, command_env, shell_argv, workdir_in
+from sandboxes.process import Commands, command_env, process_alive, shell_argv
+from sandboxes.workspace_sandbox import WorkspaceSandbox
 
 log = logging.getLogger(__name__)
 
@@ -133,18 +132,7 @@ USERNS_SETTINGS = (
     ),
 )
 
-_live: weakref.WeakSet[BubblewrapSandbox] = weakref.WeakSet()
 _pruned_once = False
-
-
-def _stop_live_sandboxes() -> None:
-    for sandbox in list(_live):
-        sandbox.stop()
-
-
-# A process that exits normally removes its sandboxes' cgroups; processes are gone anyway
-# (--die-with-parent).
-atexit.register(_stop_live_sandboxes)
 
 
 class BubblewrapBackend:
@@ -193,36 +181,27 @@ class BubblewrapBackend:
         return BubblewrapSandbox(spec, name, workspace, args, limiter)
 
 
-class BubblewrapSandbox:
+class BubblewrapSandbox(WorkspaceSandbox):
     """A sandbox configuration and its workspace; every command is a fresh bwrap process."""
 
     def __init__(self, spec: SandboxSpec, name: str, workspace: Path, bwrap_args: list[str], limiter: _Limiter):
-        self.spec = spec
+        super().__init__(spec, workspace)
         self.name = name
-        self._files = WorkspaceFiles(workspace)
         self._bwrap_args = bwrap_args
         self._limiter = limiter
         self._commands = Commands()
-        _live.add(self)
+        live.track(self)
 
     @property
     def limits_detail(self) -> str:
         """How memory, pids and CPU are limited, for `doctor` and logs."""
         return self._limiter.detail
 
-    def exec(
-        self,
-        cmd: str | list[str],
-        timeout: float | None = None,
-        env: dict[str, str] | None = None,
-        workdir: str | None = None,
-    ) -> ExecResult:
-        full_env = command_env(BASE_ENV, self.spec.env, env)
-        cwd = PurePosixPath(WORKSPACE_MOUNT) / workdir_in(self._files, workdir)
-        argv = [*self._bwrap_args, "--chdir", str(cwd), "--clearenv"]
+    def _run_command(self, cmd: str | list[str], timeout: float, env: dict[str, str], workdir: Path) -> ExecResult:
+        argv = [*self._bwrap_args, "--chdir", str(PurePosixPath(WORKSPACE_MOUNT) / workdir), "--clearenv"]
         # On bwrap's command line, so visible in the host's `ps`: fine, as secrets never
         # enter a sandbox's environment.
-        for key, value in full_env.items():
+        for key, value in command_env(BASE_ENV, self.spec.env, env).items():
             argv += ["--setenv", key, value]
         argv += ["--", *shell_argv(cmd)]
         # bwrap itself gets an empty environment too: nothing of the host's reaches it.
@@ -230,31 +209,16 @@ class BubblewrapSandbox:
             self._limiter.wrap(argv),
             env={},
             cwd="/",
-            timeout=self.spec.limits.exec_timeout if timeout is None else timeout,
+            timeout=timeout,
             output_limit=self.spec.limits.output_limit,
             watchdog=lambda: disk_short(self._files.root, self.spec.limits.min_free_mb),
         )
-
-    def read_file(self, path: str) -> bytes:
-        return self._files.read(path)
-
-    def write_file(self, path: str, content: bytes | str) -> None:
-        self._files.write(path, content)
-
-    def list_files(self, path: str = ".") -> list[str]:
-        return self._files.list(path)
 
     def stop(self) -> None:
         """Kill running commands and remove the cgroups; safe to call twice."""
         self._commands.close()
         self._limiter.close()
-        _live.discard(self)
-
-    def __enter__(self) -> BubblewrapSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        live.untrack(self)
 
 
 # --- the bwrap command line -------------------------------------------------------
@@ -464,21 +428,11 @@ def prune_orphaned_cgroups(root: Path = CGROUP_ROOT) -> list[str]:
     pruned = []
     for group in [*root.glob(f"*/{CGROUP_PARENT}/*-*"), *root.glob(f"{CGROUP_PARENT}/*-*")]:
         owner = group.name.split("-", 1)[0]
-        if owner.isdigit() and not _alive(int(owner)):
+        if owner.isdigit() and not process_alive(int(owner)):
             with contextlib.suppress(OSError):  # not ours to remove, or in use after all
                 group.rmdir()
                 pruned.append(str(group))
     return pruned
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # someone else's process
-    return True
 
 
 def _write_settings(group: Path, settings: dict[str, str]) -> None:

@@ -19,13 +19,8 @@ from docker.errors import NotFound
 
 from sandboxes import docker_backend
 from sandboxes.base import Sandbox, SandboxError, SandboxLimits, SandboxSpec
-from sandboxes.docker_backend import (
-    LABEL,
-    OWNER_PID_LABEL,
-    DockerBackend,
-    DockerSandbox,
-    prune_orphans,
-)
+from sandboxes.docker_backend import DockerBackend, DockerSandbox
+from sandboxes.docker_containers import LABEL, OWNER_PID_LABEL, prune_orphans
 from sandboxes.image_build import DEFAULT_TAG, IMAGE_DIR, build_image, package_list
 
 pytestmark = pytest.mark.docker
