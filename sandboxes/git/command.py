@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Sequence
+from itertools import takewhile
 from pathlib import Path
 
 # Passed as `-c` to every git call; command-line config outranks the repo's and the user's.
@@ -55,6 +56,9 @@ _REPO_ENV_VARS = frozenset(
         "GIT_COMMON_DIR",
     }
 )
+
+# The most paths of a list in git's stderr that an error message repeats.
+_LISTED = 10
 
 
 class WorkspaceError(RuntimeError):
@@ -112,9 +116,17 @@ def git_error(args: list[str], proc: subprocess.CompletedProcess[str]) -> Worksp
 
 
 def failure_detail(proc: subprocess.CompletedProcess[str]) -> str:
-    """The line of git's stderr that says what went wrong."""
-    lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
-    for line in lines:
+    """The line of git's stderr that says what went wrong, with the paths git lists under it, if any.
+
+    E.g. "The following untracked working tree files would be overwritten by merge: a.txt, b.txt".
+    """
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
         if line.startswith(("fatal: ", "error: ")):
-            return line.partition(": ")[2]
-    return lines[-1] if lines else f"exit code {proc.returncode}"
+            reason = line.partition(": ")[2].strip()
+            listed = [path.strip() for path in takewhile(lambda later: later.startswith("\t"), lines[i + 1 :])]
+            if reason.endswith(":") and listed:
+                more = f" and {len(listed) - _LISTED} more" if len(listed) > _LISTED else ""
+                reason = f"{reason} {', '.join(listed[:_LISTED])}{more}"
+            return reason
+    return lines[-1].strip() if lines else f"exit code {proc.returncode}"

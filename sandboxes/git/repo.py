@@ -29,9 +29,14 @@ from sandboxes.git.worktrees import find_admin_dir, outside_repository, parse_wo
 class GitRepo:
     """The user's repository, used only through its git directory and worktrees of its own."""
 
-    def __init__(self, git_dir: Path, checkout: Path | None, source: str, lock_file: Path):
+    def __init__(
+        self, git_dir: Path, checkout: Path | None, source: str, lock_file: Path, checkout_git_dir: Path | None = None
+    ):
         self.git_dir = git_dir  # the common git directory (for a URL, the cached bare clone)
-        self.checkout = checkout  # the user's work tree, which nothing here may touch
+        self.checkout = checkout  # the user's work tree, which nothing here may touch but `accept`
+        # The checkout's own git directory (its HEAD and index): the common one for a main
+        # worktree, `<git_dir>/worktrees/<name>` when the user opened a linked worktree.
+        self.checkout_git_dir = checkout_git_dir
         self.source = source
         self._lock_file = lock_file
         self._config = repo_config_args(git_dir)
@@ -52,18 +57,20 @@ class GitRepo:
         if not path.is_dir():
             raise WorkspaceError(f"{path}: no such directory; pass the path or URL of a git repository")
         found = run_git(
-            ["rev-parse", "--path-format=absolute", "--git-common-dir", "--is-bare-repository"], cwd=path, check=False
+            ["rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir", "--is-bare-repository"],
+            cwd=path,
+            check=False,
         )
         if found.returncode != 0:
             raise WorkspaceError(
                 f"{path} is not a git repository; run `git init` there or pass a repository's path or URL"
             )
-        git_dir_text, bare = found.stdout.splitlines()
-        git_dir = Path(git_dir_text)
-        checkout = None
-        if bare != "true":
-            checkout = Path(run_git(["rev-parse", "--show-toplevel"], cwd=path).stdout.strip())
-        return cls(git_dir, checkout, str(path), git_dir / "shipyard.lock")
+        common_dir, own_dir, bare = found.stdout.splitlines()
+        git_dir = Path(common_dir)
+        if bare == "true":
+            return cls(git_dir, None, str(path), git_dir / "shipyard.lock")
+        checkout = Path(run_git(["rev-parse", "--show-toplevel"], cwd=path).stdout.strip())
+        return cls(git_dir, checkout, str(path), git_dir / "shipyard.lock", checkout_git_dir=Path(own_dir))
 
     @classmethod
     def _open_url(cls, url: str, cache_dir: Path, token: str | None) -> GitRepo:
@@ -173,7 +180,7 @@ class GitRepo:
         identity = commit_identity(role, None)
         message = message or f"Merge {from_branch} into {into_branch}"
         with self.locked():
-            if self._branch_sha(into_branch) is None:
+            if self.branch_sha(into_branch) is None:
                 raise WorkspaceError(f"no branch {into_branch} to merge into; create it with ensure_branch()")
             theirs = self.resolve(from_branch)
             temporary = workspace_path is None
@@ -207,8 +214,7 @@ class GitRepo:
         """The branch the user's checkout is on; None when detached or without a checkout."""
         if self.checkout is None:
             return None
-        found = run_git(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd=self.checkout, options=self._config,
-                        check=False)
+        found = self.git(["symbolic-ref", "--quiet", "--short", "HEAD"], git_dir=self.checkout_git_dir, check=False)
         return found.stdout.strip() or None
 
     def accept(self, job_branch: str, into_branch: str) -> MergeResult:
@@ -282,7 +288,7 @@ class GitRepo:
 
     def _ensure_branch(self, branch: str, base_ref: str) -> tuple[str, bool]:
         """The branch's sha, and whether it was created now."""
-        sha = self._branch_sha(branch)
+        sha = self.branch_sha(branch)
         if sha is not None:
             return sha, False
         sha = self.resolve(base_ref)
@@ -290,7 +296,8 @@ class GitRepo:
         self.git(["update-ref", "-m", f"shipyard: branch from {base_ref}", f"refs/heads/{branch}", sha, ""])
         return sha, True
 
-    def _branch_sha(self, branch: str) -> str | None:
+    def branch_sha(self, branch: str) -> str | None:
+        """The sha of the branch called `branch`; None when there is none (e.g. `branch` names a tag)."""
         found = self.git(["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"], check=False)
         return found.stdout.strip() if found.returncode == 0 else None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sandboxes.git.branches import BRANCH_PREFIX
 from sandboxes.git.command import WorkspaceError
 
 
@@ -35,8 +36,9 @@ def refuse_checked_out(branch: str, trees: dict[Path, str | None], path: Path, c
     for other, other_branch in trees.items():
         if other_branch != branch or other == path:
             continue
-        if other == checkout:
-            raise WorkspaceError(f"{branch} is checked out in your checkout {other}; switch it to another branch first")
+        if other == checkout or not branch.startswith(f"{BRANCH_PREFIX}/"):
+            where = "your checkout" if other == checkout else "your worktree"
+            raise WorkspaceError(f"{branch} is checked out in {where} {other}; switch it to another branch first")
         raise WorkspaceError(
             f"{branch} is checked out in the workspace at {other}; use that path or remove that workspace first"
         )
