@@ -54,6 +54,7 @@ from sandboxes.base import (
     SandboxLimits,
     SandboxSpec,
     disk_short,
+    usable_workspace,
 )
 from sandboxes.process import Commands, command_env, process_alive, shell_argv
 from sandboxes.workspace_sandbox import WorkspaceSandbox
@@ -121,6 +122,8 @@ JOIN_CGROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done
 INSTALL_HINT = (
     "bwrap is not installed: `apt-get install bubblewrap` (Debian, Ubuntu) or `dnf install bubblewrap` (Fedora)"
 )
+# The probe asks whether bwrap works here; the disk is checked for every real sandbox.
+_PROBE_LIMITS = SandboxLimits(min_free_mb=0)
 # Kernel settings that keep unprivileged processes from creating user namespaces.
 USERNS_SETTINGS = (
     ("kernel/unprivileged_userns_clone", "0", "sysctl -w kernel.unprivileged_userns_clone=1"),
@@ -154,7 +157,7 @@ class BubblewrapBackend:
             return Availability(backend=self.name, ok=False, detail=INSTALL_HINT)
         with tempfile.TemporaryDirectory(prefix="shipyard-probe-") as tmp:
             try:
-                with self.start(SandboxSpec(workspace=Path(tmp))) as sandbox:
+                with self.start(SandboxSpec(workspace=Path(tmp), limits=_PROBE_LIMITS)) as sandbox:
                     result = sandbox.exec(["true"], timeout=30)
                     limits = sandbox.limits_detail
             except SandboxError as exc:
@@ -167,9 +170,7 @@ class BubblewrapBackend:
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             raise SandboxError(INSTALL_HINT)
-        workspace = spec.workspace.resolve()
-        if not workspace.is_dir():
-            raise SandboxError(f"workspace {workspace} is not a directory")
+        workspace = usable_workspace(spec)
         global _pruned_once
         if self._use_cgroups and not _pruned_once:
             _pruned_once = True

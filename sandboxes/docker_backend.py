@@ -30,6 +30,7 @@ from sandboxes.base import (
     SandboxError,
     SandboxSpec,
     disk_short,
+    usable_workspace,
 )
 from sandboxes.docker_containers import (
     ContainerGone,
@@ -77,7 +78,7 @@ class DockerBackend:
         except SandboxError as exc:
             return Availability(backend=self.name, ok=False, detail=str(exc))
         except ImageNotFound:
-            return Availability(backend=self.name, ok=False, detail=missing_image_hint(image))
+            return Availability(backend=self.name, ok=False, detail=missing_image_hint(image), image_missing=True)
         except DockerException as exc:
             return Availability(backend=self.name, ok=False, detail=f"Docker error: {exc}")
         return Availability(
@@ -87,6 +88,7 @@ class DockerBackend:
         )
 
     def start(self, spec: SandboxSpec) -> DockerSandbox:
+        workspace = usable_workspace(spec)
         client = self._get_client()
         wait_for_daemon(client, "cannot start a sandbox:")
         clean_up(client)
@@ -96,9 +98,6 @@ class DockerBackend:
             raise SandboxError(missing_image_hint(spec.image)) from None
         except (DockerException, RequestException) as exc:
             raise SandboxError(f"cannot start a sandbox: the Docker daemon failed: {one_line(exc)}") from exc
-        workspace = spec.workspace.resolve()
-        if not workspace.is_dir():
-            raise SandboxError(f"workspace {workspace} is not a directory")
         uid, gid = sandbox_user(workspace)
         container = start_container(client, spec, workspace, uid, gid, "cannot start a sandbox:")
         sandbox = DockerSandbox(spec, client, container, workspace, uid, gid)

@@ -67,7 +67,10 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
 def missing_image_hint(image: str) -> str:
     if image == DEFAULT_TAG:
         return f"the sandbox image {image} does not exist: run `shipyard sandbox build`"
-    return f"the image {image} does not exist: build or pull it (`docker build -t {image} <dir>`)"
+    return (
+        f"the sandbox image {image} does not exist: build it (`shipyard sandbox build` builds the bundled image, "
+        f"with `--dockerfile <dir>` a repo's own, under that tag; or `docker build -t {image} <dir>`) or pull it"
+    )
 
 
 def sandbox_user(workspace: Path) -> tuple[int, int]:

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from sandboxes.base import BASE_ENV, Availability, ExecResult, SandboxError, SandboxSpec, disk_short
+from sandboxes.base import BASE_ENV, Availability, ExecResult, SandboxSpec, disk_short, usable_workspace
 from sandboxes.process import Commands, command_env, shell_argv
 from sandboxes.workspace_sandbox import WorkspaceSandbox
 
@@ -35,9 +35,7 @@ class LocalBackend:
         )
 
     def start(self, spec: SandboxSpec) -> LocalSandbox:
-        workspace = spec.workspace.resolve()
-        if not workspace.is_dir():
-            raise SandboxError(f"workspace {workspace} is not a directory")
+        workspace = usable_workspace(spec)
         log.warning(
             "local sandbox for %s: NO ISOLATION, agent commands run on this host as %s",
             workspace,
