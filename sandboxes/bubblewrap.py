@@ -10,7 +10,8 @@ What a command sees:
   service data under /var/lib, /etc/shadow, private TLS and SSH host keys, and what
   the backend is told to hide. This is a deny list: a secret kept elsewhere on the
   host is readable, as it would be by any process of the user;
-- the workspace read-write at /workspace, the working directory;
+- the workspace read-write at /workspace, the working directory; of its repository's git
+  directory only what read-only git needs, at its host path (see git/read_only.py);
 - a fresh, size-limited tmpfs at /tmp (with HOME=/tmp/home), /var/tmp and /dev/shm:
   they last one command, only the workspace persists;
 - its own user, pid, ipc, uts, cgroup and network namespaces (no network unless the
@@ -56,6 +57,7 @@ from sandboxes.base import (
     disk_short,
     usable_workspace,
 )
+from sandboxes.git.read_only import ReadOnlyGit, read_only_git
 from sandboxes.process import Commands, command_env, process_alive, shell_argv
 from sandboxes.workspace_sandbox import WorkspaceSandbox
 
@@ -178,18 +180,29 @@ class BubblewrapBackend:
         # The owner's pid in the name tells prune_orphaned_cgroups whose it is.
         name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         limiter = _make_limiter(name, spec.limits, self._use_cgroups)
-        args = [bwrap, *_isolation_args(bwrap, spec.network), *_filesystem_args(bwrap, workspace, spec, self._hide)]
-        return BubblewrapSandbox(spec, name, workspace, args, limiter)
+        git = read_only_git(workspace)
+        args = [bwrap, *_isolation_args(bwrap, spec.network),
+                *_filesystem_args(bwrap, workspace, spec, self._hide, git)]
+        return BubblewrapSandbox(spec, name, workspace, args, limiter, git)
 
 
 class BubblewrapSandbox(WorkspaceSandbox):
     """A sandbox configuration and its workspace; every command is a fresh bwrap process."""
 
-    def __init__(self, spec: SandboxSpec, name: str, workspace: Path, bwrap_args: list[str], limiter: _Limiter):
+    def __init__(
+        self,
+        spec: SandboxSpec,
+        name: str,
+        workspace: Path,
+        bwrap_args: list[str],
+        limiter: _Limiter,
+        git: ReadOnlyGit | None,
+    ):
         super().__init__(spec, workspace)
         self.name = name
         self._bwrap_args = bwrap_args
         self._limiter = limiter
+        self._git = git
         self._commands = Commands()
         live.track(self)
 
@@ -202,7 +215,8 @@ class BubblewrapSandbox(WorkspaceSandbox):
         argv = [*self._bwrap_args, "--chdir", str(PurePosixPath(WORKSPACE_MOUNT) / workdir), "--clearenv"]
         # On bwrap's command line, so visible in the host's `ps`: fine, as secrets never
         # enter a sandbox's environment.
-        for key, value in command_env(BASE_ENV, self.spec.env, env).items():
+        git_env = self._git.env if self._git else {}
+        for key, value in command_env(BASE_ENV, git_env, self.spec.env, env).items():
             argv += ["--setenv", key, value]
         argv += ["--", *shell_argv(cmd)]
         # bwrap itself gets an empty environment too: nothing of the host's reaches it.
@@ -219,6 +233,8 @@ class BubblewrapSandbox(WorkspaceSandbox):
         """Kill running commands and remove the cgroups; safe to call twice."""
         self._commands.close()
         self._limiter.close()
+        if self._git:
+            self._git.close()
         live.untrack(self)
 
 
@@ -244,8 +260,10 @@ def _isolation_args(bwrap: str, network: bool) -> list[str]:
     return args
 
 
-def _filesystem_args(bwrap: str, workspace: Path, spec: SandboxSpec, hide: Iterable[str]) -> list[str]:
-    """Mounts, in order: host read-only, fresh /proc and /dev, hidden places, scratch, workspace."""
+def _filesystem_args(
+    bwrap: str, workspace: Path, spec: SandboxSpec, hide: Iterable[str], git: ReadOnlyGit | None
+) -> list[str]:
+    """Mounts, in order: host read-only, fresh /proc and /dev, hidden places, scratch, git, workspace."""
     args: list[str] = []
     # Top-level entries one by one rather than `--ro-bind / /`: the sandbox's own root
     # stays a tmpfs where /workspace can be created.
@@ -270,10 +288,17 @@ def _filesystem_args(bwrap: str, workspace: Path, spec: SandboxSpec, hide: Itera
         if path == "/var/tmp" and not os.path.isdir(path):
             continue  # no mount point for it in the read-only /var
         args += [*size, "--tmpfs", path]
+    read_only = ["/", "/dev", *hidden_dirs]
+    if git is not None:
+        # The repository's git directory, wherever it is, shows only what reading it needs.
+        args += ["--tmpfs", str(git.git_dir)]
+        for source, target in git.binds:
+            args += ["--ro-bind", str(source), str(target)]
+        read_only.append(str(git.git_dir))
     args += ["--dir", BASE_ENV["HOME"], "--bind", str(workspace), WORKSPACE_MOUNT]
-    # Last, once every mount point exists: the root, /dev and the hidden places are
-    # read-only too (the scratch mounts and the workspace stay writable).
-    for path in ["/", "/dev", *hidden_dirs]:
+    # Last, once every mount point exists: the root, /dev, the hidden places and the git directory
+    # are read-only too (the scratch mounts and the workspace stay writable).
+    for path in read_only:
         args += ["--remount-ro", path]
     return args
 

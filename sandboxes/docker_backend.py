@@ -3,7 +3,8 @@
 The container only sleeps; every command is a `docker exec` into it. The root file
 system is read-only, /tmp is a tmpfs, the workspace is the one writable bind mount,
 there is no network unless the spec allows it, no capabilities, no privilege
-escalation, and memory, CPU and process limits (see docker_containers).
+escalation, and memory, CPU and process limits (see docker_containers). Of the
+workspace's repository, what read-only git needs is mounted read-only (git/read_only.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sandboxes.base import (
 )
 from sandboxes.docker_containers import (
     ContainerGone,
+    ContainerSetup,
     clean_up,
     missing_image_hint,
     one_line,
@@ -43,6 +45,7 @@ from sandboxes.docker_containers import (
     start_container,
     wait_for_daemon,
 )
+from sandboxes.git.read_only import ReadOnlyGit, read_only_git
 from sandboxes.image_build import DEFAULT_TAG
 from sandboxes.process import TIMEOUT_EXIT, WATCH_INTERVAL, OutputCapture, command_env, exec_result
 from sandboxes.workspace_sandbox import WorkspaceSandbox
@@ -99,8 +102,15 @@ class DockerBackend:
         except (DockerException, RequestException) as exc:
             raise SandboxError(f"cannot start a sandbox: the Docker daemon failed: {one_line(exc)}") from exc
         uid, gid = sandbox_user(workspace)
-        container = start_container(client, spec, workspace, uid, gid, "cannot start a sandbox:")
-        sandbox = DockerSandbox(spec, client, container, workspace, uid, gid)
+        git = read_only_git(workspace)
+        setup = ContainerSetup(spec, workspace, uid, gid, git.binds if git else ())
+        try:
+            container = start_container(client, setup, "cannot start a sandbox:")
+        except BaseException:
+            if git:
+                git.close()
+            raise
+        sandbox = DockerSandbox(client, container, setup, git)
         try:
             sandbox._prepare()
         except BaseException:
@@ -127,26 +137,22 @@ class DockerSandbox(WorkspaceSandbox):
     """A started container. Commands run in it; files are accessed on the host side."""
 
     def __init__(
-        self,
-        spec: SandboxSpec,
-        client: docker.DockerClient,
-        container: Container,
-        workspace: Path,
-        uid: int,
-        gid: int,
+        self, client: docker.DockerClient, container: Container, setup: ContainerSetup, git: ReadOnlyGit | None
     ):
-        super().__init__(spec, workspace)
+        super().__init__(setup.spec, setup.workspace)
         self.name = container.name
         self._client = client
         self._container: Container | None = container
-        self._uid, self._gid = uid, gid
+        self._setup = setup
+        self._git = git
         self._shell = "sh"
         self._keepalive_pid = ""
         self._reviving = False
         live.track(self)
 
     def _run_command(self, cmd: str | list[str], timeout: float, env: dict[str, str], workdir: Path) -> ExecResult:
-        argv = self._supervised(cmd, timeout, command_env(BASE_ENV, self.spec.env, env))
+        git_env = self._git.env if self._git else {}
+        argv = self._supervised(cmd, timeout, command_env(BASE_ENV, git_env, self.spec.env, env))
         cwd = posixpath.join(WORKSPACE_MOUNT, workdir.as_posix())
         started = time.monotonic()
         try:
@@ -180,13 +186,15 @@ class DockerSandbox(WorkspaceSandbox):
             for entry in [host, *host.parents]:
                 if entry == self._files.root:
                     break
-                own(entry, self._uid, self._gid)
+                own(entry, self._setup.uid, self._setup.gid)
 
     def stop(self) -> None:
         container, self._container = self._container, None
         live.untrack(self)
         if container is not None:
             remove_container(container, self.name)
+        if self._git:
+            self._git.close()
 
     def _prepare(self) -> None:
         """Create HOME on the fresh /tmp and learn what the host-side safety net needs."""
@@ -283,7 +291,7 @@ class DockerSandbox(WorkspaceSandbox):
         if old is not None:
             remove_container(old, self.name)
         log.warning("sandbox %s lost its container; starting a fresh one", self.name)
-        self._container = start_container(self._client, self.spec, self._files.root, self._uid, self._gid, what)
+        self._container = start_container(self._client, self._setup, what)
         self.name = self._container.name
         self._reviving = True
         try:

@@ -12,6 +12,8 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -110,14 +112,23 @@ def own(path: Path, uid: int, gid: int) -> None:
         os.lchown(path, uid, gid)
 
 
-def start_container(
-    client: docker.DockerClient, spec: SandboxSpec, workspace: Path, uid: int, gid: int, what: str
-) -> Container:
+@dataclass(frozen=True)
+class ContainerSetup:
+    """What a sandbox's containers are made from (a fresh one replacing a dead one is made the same)."""
+
+    spec: SandboxSpec
+    workspace: Path  # the host directory mounted read-write at WORKSPACE_MOUNT
+    uid: int
+    gid: int
+    read_only: Sequence[tuple[Path, Path]] = ()  # more (host path, container path) binds, read-only
+
+
+def start_container(client: docker.DockerClient, setup: ContainerSetup, what: str) -> Container:
     """A started container, waiting out a daemon that restarts meanwhile (up to DAEMON_WAIT)."""
     deadline = time.monotonic() + DAEMON_WAIT
     while True:
         try:
-            return _create_container(client, spec, workspace, uid, gid)
+            return _create_container(client, setup)
         except ContainerGone as exc:
             if time.monotonic() > deadline:
                 raise SandboxError(f"{what} the Docker daemon went away: {one_line(exc)}") from exc
@@ -125,17 +136,16 @@ def start_container(
             wait_for_daemon(client, what)
 
 
-def _create_container(client: docker.DockerClient, spec: SandboxSpec, workspace: Path, uid: int, gid: int) -> Container:
-    """A started container for `spec`; ContainerGone when the daemon goes away meanwhile."""
+def _create_container(client: docker.DockerClient, setup: ContainerSetup) -> Container:
+    """A started container for `setup`; ContainerGone when the daemon goes away meanwhile."""
     try:
-        return _create_container_now(client, spec, workspace, uid, gid)
+        return _create_container_now(client, setup)
     except RequestException as exc:  # a connection lost, not a refusal: the daemon is (re)starting
         raise ContainerGone(str(exc)) from exc
 
 
-def _create_container_now(
-    client: docker.DockerClient, spec: SandboxSpec, workspace: Path, uid: int, gid: int
-) -> Container:
+def _create_container_now(client: docker.DockerClient, setup: ContainerSetup) -> Container:
+    spec = setup.spec
     limits = spec.limits
     labels = {f"shipyard.{key}": value for key, value in spec.labels.items()}
     labels |= {
@@ -154,15 +164,12 @@ def _create_container_now(
             name=f"shipyard-{uuid.uuid4().hex[:12]}",
             labels=labels,
             init=True,
-            user=f"{uid}:{gid}",
+            user=f"{setup.uid}:{setup.gid}",
             working_dir=WORKSPACE_MOUNT,
             mounts=[
-                Mount(
-                    target=WORKSPACE_MOUNT,
-                    source=str(workspace),
-                    type="bind",
-                    read_only=False,
-                )
+                Mount(target=WORKSPACE_MOUNT, source=str(setup.workspace), type="bind", read_only=False),
+                *(Mount(target=str(inside), source=str(host), type="bind", read_only=True)
+                  for host, inside in setup.read_only),
             ],
             read_only=True,
             tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={limits.tmp_mb}m,mode=1777"},
