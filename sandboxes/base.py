@@ -117,20 +117,31 @@ class SandboxBackend(Protocol):
     def start(self, spec: SandboxSpec) -> Sandbox: ...
 
 
-def disk_short(workspace: Path, min_free_mb: int) -> str | None:
-    """Why a command must be killed for the disk's sake, or None.
+class DiskWatch:
+    """Why a running command must be killed for the disk's sake (call it), or None.
 
     The workspace is a host directory: a command filling it fills the host's disk, and
     with it Shipyard's state and every other agent's work. The free space left is cheap
-    to check while a command runs (one statvfs), whoever is filling the disk.
+    to check while a command runs (one statvfs), whoever is filling the disk. A command
+    is killed once free space is below the floor and lower than when it started, so that
+    one freeing space (the agent cleaning up after itself) runs to its end.
     """
-    free = _free_mb(workspace)
-    if free is None or free >= min_free_mb or min_free_mb <= 0:
-        return None
-    return (
-        f"the command was killed: the disk holding the workspace has {free} MB free, less than the "
-        f"{min_free_mb} MB kept free; delete what filled it before going on"
-    )
+
+    def __init__(self, workspace: Path, min_free_mb: int):
+        self._workspace = workspace
+        self._min_free_mb = min_free_mb
+        self._at_start = _free_mb(workspace) if min_free_mb > 0 else None
+
+    def __call__(self) -> str | None:
+        if self._at_start is None:
+            return None
+        free = _free_mb(self._workspace)
+        if free is None or free >= min(self._min_free_mb, self._at_start):
+            return None
+        return (
+            f"the command was killed: the disk holding the workspace has {free} MB free, less than the "
+            f"{self._min_free_mb} MB kept free; delete what filled it before going on"
+        )
 
 
 def check_disk(workspace: Path, limits: SandboxLimits) -> None:

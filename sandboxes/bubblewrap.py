@@ -50,11 +50,11 @@ from sandboxes.base import (
     BASE_ENV,
     WORKSPACE_MOUNT,
     Availability,
+    DiskWatch,
     ExecResult,
     SandboxError,
     SandboxLimits,
     SandboxSpec,
-    disk_short,
     usable_workspace,
 )
 from sandboxes.git.read_only import ReadOnlyGit, read_only_git
@@ -226,7 +226,7 @@ class BubblewrapSandbox(WorkspaceSandbox):
             cwd="/",
             timeout=timeout,
             output_limit=self.spec.limits.output_limit,
-            watchdog=lambda: disk_short(self._files.root, self.spec.limits.min_free_mb),
+            watchdog=DiskWatch(self._files.root, self.spec.limits.min_free_mb),
         )
 
     def stop(self) -> None:

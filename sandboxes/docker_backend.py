@@ -27,10 +27,10 @@ from sandboxes.base import (
     BASE_ENV,
     WORKSPACE_MOUNT,
     Availability,
+    DiskWatch,
     ExecResult,
     SandboxError,
     SandboxSpec,
-    disk_short,
     usable_workspace,
 )
 from sandboxes.docker_containers import (
@@ -84,11 +84,7 @@ class DockerBackend:
             return Availability(backend=self.name, ok=False, detail=missing_image_hint(image), image_missing=True)
         except DockerException as exc:
             return Availability(backend=self.name, ok=False, detail=f"Docker error: {exc}")
-        return Availability(
-            backend=self.name,
-            ok=True,
-            detail=f"Docker daemon answers and {image} exists",
-        )
+        return Availability(backend=self.name, ok=True, detail=f"Docker daemon answers and {image} exists")
 
     def start(self, spec: SandboxSpec) -> DockerSandbox:
         workspace = usable_workspace(spec)
@@ -225,6 +221,7 @@ class DockerSandbox(WorkspaceSandbox):
         if container is None:
             raise SandboxError(f"sandbox {self.name} is stopped")
         api = self._client.api
+        disk = DiskWatch(self._files.root, self.spec.limits.min_free_mb)
         try:
             exec_id = api.exec_create(container.id, argv, workdir=cwd)["Id"]
             stream = api.exec_start(exec_id, stream=True, demux=True)
@@ -247,7 +244,7 @@ class DockerSandbox(WorkspaceSandbox):
         while reader.is_alive() and time.monotonic() < ends:
             reader.join(min(WATCH_INTERVAL, max(0.0, ends - time.monotonic())))
             if reader.is_alive() and killed is None:
-                killed = disk_short(self._files.root, self.spec.limits.min_free_mb)
+                killed = disk()
                 if killed:  # the workspace is a host directory: its disk is the host's
                     self._kill_strays(container.id)
                     ends = min(ends, time.monotonic() + 5)

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from sandboxes.base import BASE_ENV, Availability, ExecResult, SandboxSpec, disk_short, usable_workspace
+from sandboxes.base import BASE_ENV, Availability, DiskWatch, ExecResult, SandboxSpec, usable_workspace
 from sandboxes.process import Commands, command_env, shell_argv
 from sandboxes.workspace_sandbox import WorkspaceSandbox
 
@@ -57,7 +57,7 @@ class LocalSandbox(WorkspaceSandbox):
             cwd=self._files.root / workdir,
             timeout=timeout,
             output_limit=self.spec.limits.output_limit,
-            watchdog=lambda: disk_short(self._files.root, self.spec.limits.min_free_mb),
+            watchdog=DiskWatch(self._files.root, self.spec.limits.min_free_mb),
         )
 
     def stop(self) -> None:

@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from user_git import git
 
 from sandboxes.git.branches import branch_name
 from sandboxes.git.command import WorkspaceError
 from sandboxes.git.repo import GitRepo
 
-TEST_ENV = {
-    **os.environ,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": "/dev/null",
-    "GIT_AUTHOR_NAME": "User",
-    "GIT_AUTHOR_EMAIL": "user@example.com",
-    "GIT_COMMITTER_NAME": "User",
-    "GIT_COMMITTER_EMAIL": "user@example.com",
-}
 JOB = branch_name("j1")
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(cwd), *args], env=TEST_ENV, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
 
 
 def commit_file(checkout: Path, name: str, text: str) -> str:
@@ -42,6 +27,13 @@ def checkout_state(checkout: Path, git_dir: Path) -> tuple[str, str, str, str]:
     index = hashlib.sha256((git_dir / "index").read_bytes()).hexdigest()
     return (git(checkout, "status", "--porcelain", "--untracked-files=all"), git(checkout, "rev-parse", "HEAD"),
             git(checkout, "branch", "--show-current"), index)
+
+
+def refusal(repo: GitRepo, into: str) -> str:
+    """What accepting the job into `into` is refused with."""
+    with pytest.raises(WorkspaceError) as refused:
+        repo.accept(JOB, into)
+    return str(refused.value)
 
 
 def job_branch(repo: GitRepo, base: str, workspaces: Path, files: dict[str, str]) -> str:
@@ -97,10 +89,7 @@ def test_accept_refuses_a_dirty_linked_worktree(primary: Path, tmp_path: Path) -
     (linked / "README.md").write_text("edited, not committed\n")
     main_before = git(primary, "rev-parse", "main")
 
-    with pytest.raises(WorkspaceError) as refused:
-        repo.accept(JOB, "main")
-
-    assert str(refused.value) == (
+    assert refusal(repo, "main") == (
         f"your checkout {linked} has uncommitted changes; commit or stash them, then accept again"
     )
     assert git(primary, "rev-parse", "main") == main_before
@@ -112,10 +101,7 @@ def test_accept_into_a_tag_says_how_to_merge_it(primary: Path, tmp_path: Path) -
     job_branch(repo, "v1", tmp_path / "ws", {"feature.txt": "the job\n"})
     refs_before = git(primary, "for-each-ref")
 
-    with pytest.raises(WorkspaceError) as refused:
-        repo.accept(JOB, "v1")
-
-    assert str(refused.value) == (
+    assert refusal(repo, "v1") == (
         "the job started from the tag v1, not a branch, so there is nothing to merge it into; make a branch "
         f"there and merge it: `git switch -c <branch> v1 && git merge {JOB}`"
     )
@@ -129,10 +115,7 @@ def test_accept_into_a_detached_head_says_how_to_merge_it(primary: Path, tmp_pat
     base = repo.resolve("HEAD")  # what a job submitted from a detached HEAD records
     job_branch(repo, base, tmp_path / "ws", {"feature.txt": "the job\n"})
 
-    with pytest.raises(WorkspaceError) as refused:
-        repo.accept(JOB, base)
-
-    assert str(refused.value) == (
+    assert refusal(repo, base) == (
         f"the job started from the commit {base[:12]}, not a branch, so there is nothing to merge it into; "
         f"make a branch there and merge it: `git switch -c <branch> {base} && git merge {JOB}`"
     )
@@ -150,9 +133,7 @@ def test_accept_in_a_bare_repository(primary: Path, tmp_path: Path) -> None:
     base = repo.resolve("HEAD")
     job_branch(repo, base, tmp_path / "ws", {"feature.txt": "the job\n"})
 
-    with pytest.raises(WorkspaceError) as refused:
-        repo.accept(JOB, base)
-    assert str(refused.value) == (
+    assert refusal(repo, base) == (
         f"the job started from the commit {base[:12]} of the bare repository {bare}, which has no branch to merge "
         f"into; merge it in a clone: `git clone {bare} work && cd work && git switch -c <branch> {base} "
         f"&& git merge origin/{JOB}`, then `git push origin <branch>`"
@@ -170,10 +151,7 @@ def test_accept_of_a_repository_opened_by_url_says_where_the_branch_is(primary: 
     repo = GitRepo.open(url, tmp_path / "cache")
     job_branch(repo, "main", tmp_path / "ws", {"feature.txt": "the job\n"})
 
-    with pytest.raises(WorkspaceError) as refused:
-        repo.accept(JOB, "main")
-
-    assert str(refused.value) == (
+    assert refusal(repo, "main") == (
         f"{url} is a remote repository and accept merges only into local ones; in your clone, "
         f"`git fetch {repo.git_dir} {JOB} && git merge FETCH_HEAD`, then push"
     )
@@ -187,10 +165,7 @@ def test_accept_keeps_the_list_of_untracked_files_it_would_overwrite(primary: Pa
     (primary / "c.txt").write_text("mine too\n")
     before = checkout_state(primary, primary / ".git")
 
-    with pytest.raises(WorkspaceError) as refused:
-        repo.accept(JOB, "main")
-
-    assert str(refused.value) == (
+    assert refusal(repo, "main") == (
         "git merge failed: The following untracked working tree files would be overwritten by merge: a.txt, c.txt; "
         f"nothing was merged: fix that in {primary}, then accept again"
     )

@@ -27,22 +27,6 @@ pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
-def client() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"no Docker daemon answers: {exc}")
-    return client
-
-
-@pytest.fixture(scope="module")
-def image(client: docker.DockerClient) -> str:
-    build_image(DEFAULT_TAG)  # returns at once when the image is up to date
-    return DEFAULT_TAG
-
-
-@pytest.fixture(scope="module")
 def backend(client: docker.DockerClient, image: str) -> DockerBackend:
     return DockerBackend(client)
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import docker
 import pytest
+from user_git import git
 
 from sandboxes.base import Sandbox, SandboxBackend, SandboxSpec
 from sandboxes.bubblewrap import BubblewrapBackend
@@ -19,17 +18,8 @@ from sandboxes.git.branches import branch_name
 from sandboxes.git.read_only import read_only_git
 from sandboxes.git.repo import GitRepo
 from sandboxes.git.workspace import Workspace
-from sandboxes.image_build import DEFAULT_TAG, build_image
 
 TOKEN = "ghp_plantedTokenThatMustNotLeak0123456789"
-TEST_ENV = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_AUTHOR_NAME": "User",
-            "GIT_AUTHOR_EMAIL": "user@example.com", "GIT_COMMITTER_NAME": "User",
-            "GIT_COMMITTER_EMAIL": "user@example.com"}
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(cwd), *args], env=TEST_ENV, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -56,13 +46,8 @@ def backend(request: pytest.FixtureRequest) -> SandboxBackend:
         if shutil.which("bwrap") is None:
             pytest.skip("bwrap is not installed")
         return BubblewrapBackend()
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"no Docker daemon answers: {exc}")
-    build_image(DEFAULT_TAG)  # returns at once when the image is up to date
-    return DockerBackend(client)
+    request.getfixturevalue("image")
+    return DockerBackend(request.getfixturevalue("client"))
 
 
 @pytest.fixture

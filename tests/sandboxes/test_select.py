@@ -13,7 +13,7 @@ from adversarial.kit import private_dockerd, private_dockerd_unavailable
 from sandboxes.base import SandboxError, SandboxSpec
 from sandboxes.bubblewrap import BubblewrapBackend
 from sandboxes.docker_backend import DockerBackend
-from sandboxes.image_build import DEFAULT_TAG, build_image
+from sandboxes.image_build import DEFAULT_TAG
 from sandboxes.select import choose_backend, select_backend
 
 pytestmark = pytest.mark.docker
@@ -23,17 +23,6 @@ EXPLICIT_HINT = (
     f"the sandbox image {ABSENT} does not exist: build it (`shipyard sandbox build` builds the bundled image, with "
     f"`--dockerfile <dir>` a repo's own, under that tag; or `docker build -t {ABSENT} <dir>`) or pull it"
 )
-
-
-@pytest.fixture(scope="module")
-def client() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"no Docker daemon answers: {exc}")
-    assert not client.images.list(name=ABSENT)
-    return client
 
 
 @pytest.fixture
@@ -58,15 +47,14 @@ def test_auto_without_the_default_image_uses_bubblewrap_and_says_why(imageless_d
 
 
 def test_auto_never_ignores_an_explicit_image_that_is_missing(client: docker.DockerClient) -> None:
+    assert not client.images.list(name=ABSENT)
     with pytest.raises(SandboxError) as refused:
         choose_backend("auto", ABSENT)
 
     assert str(refused.value) == f"{EXPLICIT_HINT}; or set sandbox.image back to {DEFAULT_TAG}"
 
 
-def test_auto_with_the_image_present_uses_docker_without_a_note(client: docker.DockerClient) -> None:
-    build_image(DEFAULT_TAG)  # returns at once when the image is up to date
-
+def test_auto_with_the_image_present_uses_docker_without_a_note(image: str) -> None:
     selection = choose_backend("auto", DEFAULT_TAG)
 
     assert isinstance(selection.backend, DockerBackend) and selection.note is None
