@@ -20,7 +20,7 @@ import re
 import shutil
 import stat
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sandboxes.git.command import run_git
@@ -45,19 +45,22 @@ GIT_ENV = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReadOnlyGit:
     """What a sandbox mounts, read-only, to read its workspace's repository; `close` when it stops."""
 
     git_dir: Path  # the repository's git directory: a sandbox shows nothing of it but `binds`
     binds: list[tuple[Path, Path]]  # (host path, sandbox path), each read-only
-    env: dict[str, str] = field(default_factory=lambda: dict(GIT_ENV))
-    _scratch: Path | None = None  # holds the sanitized config
+    scratch: Path  # the host directory holding the sanitized config
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Variables for every command in the sandbox."""
+        return GIT_ENV
 
     def close(self) -> None:
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
-            self._scratch = None
+        """Remove the sanitized config; safe to call twice."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def read_only_git(workspace: Path) -> ReadOnlyGit | None:
@@ -78,7 +81,7 @@ def read_only_git(workspace: Path) -> ReadOnlyGit | None:
     shared = [git_dir / name for name in SHARED_ENTRIES if _plain(git_dir / name)]
     binds = [(path, path) for path in [*shared, *_alternates(git_dir / "objects"), admin_dir]]
     binds.append((sanitized, git_dir / "config"))
-    return ReadOnlyGit(git_dir=git_dir, binds=binds, _scratch=scratch)
+    return ReadOnlyGit(git_dir=git_dir, binds=binds, scratch=scratch)
 
 
 def _admin_dir(workspace: Path) -> Path | None:
