@@ -79,6 +79,7 @@ class Availability(BaseModel):
     backend: str
     ok: bool
     detail: str
+    image_missing: bool = False  # it would work, but the image asked for does not exist
 
 
 class WorkspaceReader(Protocol):
@@ -124,26 +125,62 @@ class SandboxBackend(Protocol):
     def start(self, spec: SandboxSpec) -> Sandbox: ...
 
 
-def disk_short(workspace: Path, min_free_mb: int) -> str | None:
-    """Why a command must be killed for the disk's sake, or None.
+class DiskWatch:
+    """Why a running command must be killed for the disk's sake (call it), or None.
 
     The workspace is a host directory: a command filling it fills the host's disk, and
     with it Shipyard's state and every other agent's work. The free space left is cheap
-    to check while a command runs (one statvfs), whoever is filling the disk.
+    to check while a command runs (one statvfs), whoever is filling the disk. A command
+    is killed once free space is below the floor and lower than when it started, so that
+    one freeing space (the agent cleaning up after itself) runs to its end.
     """
-    if min_free_mb <= 0:
-        return None
+
+    def __init__(self, workspace: Path, min_free_mb: int):
+        self._workspace = workspace
+        self._min_free_mb = min_free_mb
+        self._at_start = _free_mb(workspace) if min_free_mb > 0 else None
+
+    def __call__(self) -> str | None:
+        if self._at_start is None:
+            return None
+        free = _free_mb(self._workspace)
+        if free is None or free >= min(self._min_free_mb, self._at_start):
+            return None
+        return (
+            f"the command was killed: the disk holding the workspace has {free} MB free, less than the "
+            f"{self._min_free_mb} MB kept free; delete what filled it before going on"
+        )
+
+
+def check_disk(workspace: Path, limits: SandboxLimits) -> None:
+    """SandboxError (one line) when the disk holding `workspace` has less free than `limits.min_free_mb`.
+
+    Every backend checks this when a sandbox starts; it costs one statvfs, so the orchestrator can
+    also call it before a job spends anything.
+    """
+    free = _free_mb(workspace)
+    if free is not None and free < limits.min_free_mb:
+        raise SandboxError(
+            f"the disk holding {workspace} has {free} MB free, less than the {limits.min_free_mb} MB a sandbox "
+            "keeps free (sandbox.limits.min_free_mb): free some space on it, then start again"
+        )
+
+
+def usable_workspace(spec: SandboxSpec) -> Path:
+    """The spec's workspace, resolved, once it is a directory on a disk with room; else SandboxError."""
+    workspace = spec.workspace.resolve()
+    if not workspace.is_dir():
+        raise SandboxError(f"workspace {workspace} is not a directory")
+    check_disk(workspace, spec.limits)
+    return workspace
+
+
+def _free_mb(path: Path) -> int | None:
     try:
-        found = os.statvfs(workspace)
+        found = os.statvfs(path)
     except OSError:
         return None
-    free_mb = found.f_bavail * found.f_frsize >> 20
-    if free_mb >= min_free_mb:
-        return None
-    return (
-        f"the command was killed: the disk holding the workspace has {free_mb} MB free, less than the "
-        f"{min_free_mb} MB kept free; delete what filled it before going on"
-    )
+    return found.f_bavail * found.f_frsize >> 20
 
 
 def cap_output(text: str, limit: int) -> tuple[str, bool]:

@@ -10,7 +10,8 @@ What a command sees:
   service data under /var/lib, /etc/shadow, private TLS and SSH host keys, and what
   the backend is told to hide. This is a deny list: a secret kept elsewhere on the
   host is readable, as it would be by any process of the user;
-- the workspace read-write at /workspace, the working directory;
+- the workspace read-write at /workspace, the working directory; of its repository's git
+  directory only what read-only git needs, at its host path (see git/read_only.py);
 - a fresh, size-limited tmpfs at /tmp (with HOME=/tmp/home), /var/tmp and /dev/shm:
   they last one command, only the workspace persists;
 - its own user, pid, ipc, uts, cgroup and network namespaces (no network unless the
@@ -30,7 +31,6 @@ and stronger than local.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import glob
@@ -41,23 +41,25 @@ import subprocess
 import tempfile
 import time
 import uuid
-import weakref
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from sandboxes import live
 from sandboxes.base import (
     BASE_ENV,
     WORKSPACE_MOUNT,
     Availability,
+    DiskWatch,
     ExecResult,
     SandboxError,
     SandboxLimits,
     SandboxSpec,
-    disk_short,
+    usable_workspace,
 )
-from sandboxes.files import WorkspaceFiles
-from sandboxes.process import Commands, command_env, shell_argv, workdir_in
+from sandboxes.git.read_only import ReadOnlyGit, read_only_git
+from sandboxes.process import Commands, command_env, process_alive, shell_argv
+from sandboxes.workspace_sandbox import WorkspaceSandbox
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,8 @@ JOIN_CGROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done
 INSTALL_HINT = (
     "bwrap is not installed: `apt-get install bubblewrap` (Debian, Ubuntu) or `dnf install bubblewrap` (Fedora)"
 )
+# The probe asks whether bwrap works here; the disk is checked for every real sandbox.
+_PROBE_LIMITS = SandboxLimits(min_free_mb=0)
 # Kernel settings that keep unprivileged processes from creating user namespaces.
 USERNS_SETTINGS = (
     ("kernel/unprivileged_userns_clone", "0", "sysctl -w kernel.unprivileged_userns_clone=1"),
@@ -133,18 +137,7 @@ USERNS_SETTINGS = (
     ),
 )
 
-_live: weakref.WeakSet[BubblewrapSandbox] = weakref.WeakSet()
 _pruned_once = False
-
-
-def _stop_live_sandboxes() -> None:
-    for sandbox in list(_live):
-        sandbox.stop()
-
-
-# A process that exits normally removes its sandboxes' cgroups; processes are gone anyway
-# (--die-with-parent).
-atexit.register(_stop_live_sandboxes)
 
 
 class BubblewrapBackend:
@@ -166,7 +159,7 @@ class BubblewrapBackend:
             return Availability(backend=self.name, ok=False, detail=INSTALL_HINT)
         with tempfile.TemporaryDirectory(prefix="shipyard-probe-") as tmp:
             try:
-                with self.start(SandboxSpec(workspace=Path(tmp))) as sandbox:
+                with self.start(SandboxSpec(workspace=Path(tmp), limits=_PROBE_LIMITS)) as sandbox:
                     result = sandbox.exec(["true"], timeout=30)
                     limits = sandbox.limits_detail
             except SandboxError as exc:
@@ -179,9 +172,7 @@ class BubblewrapBackend:
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             raise SandboxError(INSTALL_HINT)
-        workspace = spec.workspace.resolve()
-        if not workspace.is_dir():
-            raise SandboxError(f"workspace {workspace} is not a directory")
+        workspace = usable_workspace(spec)
         global _pruned_once
         if self._use_cgroups and not _pruned_once:
             _pruned_once = True
@@ -189,40 +180,43 @@ class BubblewrapBackend:
         # The owner's pid in the name tells prune_orphaned_cgroups whose it is.
         name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         limiter = _make_limiter(name, spec.limits, self._use_cgroups)
-        args = [bwrap, *_isolation_args(bwrap, spec.network), *_filesystem_args(bwrap, workspace, spec, self._hide)]
-        return BubblewrapSandbox(spec, name, workspace, args, limiter)
+        git = read_only_git(workspace)
+        args = [bwrap, *_isolation_args(bwrap, spec.network),
+                *_filesystem_args(bwrap, workspace, spec, self._hide, git)]
+        return BubblewrapSandbox(spec, name, workspace, args, limiter, git)
 
 
-class BubblewrapSandbox:
+class BubblewrapSandbox(WorkspaceSandbox):
     """A sandbox configuration and its workspace; every command is a fresh bwrap process."""
 
-    def __init__(self, spec: SandboxSpec, name: str, workspace: Path, bwrap_args: list[str], limiter: _Limiter):
-        self.spec = spec
+    def __init__(
+        self,
+        spec: SandboxSpec,
+        name: str,
+        workspace: Path,
+        bwrap_args: list[str],
+        limiter: _Limiter,
+        git: ReadOnlyGit | None,
+    ):
+        super().__init__(spec, workspace)
         self.name = name
-        self._files = WorkspaceFiles(workspace)
         self._bwrap_args = bwrap_args
         self._limiter = limiter
+        self._git = git
         self._commands = Commands()
-        _live.add(self)
+        live.track(self)
 
     @property
     def limits_detail(self) -> str:
         """How memory, pids and CPU are limited, for `doctor` and logs."""
         return self._limiter.detail
 
-    def exec(
-        self,
-        cmd: str | list[str],
-        timeout: float | None = None,
-        env: dict[str, str] | None = None,
-        workdir: str | None = None,
-    ) -> ExecResult:
-        full_env = command_env(BASE_ENV, self.spec.env, env)
-        cwd = PurePosixPath(WORKSPACE_MOUNT) / workdir_in(self._files, workdir)
-        argv = [*self._bwrap_args, "--chdir", str(cwd), "--clearenv"]
+    def _run_command(self, cmd: str | list[str], timeout: float, env: dict[str, str], workdir: Path) -> ExecResult:
+        argv = [*self._bwrap_args, "--chdir", str(PurePosixPath(WORKSPACE_MOUNT) / workdir), "--clearenv"]
         # On bwrap's command line, so visible in the host's `ps`: fine, as secrets never
         # enter a sandbox's environment.
-        for key, value in full_env.items():
+        git_env = self._git.env if self._git else {}
+        for key, value in command_env(BASE_ENV, git_env, self.spec.env, env).items():
             argv += ["--setenv", key, value]
         argv += ["--", *shell_argv(cmd)]
         # bwrap itself gets an empty environment too: nothing of the host's reaches it.
@@ -230,31 +224,18 @@ class BubblewrapSandbox:
             self._limiter.wrap(argv),
             env={},
             cwd="/",
-            timeout=self.spec.limits.exec_timeout if timeout is None else timeout,
+            timeout=timeout,
             output_limit=self.spec.limits.output_limit,
-            watchdog=lambda: disk_short(self._files.root, self.spec.limits.min_free_mb),
+            watchdog=DiskWatch(self._files.root, self.spec.limits.min_free_mb),
         )
-
-    def read_file(self, path: str) -> bytes:
-        return self._files.read(path)
-
-    def write_file(self, path: str, content: bytes | str) -> None:
-        self._files.write(path, content)
-
-    def list_files(self, path: str = ".") -> list[str]:
-        return self._files.list(path)
 
     def stop(self) -> None:
         """Kill running commands and remove the cgroups; safe to call twice."""
         self._commands.close()
         self._limiter.close()
-        _live.discard(self)
-
-    def __enter__(self) -> BubblewrapSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        if self._git:
+            self._git.close()
+        live.untrack(self)
 
 
 # --- the bwrap command line -------------------------------------------------------
@@ -279,8 +260,10 @@ def _isolation_args(bwrap: str, network: bool) -> list[str]:
     return args
 
 
-def _filesystem_args(bwrap: str, workspace: Path, spec: SandboxSpec, hide: Iterable[str]) -> list[str]:
-    """Mounts, in order: host read-only, fresh /proc and /dev, hidden places, scratch, workspace."""
+def _filesystem_args(
+    bwrap: str, workspace: Path, spec: SandboxSpec, hide: Iterable[str], git: ReadOnlyGit | None
+) -> list[str]:
+    """Mounts, in order: host read-only, fresh /proc and /dev, hidden places, scratch, git, workspace."""
     args: list[str] = []
     # Top-level entries one by one rather than `--ro-bind / /`: the sandbox's own root
     # stays a tmpfs where /workspace can be created.
@@ -305,10 +288,17 @@ def _filesystem_args(bwrap: str, workspace: Path, spec: SandboxSpec, hide: Itera
         if path == "/var/tmp" and not os.path.isdir(path):
             continue  # no mount point for it in the read-only /var
         args += [*size, "--tmpfs", path]
+    read_only = ["/", "/dev", *hidden_dirs]
+    if git is not None:
+        # The repository's git directory, wherever it is, shows only what reading it needs.
+        args += ["--tmpfs", str(git.git_dir)]
+        for source, target in git.binds:
+            args += ["--ro-bind", str(source), str(target)]
+        read_only.append(str(git.git_dir))
     args += ["--dir", BASE_ENV["HOME"], "--bind", str(workspace), WORKSPACE_MOUNT]
-    # Last, once every mount point exists: the root, /dev and the hidden places are
-    # read-only too (the scratch mounts and the workspace stay writable).
-    for path in ["/", "/dev", *hidden_dirs]:
+    # Last, once every mount point exists: the root, /dev, the hidden places and the git directory
+    # are read-only too (the scratch mounts and the workspace stay writable).
+    for path in read_only:
         args += ["--remount-ro", path]
     return args
 
@@ -464,21 +454,11 @@ def prune_orphaned_cgroups(root: Path = CGROUP_ROOT) -> list[str]:
     pruned = []
     for group in [*root.glob(f"*/{CGROUP_PARENT}/*-*"), *root.glob(f"{CGROUP_PARENT}/*-*")]:
         owner = group.name.split("-", 1)[0]
-        if owner.isdigit() and not _alive(int(owner)):
+        if owner.isdigit() and not process_alive(int(owner)):
             with contextlib.suppress(OSError):  # not ours to remove, or in use after all
                 group.rmdir()
                 pruned.append(str(group))
     return pruned
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # someone else's process
-    return True
 
 
 def _write_settings(group: Path, settings: dict[str, str]) -> None:

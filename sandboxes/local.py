@@ -17,9 +17,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from sandboxes.base import BASE_ENV, Availability, ExecResult, SandboxError, SandboxSpec, disk_short
-from sandboxes.files import WorkspaceFiles
-from sandboxes.process import Commands, command_env, shell_argv, workdir_in
+from sandboxes.base import BASE_ENV, Availability, DiskWatch, ExecResult, SandboxSpec, usable_workspace
+from sandboxes.process import Commands, command_env, shell_argv
+from sandboxes.workspace_sandbox import WorkspaceSandbox
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,7 @@ class LocalBackend:
         )
 
     def start(self, spec: SandboxSpec) -> LocalSandbox:
-        workspace = spec.workspace.resolve()
-        if not workspace.is_dir():
-            raise SandboxError(f"workspace {workspace} is not a directory")
+        workspace = usable_workspace(spec)
         log.warning(
             "local sandbox for %s: NO ISOLATION, agent commands run on this host as %s",
             workspace,
@@ -46,45 +44,23 @@ class LocalBackend:
         return LocalSandbox(spec, workspace)
 
 
-class LocalSandbox:
+class LocalSandbox(WorkspaceSandbox):
     def __init__(self, spec: SandboxSpec, workspace: Path):
-        self.spec = spec
-        self._files = WorkspaceFiles(workspace)
+        super().__init__(spec, workspace)
         self._home = Path(tempfile.mkdtemp(prefix="shipyard-home-"))
         self._commands = Commands()
 
-    def exec(
-        self,
-        cmd: str | list[str],
-        timeout: float | None = None,
-        env: dict[str, str] | None = None,
-        workdir: str | None = None,
-    ) -> ExecResult:
+    def _run_command(self, cmd: str | list[str], timeout: float, env: dict[str, str], workdir: Path) -> ExecResult:
         return self._commands.run(
             shell_argv(cmd),
             env=command_env(BASE_ENV, {"HOME": str(self._home)}, self.spec.env, env),
-            cwd=self._files.root / workdir_in(self._files, workdir),
-            timeout=self.spec.limits.exec_timeout if timeout is None else timeout,
+            cwd=self._files.root / workdir,
+            timeout=timeout,
             output_limit=self.spec.limits.output_limit,
-            watchdog=lambda: disk_short(self._files.root, self.spec.limits.min_free_mb),
+            watchdog=DiskWatch(self._files.root, self.spec.limits.min_free_mb),
         )
-
-    def read_file(self, path: str) -> bytes:
-        return self._files.read(path)
-
-    def write_file(self, path: str, content: bytes | str) -> None:
-        self._files.write(path, content)
-
-    def list_files(self, path: str = ".") -> list[str]:
-        return self._files.list(path)
 
     def stop(self) -> None:
         """Kill running commands and remove the private HOME; safe to call twice."""
         self._commands.close()
         shutil.rmtree(self._home, ignore_errors=True)
-
-    def __enter__(self) -> LocalSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -182,15 +182,22 @@ def _collect(
     exit_code = proc.wait()
     proc.stdout.close()
     proc.stderr.close()
-    out_text, out_cut = stdout.result()
-    err_text, err_cut = stderr.result()
+    return exec_result(_shell_exit_code(exit_code), stdout, stderr, time.monotonic() - started, timed_out, killed)
+
+
+def exec_result(
+    exit_code: int, stdout: OutputCapture, stderr: OutputCapture, duration: float, timed_out: bool, killed: str | None
+) -> ExecResult:
+    """The result of a finished command; `killed` says why Shipyard killed it, in its stderr."""
+    out, out_cut = stdout.result()
+    err, err_cut = stderr.result()
     if killed:
-        err_text = f"{err_text.rstrip()}\n[shipyard: {killed}]\n".lstrip()
+        err = f"{err.rstrip()}\n[shipyard: {killed}]\n".lstrip()
     return ExecResult(
-        exit_code=TIMEOUT_EXIT if timed_out else _shell_exit_code(exit_code),
-        stdout=out_text,
-        stderr=err_text,
-        duration=time.monotonic() - started,
+        exit_code=TIMEOUT_EXIT if timed_out else exit_code,
+        stdout=out,
+        stderr=err,
+        duration=duration,
         timed_out=timed_out,
         truncated=out_cut or err_cut,
     )
@@ -210,8 +217,6 @@ class Commands:
     ) -> ExecResult:
         """Run argv until it ends, times out or `watchdog` gives a reason to kill it; a command that
         cannot start gets a shell's 127/126."""
-        if timeout <= 0:
-            raise SandboxError(f"timeout must be positive, not {timeout}")
         started = time.monotonic()
         with self._lock:
             if self._closed:
@@ -236,6 +241,19 @@ class Commands:
             running = list(self._running)
         for proc in running:
             _kill_group(proc)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process `pid` exists on this host (someone else's counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process
+    return True
 
 
 def _wait_briefly(proc: subprocess.Popen[bytes]) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from sandboxes.base import Availability, SandboxBackend, SandboxError
 from sandboxes.bubblewrap import BubblewrapBackend
 from sandboxes.docker_backend import DockerBackend
+from sandboxes.image_build import DEFAULT_TAG
 from sandboxes.local import LocalBackend
 
 log = logging.getLogger(__name__)
@@ -18,9 +20,12 @@ BACKENDS: dict[str, type[SandboxBackend]] = {
     "local": LocalBackend,
 }
 
-# Strongest isolation first. `local` is never chosen automatically: it runs agent
-# commands on the host and must be asked for by name.
-AUTO_ORDER = ("docker", "bubblewrap")
+
+@dataclass(frozen=True)
+class Selection:
+    backend: SandboxBackend
+    # Why "auto" did not choose docker, for the director to see (None when it did, or a backend was named).
+    note: str | None = None
 
 
 def _make(name: str, hide: tuple[Path, ...]) -> SandboxBackend:
@@ -32,10 +37,13 @@ def doctor(image: str) -> list[Availability]:
     return [BACKENDS[name]().availability(image) for name in BACKENDS]
 
 
-def select_backend(name: str, image: str, hide: tuple[Path, ...] = ()) -> SandboxBackend:
-    """The backend called `name`, or for "auto" docker when it works, else bubblewrap.
+def choose_backend(name: str, image: str, hide: tuple[Path, ...] = ()) -> Selection:
+    """The backend called `name`, or for "auto" docker when it works, else bubblewrap, saying why.
 
-    `hide`: host paths a bubblewrap sandbox must not see (Shipyard's own state).
+    `local` is never chosen automatically: it runs agent commands on the host. "auto" never
+    ignores an image configured explicitly: when that image is missing it is an error, while
+    a missing default image falls back to bubblewrap with a note. `hide`: host paths a
+    bubblewrap sandbox must not see (Shipyard's own state).
     """
     if name != "auto":
         if name not in BACKENDS:
@@ -45,16 +53,26 @@ def select_backend(name: str, image: str, hide: tuple[Path, ...] = ()) -> Sandbo
             found = backend.availability(image)
             if not found.ok:
                 raise SandboxError(f"the {name} sandbox cannot run here: {found.detail}")
-        return backend
-    reasons = []
-    for candidate in AUTO_ORDER:
-        backend = _make(candidate, hide)
-        found = backend.availability(image)
-        if found.ok:
-            log.debug("sandbox backend: %s", candidate)
-            return backend
-        reasons.append(f"{candidate}: {found.detail}")
+        return Selection(backend)
+    docker = _make("docker", hide)
+    in_docker = docker.availability(image)
+    if in_docker.ok:
+        return Selection(docker)
+    if in_docker.image_missing and image != DEFAULT_TAG:
+        raise SandboxError(f"{in_docker.detail}; or set sandbox.image back to {DEFAULT_TAG}")
+    bubblewrap = _make("bubblewrap", hide)
+    in_bubblewrap = bubblewrap.availability(image)
+    if in_bubblewrap.ok:
+        return Selection(bubblewrap, note=f"sandboxes use bubblewrap, not docker: {in_docker.detail}")
     raise SandboxError(
-        "no sandbox backend works here (" + "; ".join(reasons) + "); "
+        f"no sandbox backend works here (docker: {in_docker.detail}; bubblewrap: {in_bubblewrap.detail}); "
         "fix one of them, or set sandbox.backend = \"local\" to run without isolation"
     )
+
+
+def select_backend(name: str, image: str, hide: tuple[Path, ...] = ()) -> SandboxBackend:
+    """choose_backend's backend, its note logged as a warning."""
+    selection = choose_backend(name, image, hide)
+    if selection.note:
+        log.warning("%s", selection.note)
+    return selection.backend

@@ -31,6 +31,7 @@ from orchestrator.store.events import (
     JobSubmitted,
     JobWaiting,
     MergeDone,
+    Notice,
     PlanApproved,
     PlanEdited,
     PlanReady,
@@ -172,6 +173,8 @@ def event_lines(event: Event) -> list[Line]:
             return [(("plan edited", "bold"),)]
         case PlanRejected():
             return [(("plan rejected", "bold"), (f": {short(event.reason, 160)}" if event.reason else "", ""))]
+        case Notice():
+            return [(("notice: ", "yellow bold"), (short(event.text, 200), ""))]
         case DirectorNote():
             return [(("note: ", "magenta bold"), (short(event.text, 200), ""))]
         case JobAccepted():

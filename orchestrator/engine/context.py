@@ -36,7 +36,9 @@ from orchestrator.store.events import (
 )
 from orchestrator.store.jobs import JobStatus, JobStore, Task
 from sandboxes.base import Sandbox, SandboxBackend, SandboxSpec, cap_output
-from sandboxes.git.workspace import GitRepo, Workspace, branch_name
+from sandboxes.git.branches import branch_name
+from sandboxes.git.repo import GitRepo
+from sandboxes.git.workspace import Workspace
 
 # How much of a command's output an event keeps (head and tail); the log is read by people.
 EVENT_OUTPUT_CHARS = 8_000

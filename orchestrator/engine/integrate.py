@@ -8,7 +8,7 @@ from orchestrator.engine.context import JobContext
 from orchestrator.engine.state import SubtaskResult
 from orchestrator.store.events import AgentId, MergeDone, SubtaskStatus
 from sandboxes.base import SandboxError
-from sandboxes.git.workspace import WorkspaceError
+from sandboxes.git.command import WorkspaceError
 
 
 def integrate_results(s: JobContext, the_plan: Plan, approved: list[SubtaskResult],

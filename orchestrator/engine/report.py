@@ -7,7 +7,8 @@ from pydantic import BaseModel
 from agents.usage import UsageTotals
 from orchestrator.engine.state import JobState, TestRun
 from orchestrator.store.job_view import JobView
-from sandboxes.git.workspace import DiffStat, GitRepo
+from sandboxes.git.repo import GitRepo
+from sandboxes.git.results import DiffStat
 
 
 class SubtaskReport(BaseModel):

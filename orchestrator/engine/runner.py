@@ -14,13 +14,14 @@ from orchestrator.engine.checkpoints import checkpointer
 from orchestrator.engine.context import JobCancelled, JobContext
 from orchestrator.engine.graph import build_graph
 from orchestrator.engine.report import Report, build_report
-from orchestrator.store.events import JobWaiting
+from orchestrator.store.events import JobWaiting, Notice
 from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Job, JobStatus
 from orchestrator.store.records import JobRecords
-from sandboxes.base import SandboxError
-from sandboxes.git.workspace import GitRepo, WorkspaceError
-from sandboxes.select import select_backend
+from sandboxes.base import SandboxError, check_disk
+from sandboxes.git.command import WorkspaceError
+from sandboxes.git.repo import GitRepo
+from sandboxes.select import choose_backend
 
 # max_concurrency sizes the graph's thread pool. A subtask node holds a thread while it waits on
 # its stage tasks, which need threads of their own: the pool must fit the widest fan-out (20
@@ -41,11 +42,11 @@ def advance(settings: Settings, records: JobRecords, job: Job, resume: dict[str,
     """Run the job's graph from wherever its checkpoint stands (new, crashed mid-way, answered)
     until it ends or waits for approval. `rewind` rewrites the state first, as a retry does."""
     started = time.monotonic()
-    ctx = JobContext(
-        job_id=job.id, task=job.task, settings=settings, repo=open_repo(settings, job.task.repo),
-        backend=select_backend(settings.sandbox.backend, settings.sandbox.image, hide=(settings.state_dir,)),
-        events=records.events, jobs=records.jobs,
-    )
+    try:
+        ctx = _context(settings, records, job)
+    except CANNOT_GO_ON as exc:
+        # Nothing was spent: the repo, the disk or the sandboxes cannot be used. Said before any agent runs.
+        return records.finish(job.id, JobStatus.FAILED, error=str(exc))
     config = {"configurable": {"thread_id": job.id}, "max_concurrency": GRAPH_THREADS}
     with checkpointer(settings) as saver:
         app = build_graph(ctx).compile(checkpointer=saver)
@@ -84,6 +85,16 @@ def advance(settings: Settings, records: JobRecords, job: Job, resume: dict[str,
         records.events.append(JobWaiting(job_id=job.id))
         return records.jobs.get(job.id)
     return _finish(records, job, snapshot.values, ctx, time.monotonic() - started)
+
+
+def _context(settings: Settings, records: JobRecords, job: Job) -> JobContext:
+    check_disk(settings.state_dir, settings.sandbox.limits)
+    image = job.task.image or settings.sandbox.image
+    selection = choose_backend(settings.sandbox.backend, image, hide=(settings.state_dir,))
+    if selection.note:
+        records.events.append(Notice(job_id=job.id, text=selection.note))
+    return JobContext(job_id=job.id, task=job.task, settings=settings, repo=open_repo(settings, job.task.repo),
+                      backend=selection.backend, events=records.events, jobs=records.jobs)
 
 
 def _finish(records: JobRecords, job: Job, state: dict[str, Any], ctx: JobContext, seconds: float) -> Job:

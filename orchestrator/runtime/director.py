@@ -36,7 +36,10 @@ from orchestrator.store.events import (
 from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Job, JobStatus, Task
 from orchestrator.store.records import JobRecords
-from sandboxes.git.workspace import GitRepo, MergeResult, WorkspaceError, branch_name
+from sandboxes.git.branches import branch_name
+from sandboxes.git.command import WorkspaceError
+from sandboxes.git.repo import GitRepo
+from sandboxes.git.results import MergeResult
 
 
 class JobStateError(ValueError):

@@ -22,7 +22,8 @@ from orchestrator.runtime.queue import JobQueue
 from orchestrator.store.db import events, jobs, notifications
 from orchestrator.store.jobs import Job
 from orchestrator.store.records import JobRecords
-from sandboxes.git.workspace import WorkspaceError, branch_name
+from sandboxes.git.branches import branch_name
+from sandboxes.git.command import WorkspaceError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 

@@ -100,6 +100,14 @@ class JobDiscarded(Event):
     branches: list[str] = []
 
 
+class Notice(Event):
+    """Something the director should know that changes no state: e.g. which sandbox backend stood in for
+    the one asked for, and why."""
+
+    kind: Literal["job.notice"] = "job.notice"
+    text: str
+
+
 class DirectorNote(Event):
     kind: Literal["director.note"] = "director.note"
     text: str
@@ -294,7 +302,7 @@ class UnknownEvent(Event):
 
 AnyEvent = Annotated[
     JobSubmitted | JobQueued | JobStatusChanged | JobPrepared | JobWaiting | JobFinished | JobAccepted
-    | JobDiscarded | DirectorNote | DirectorAnswer | PlanReady | PlanEdited | PlanApproved | PlanRejected | SubtaskStatus
+    | JobDiscarded | Notice | DirectorNote | DirectorAnswer | PlanReady | PlanEdited | PlanApproved | PlanRejected | SubtaskStatus
     | SubtasksRetried | CandidateChosen | TestResult | ReviewGiven | MergeDone | AgentMessage | AgentToolResult
     | AgentFinished | AgentCommit | SandboxSetup | NotificationRecorded | NotificationSent | NotificationFailed
     | WorkerClaimed | WorkerReleased | GitHubRequest,

@@ -28,7 +28,7 @@ from agents.repo_map import build_repo_map
 from agents.tools import ToolObservation, Toolset
 from orchestrator.store.jobs import JobStatus
 from sandboxes.base import SandboxLimits, SandboxSpec
-from sandboxes.git.workspace import GitRepo
+from sandboxes.git.repo import GitRepo
 
 OTHER_SECRET = "ANOTHER-AGENTS-UNCOMMITTED-WORK"
 

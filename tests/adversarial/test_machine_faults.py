@@ -37,6 +37,7 @@ from agents.scripted_model import ScriptedModelServer
 from orchestrator.runtime.director import Director
 from orchestrator.store.events import Event
 from orchestrator.store.jobs import JobStatus, Task
+from sandboxes.base import SandboxLimits
 
 CHAIN = 12  # subtasks, each depending on the one before: a long, strictly ordered job
 # Events that mark a finished unit of work (a checkpointed stage or node follows each).
@@ -152,11 +153,12 @@ def test_a_database_locked_by_another_process_makes_the_job_wait(tmp_path: Path)
 @pytest.mark.skipif(not can_mount(), reason="needs root to mount a small file system")
 def test_a_disk_that_fills_up_mid_job_fails_it_cleanly_and_resume_finishes_it(tmp_path: Path) -> None:
     """The state dir (jobs, events, checkpoints, worktrees) on a 64 MB file system that another
-    program fills up while the job runs."""
+    program fills up while the job runs (past the sandboxes' floor, set to fit so small a disk)."""
     backend = require_backend("bubblewrap")
     repo = make_repo(tmp_path / "repo", {"README.md": "# chain\n"})
     with small_filesystem(tmp_path / "disk", 64) as disk, ScriptedModelServer(chain_script(3, 0.2)) as server:
-        settings = job_settings(tmp_path, server.base_url, backend, test_command="true", state_dir=disk / "state")
+        settings = job_settings(tmp_path, server.base_url, backend, test_command="true", state_dir=disk / "state",
+                                limits=SandboxLimits(min_free_mb=16))
         runner = Director(settings)
         job = runner.submit(Task(instruction="chain", repo=str(repo), base="main"))
         process = start_runner(settings, job.id)

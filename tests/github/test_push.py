@@ -12,7 +12,8 @@ from fake_github import FakeGitHub
 from helpers import git, make_repo
 
 from orchestrator.apps.github.client import GitHub
-from sandboxes.git.workspace import GitRepo, WorkspaceError
+from sandboxes.git.command import WorkspaceError
+from sandboxes.git.repo import GitRepo
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from orchestrator.engine.report import AgentReport, Report, SubtaskReport
 from orchestrator.engine.state import TestRun as RunOfTests
 from orchestrator.store.events import Event
 from orchestrator.store.jobs import Job, JobStatus, Task
-from sandboxes.git.workspace import DiffStat, FileStat
+from sandboxes.git.results import DiffStat, FileStat
 
 PLAN = {"summary": "Add a note, as @octocat asked.", "subtasks": [
     {"id": "s1", "title": "Add a note", "instructions": "Create NOTE.md with one line.", "files": ["NOTE.md"]},

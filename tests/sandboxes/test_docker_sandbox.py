@@ -19,32 +19,11 @@ from docker.errors import NotFound
 
 from sandboxes import docker_backend
 from sandboxes.base import Sandbox, SandboxError, SandboxLimits, SandboxSpec
-from sandboxes.docker_backend import (
-    LABEL,
-    OWNER_PID_LABEL,
-    DockerBackend,
-    DockerSandbox,
-    prune_orphans,
-)
+from sandboxes.docker_backend import DockerBackend, DockerSandbox
+from sandboxes.docker_containers import LABEL, OWNER_PID_LABEL, prune_orphans
 from sandboxes.image_build import DEFAULT_TAG, IMAGE_DIR, build_image, package_list
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="module")
-def client() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"no Docker daemon answers: {exc}")
-    return client
-
-
-@pytest.fixture(scope="module")
-def image(client: docker.DockerClient) -> str:
-    build_image(DEFAULT_TAG)  # returns at once when the image is up to date
-    return DEFAULT_TAG
 
 
 @pytest.fixture(scope="module")

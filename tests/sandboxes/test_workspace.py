@@ -6,25 +6,17 @@ import fcntl
 import hashlib
 import os
 import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from user_git import git
 
-from sandboxes.git.workspace import GitRepo, Workspace, WorkspaceError, branch_name
-
-# The tests' own git calls (building repos, checking results) ignore the machine's config.
-TEST_ENV = {
-    **os.environ,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": "/dev/null",
-    "GIT_AUTHOR_NAME": "User",
-    "GIT_AUTHOR_EMAIL": "user@example.com",
-    "GIT_COMMITTER_NAME": "User",
-    "GIT_COMMITTER_EMAIL": "user@example.com",
-}
+from sandboxes.git.branches import branch_name
+from sandboxes.git.command import WorkspaceError
+from sandboxes.git.repo import GitRepo
+from sandboxes.git.workspace import Workspace
 
 HOOKS = [
     "pre-commit",
@@ -35,11 +27,6 @@ HOOKS = [
     "post-merge",
     "reference-transaction",
 ]
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(cwd), *args], env=TEST_ENV, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
 
 
 def write(path: Path, text: str) -> None:

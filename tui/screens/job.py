@@ -17,7 +17,7 @@ from textual.widgets import Footer, Header, TabbedContent, TabPane, Tree
 from orchestrator.store.events import DirectorAnswer, Event
 from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Job, JobStatus
-from sandboxes.git.workspace import branch_name
+from sandboxes.git.branches import branch_name
 from tui.diff import parse
 from tui.logbook import JOB, LOG_WINDOW, Line, LogBook
 from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog

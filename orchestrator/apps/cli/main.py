@@ -27,7 +27,7 @@ from orchestrator.config.settings import ConfigError
 from orchestrator.runtime.director import JobStateError
 from orchestrator.store.jobs import JobLookupError
 from sandboxes.base import SandboxError
-from sandboxes.git.workspace import WorkspaceError
+from sandboxes.git.command import WorkspaceError
 from tui.cli import tui as tui_command
 
 app = typer.Typer(

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.config.settings import load_settings
-from sandboxes.docker_backend import prune_orphans
+from sandboxes.docker_containers import prune_orphans
 from sandboxes.image_build import build_image
 from sandboxes.select import doctor as backend_doctor
 

@@ -25,7 +25,8 @@ from pydantic import BaseModel
 
 from orchestrator.apps.evaluation.instances import Instance
 from sandboxes.base import Sandbox, SandboxError
-from sandboxes.git.workspace import Workspace, WorkspaceError
+from sandboxes.git.command import WorkspaceError
+from sandboxes.git.workspace import Workspace
 
 # Statuses that count as passing, as in SWE-bench: an expected failure is fine.
 PASSING = frozenset({"passed", "xfail"})

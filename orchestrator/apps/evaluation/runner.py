@@ -36,7 +36,8 @@ from orchestrator.config.settings import Settings
 from orchestrator.runtime.director import Director
 from orchestrator.store.jobs import Job, Task
 from sandboxes.base import Sandbox, SandboxSpec
-from sandboxes.git.workspace import GitRepo, branch_name
+from sandboxes.git.branches import branch_name
+from sandboxes.git.repo import GitRepo
 from sandboxes.select import select_backend
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,9 @@ from orchestrator.runtime.director import Director
 from orchestrator.store.events import DirectorAnswer, GitHubRequest
 from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Job, JobLookupError, JobStatus, Task
-from sandboxes.git.workspace import GitRepo, WorkspaceError, branch_name
+from sandboxes.git.branches import branch_name
+from sandboxes.git.command import WorkspaceError
+from sandboxes.git.repo import GitRepo
 
 log = logging.getLogger(__name__)
 

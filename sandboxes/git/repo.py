@@ -1,0 +1,323 @@
+"""The user's repository, used only through its git directory and worktrees of Shipyard's own.
+
+The user's checkout is never touched. Repository-level operations run against the git
+directory alone (refs, objects, worktree metadata: no work tree, so nothing can write
+the user's index or files); everything that needs files runs in a linked worktree that
+Shipyard created, outside the user's checkout. The one exception is `accept`, the
+director's explicit request to merge a finished job into their branch.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from sandboxes.git.accept import accept_job
+from sandboxes.git.branches import AGENT_SEPARATOR, check_branch
+from sandboxes.git.command import WorkspaceError, repo_config_args, run_git
+from sandboxes.git.locks import clear_debris, clear_stale_locks, exclusive
+from sandboxes.git.remotes import cache_name, clone, fetch_clone, fetch_refs, is_url, push_branch
+from sandboxes.git.results import DiffStat, MergeResult, parse_numstat
+from sandboxes.git.workspace import Workspace, commit_identity
+from sandboxes.git.worktrees import find_admin_dir, outside_repository, parse_worktree_list, refuse_checked_out
+
+
+class GitRepo:
+    """The user's repository, used only through its git directory and worktrees of its own."""
+
+    def __init__(
+        self, git_dir: Path, checkout: Path | None, source: str, lock_file: Path, checkout_git_dir: Path | None = None
+    ):
+        self.git_dir = git_dir  # the common git directory (for a URL, the cached bare clone)
+        self.checkout = checkout  # the user's work tree, which nothing here may touch but `accept`
+        # The checkout's own git directory (its HEAD and index): the common one for a main
+        # worktree, `<git_dir>/worktrees/<name>` when the user opened a linked worktree.
+        self.checkout_git_dir = checkout_git_dir
+        self.source = source
+        self._lock_file = lock_file
+        self._config = repo_config_args(git_dir)
+
+    @classmethod
+    def open(cls, source: str | Path, cache_dir: Path, token: str | None = None) -> GitRepo:
+        """The repository at a local path, or at a URL (file:// too).
+
+        A URL is cloned into cache_dir on the first open and fetched on every later one,
+        with `token` (if any) sent as in `push`.
+        """
+        if isinstance(source, str) and is_url(source):
+            return cls._open_url(source, cache_dir, token)
+        return cls._open_path(Path(source).expanduser().resolve())
+
+    @classmethod
+    def _open_path(cls, path: Path) -> GitRepo:
+        if not path.is_dir():
+            raise WorkspaceError(f"{path}: no such directory; pass the path or URL of a git repository")
+        found = run_git(
+            ["rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir", "--is-bare-repository"],
+            cwd=path,
+            check=False,
+        )
+        if found.returncode != 0:
+            raise WorkspaceError(
+                f"{path} is not a git repository; run `git init` there or pass a repository's path or URL"
+            )
+        common_dir, own_dir, bare = found.stdout.splitlines()
+        git_dir = Path(common_dir)
+        if bare == "true":
+            return cls(git_dir, None, str(path), git_dir / "shipyard.lock")
+        checkout = Path(run_git(["rev-parse", "--show-toplevel"], cwd=path).stdout.strip())
+        return cls(git_dir, checkout, str(path), git_dir / "shipyard.lock", checkout_git_dir=Path(own_dir))
+
+    @classmethod
+    def _open_url(cls, url: str, cache_dir: Path, token: str | None) -> GitRepo:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        git_dir = cache_dir / cache_name(url)
+        # Beside the clone, not in it: it must exist before the clone does.
+        lock_file = cache_dir / f"{git_dir.name}.lock"
+        with exclusive(lock_file):
+            if git_dir.exists():
+                fetch_clone(url, git_dir, token)
+            else:
+                clone(url, git_dir, token)
+        return cls(git_dir, None, url, lock_file)
+
+    def resolve(self, ref: str) -> str:
+        """The commit sha a branch, tag, sha or expression like `main~2` names."""
+        found = self.git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"], check=False)
+        if found.returncode != 0:
+            raise WorkspaceError(f"unknown ref {ref!r} in {self.source}; name an existing branch, tag or commit")
+        return found.stdout.strip()
+
+    def ensure_branch(self, branch: str, base_ref: str) -> str:
+        """Create `branch` at base_ref unless it exists; its sha. No checkout is involved."""
+        check_branch(branch)
+        with self.locked():
+            clear_stale_locks(self.git_dir, branch, None)
+            return self._ensure_branch(branch, base_ref)[0]
+
+    def create_workspace(self, branch: str, base_ref: str, path: Path) -> Workspace:
+        """A worktree at `path` on a new `branch` from base_ref, or on the existing branch as it is (resume).
+
+        Calling it again for a live workspace returns that workspace, uncommitted work included.
+        """
+        check_branch(branch)
+        path = self._workspace_path(path)
+        with self.locked():
+            # Forget worktrees whose directories are gone (a crash, a cleanup), so their
+            # branches can be checked out again.
+            self.git(["worktree", "prune"])
+            trees = self._worktrees()
+            if trees.get(path) == branch:
+                return self._workspace(path, branch, resumed=True)
+            refuse_checked_out(branch, trees, path, self.checkout)
+            if path not in trees:
+                clear_debris(self.git_dir, path)
+            clear_stale_locks(self.git_dir, branch, None)
+            _, created = self._ensure_branch(branch, base_ref)
+            self.git(["worktree", "add", "--quiet", str(path), branch])
+            return self._workspace(path, branch, resumed=not created)
+
+    def open_workspace(self, path: Path) -> Workspace:
+        """The existing workspace at `path`, e.g. the one a conflicted merge was kept in."""
+        path = Path(path).expanduser().resolve()
+        branch = self._worktrees().get(path)
+        if branch is None or path == self.checkout:
+            raise WorkspaceError(
+                f"{path} is not a Shipyard workspace of {self.source}; create one with create_workspace()"
+            )
+        return self._workspace(path, branch, resumed=True)
+
+    def discard_workspace(self, path: Path) -> None:
+        """Remove whatever is at `path`: a worktree, or what a git killed mid-way left of one; the files,
+        uncommitted work included, go; the branch and its commits stay."""
+        path = self._workspace_path(path)
+        with self.locked():
+            self._discard(path)
+            self.git(["worktree", "prune"])
+
+    def remove_workspace(self, workspace: Workspace) -> None:
+        """Delete the worktree, uncommitted work included; its branch and commits are kept."""
+        with self.locked():
+            if workspace.path in self._worktrees():
+                self.git(["worktree", "remove", "--force", "--force", str(workspace.path)])
+            self.git(["worktree", "prune"])
+
+    def diff(self, a: str, b: str) -> str:
+        """Unified diff of what `b` changed since it forked from `a`: `git diff a...b`.
+
+        That is what a pull request of b into a shows: commits that reached `a` after the
+        fork are not in it.
+        """
+        return self.git(["diff-tree", "-r", "-p", "--find-renames", *self._fork_point(a, b)]).stdout
+
+    def diff_stat(self, a: str, b: str) -> DiffStat:
+        """Files changed by `b` since it forked from `a` (the same range as `diff`)."""
+        out = self.git(["diff-tree", "-r", "-z", "--numstat", "--find-renames", *self._fork_point(a, b)]).stdout
+        return parse_numstat(out)
+
+    def merge(
+        self,
+        into_branch: str,
+        from_branch: str,
+        workspace_path: Path | None = None,
+        *,
+        keep_conflicted: bool = False,
+        role: str = "integrator",
+        message: str | None = None,
+    ) -> MergeResult:
+        """Merge from_branch into into_branch (always a merge commit) in a worktree on into_branch.
+
+        The worktree is the one at workspace_path (created there if need be, and left
+        in place), else a temporary one. A conflict is reported in the result, not raised:
+        the merge is aborted, or with keep_conflicted left in its worktree
+        (`result.workspace_path`) for an agent to resolve and `Workspace.commit`.
+        """
+        check_branch(into_branch)
+        identity = commit_identity(role, None)
+        message = message or f"Merge {from_branch} into {into_branch}"
+        with self.locked():
+            if self.branch_sha(into_branch) is None:
+                raise WorkspaceError(f"no branch {into_branch} to merge into; create it with ensure_branch()")
+            theirs = self.resolve(from_branch)
+            temporary = workspace_path is None
+            if workspace_path is None:
+                workspace_path = Path(tempfile.mkdtemp(prefix="shipyard-merge-"))
+            path = self._workspace_path(workspace_path)
+            try:
+                workspace = self._merge_workspace(into_branch, path)
+                result = workspace.merge_in(theirs, message, identity)
+            except BaseException:
+                if temporary:
+                    self._discard(path)
+                raise
+            if result.ok or not keep_conflicted:
+                if not result.ok:
+                    workspace.git(["merge", "--abort"])
+                if temporary:
+                    self._discard(path)
+                return result
+            return result.model_copy(update={"workspace_path": path})
+
+    def push(self, branch: str, url: str, token: str | None = None, to: str | None = None) -> str:
+        """Push `branch` to `to` (default: the same name) at `url`, fast-forward only (see remotes.push_branch)."""
+        return push_branch(self, branch, url, token, to)
+
+    def fetch(self, url: str, refspecs: Sequence[str], token: str | None = None) -> None:
+        """Fetch `refspecs` from `url` (see remotes.fetch_refs)."""
+        fetch_refs(self, url, refspecs, token)
+
+    def current_branch(self) -> str | None:
+        """The branch the user's checkout is on; None when detached or without a checkout."""
+        if self.checkout is None:
+            return None
+        found = self.git(["symbolic-ref", "--quiet", "--short", "HEAD"], git_dir=self.checkout_git_dir, check=False)
+        return found.stdout.strip() or None
+
+    def accept(self, job_branch: str, into_branch: str) -> MergeResult:
+        """Merge a finished job into `into_branch` of the user's repo (see accept.accept_job)."""
+        return accept_job(self, job_branch, into_branch)
+
+    def delete_job_branches(self, job_branch: str) -> list[str]:
+        """Delete a job's branch and its agents' branches (`<job_branch>--*`); the names deleted.
+
+        A branch still checked out in a worktree is refused, so no one's files go with it.
+        """
+        check_branch(job_branch)
+        with self.locked():
+            self.git(["worktree", "prune"])
+            refs = self.git(["for-each-ref", "--format=%(refname)", f"refs/heads/{job_branch}",
+                             f"refs/heads/{job_branch}{AGENT_SEPARATOR}*"]).stdout.split()
+            branches = [ref.removeprefix("refs/heads/") for ref in refs]
+            for path, branch in self._worktrees().items():
+                if branch in branches:
+                    raise WorkspaceError(f"{branch} is checked out at {path}; switch that worktree to another "
+                                         "branch, then discard again")
+            if branches:
+                self.git(["branch", "-D", "--", *branches])
+            return branches
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold this repository's lock (see locks.exclusive)."""
+        with exclusive(self._lock_file):
+            yield
+
+    def git(
+        self,
+        args: list[str],
+        *,
+        git_dir: Path | None = None,
+        work_tree: Path | None = None,
+        env: dict[str, str] | None = None,
+        input: str | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run git on the repository's git directory, or with `git_dir` and `work_tree` in one of its worktrees."""
+        # Without --work-tree git sees a bare repository: a slip cannot reach the user's files.
+        location = ["--git-dir", str(git_dir or self.git_dir)]
+        if work_tree is not None:
+            location += ["--work-tree", str(work_tree)]
+        return run_git(
+            args, cwd=work_tree or self.git_dir, options=[*self._config, *location], env=env, input=input, check=check
+        )
+
+    def _merge_workspace(self, branch: str, path: Path) -> Workspace:
+        trees = self._worktrees()
+        if trees.get(path) != branch:
+            refuse_checked_out(branch, trees, path, self.checkout)
+            if path not in trees:
+                clear_debris(self.git_dir, path)
+            clear_stale_locks(self.git_dir, branch, None)
+            self.git(["worktree", "add", "--quiet", str(path), branch])
+        workspace = self._workspace(path, branch, resumed=True)
+        clear_stale_locks(self.git_dir, branch, workspace.git_dir)
+        if workspace.git(["status", "--porcelain"]).stdout.strip():
+            raise WorkspaceError(
+                f"the workspace at {path} has uncommitted changes; commit or discard them before merging"
+            )
+        return workspace
+
+    def _discard(self, path: Path) -> None:
+        if path in self._worktrees():
+            self.git(["worktree", "remove", "--force", "--force", str(path)])
+        shutil.rmtree(path, ignore_errors=True)  # a temporary dir that never became a worktree
+
+    def _ensure_branch(self, branch: str, base_ref: str) -> tuple[str, bool]:
+        """The branch's sha, and whether it was created now."""
+        sha = self.branch_sha(branch)
+        if sha is not None:
+            return sha, False
+        sha = self.resolve(base_ref)
+        # The empty old value makes the update fail if another process created it meanwhile.
+        self.git(["update-ref", "-m", f"shipyard: branch from {base_ref}", f"refs/heads/{branch}", sha, ""])
+        return sha, True
+
+    def branch_sha(self, branch: str) -> str | None:
+        """The sha of the branch called `branch`; None when there is none (e.g. `branch` names a tag)."""
+        found = self.git(["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"], check=False)
+        return found.stdout.strip() if found.returncode == 0 else None
+
+    def _fork_point(self, a: str, b: str) -> tuple[str, str]:
+        base = self.git(["merge-base", self.resolve(a), self.resolve(b)], check=False)
+        if base.returncode != 0:
+            raise WorkspaceError(f"{a} and {b} share no history; compare refs of the same project")
+        return base.stdout.strip(), self.resolve(b)
+
+    def _worktrees(self) -> dict[Path, str | None]:
+        """Registered worktrees (the user's checkout too): path -> branch, None when detached."""
+        return parse_worktree_list(self.git(["worktree", "list", "--porcelain", "-z"]).stdout)
+
+    def _workspace(self, path: Path, branch: str, resumed: bool) -> Workspace:
+        admin_dir = find_admin_dir(self.git_dir, path)
+        if admin_dir is None:
+            raise WorkspaceError(
+                f"{path} is not registered as a worktree of {self.source}; create it with create_workspace()"
+            )
+        return Workspace(repo=self, path=path, branch=branch, git_dir=admin_dir, resumed=resumed)
+
+    def _workspace_path(self, path: Path) -> Path:
+        return outside_repository(path, self.checkout, self.git_dir)

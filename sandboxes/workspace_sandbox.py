@@ -1,0 +1,55 @@
+"""What the sandboxes of every backend share: the workspace's files, accessed on the host side,
+the checks of an `exec` call, and use as a context manager."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Self
+
+from sandboxes.base import ExecResult, SandboxError, SandboxSpec
+from sandboxes.files import WorkspaceFiles
+from sandboxes.process import workdir_in
+
+
+class WorkspaceSandbox(ABC):
+    """A started sandbox around a host directory mounted at WORKSPACE_MOUNT (the Sandbox protocol)."""
+
+    def __init__(self, spec: SandboxSpec, workspace: Path):
+        self.spec = spec
+        self._files = WorkspaceFiles(workspace)
+
+    def exec(
+        self,
+        cmd: str | list[str],
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+    ) -> ExecResult:
+        timeout = self.spec.limits.exec_timeout if timeout is None else timeout
+        if timeout <= 0:
+            raise SandboxError(f"timeout must be positive, not {timeout}")
+        return self._run_command(cmd, timeout, env or {}, workdir_in(self._files, workdir))
+
+    @abstractmethod
+    def _run_command(self, cmd: str | list[str], timeout: float, env: dict[str, str], workdir: Path) -> ExecResult:
+        """Run `cmd` for at most `timeout` seconds with `env` added, in `workdir` (relative to the workspace)."""
+
+    def read_file(self, path: str) -> bytes:
+        return self._files.read(path)
+
+    def write_file(self, path: str, content: bytes | str) -> None:
+        self._files.write(path, content)
+
+    def list_files(self, path: str = ".") -> list[str]:
+        return self._files.list(path)
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Kill what runs and release what the sandbox holds; safe to call twice."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
