@@ -74,3 +74,35 @@ def test_a_flaky_check_is_run_again_not_fixed(ci_world: GitHubWorld) -> None:
     assert world.fake.actions.reruns == [run.id] and run.attempt == 2
     assert len(world.runner.jobs.list()) == 1, "no follow-up job"
     assert world.branch_sha(pull.head) == run.sha
+
+
+def test_checks_shipyard_cannot_run_again_are_fixed_then_left_to_the_requester(ci_world: GitHubWorld) -> None:
+    """Another App's check run and a commit status: no re-run, a follow-up at once; after max_rounds, over to you."""
+    world = ci_world
+    world.commit("main", {".shipyard.toml": "[ci]\nfix_failures = true\nmax_rounds = 1\n"})
+    world.deployment.start_worker()
+    assert world.send("issues", payload("issues.labeled")).status_code == 202
+    pull = wait_for(lambda: world.fake.pulls[0] if world.fake.pulls else None, 90, "the pull request")
+    head = world.branch_sha(pull.head)
+    wait_for(lambda: world.records.watch_of(world.records.jobs_in(REPO, 7)[0].job_id).pull_number == 1, 30,
+             "the pull request to be watched")
+
+    lint = payload("check_run.completed", check_run__head_sha=head, check_run__check_suite__head_branch=pull.head)
+    assert world.send("check_run", lint).status_code == 202
+    fixed = wait_for(lambda: (sha := world.branch_sha(pull.head)) != head and sha, 120, "the follow-up's commits")
+    fix_job = world.records.jobs_in(REPO, 1)[0].job_id
+    assert "NOTE.md: line 1 is too short (lint/short-line)" in world.runner.jobs.get(fix_job).task.instruction
+    wait_for(lambda: len(story(world)) == 2, 30, "the push in the story")
+
+    status = payload("status", sha=fixed, branches=[{"name": pull.head, "commit": {"sha": fixed}, "protected": False}])
+    assert world.send("status", status).status_code == 202
+    wait_for(lambda: len(story(world)) == 3, 30, "the end of the story")
+    assert story(world) == [
+        f"`lint` failed on {head[:7]}; follow-up job {fix_job} fixes it (round 1 of 1).",
+        f"Job {fix_job} pushed {fixed[:7]}; the checks run on it.",
+        f"`ci/example` still fails on {fixed[:7]} after 1 fix round(s); it is yours now.",
+    ]
+    (told,) = wait_for(lambda: [c for c in world.fake.comments_on(REPO, 7) if "Over to you." in c.body], 30,
+                       "the requester to be told")
+    assert told.body.startswith("@mona the checks of pull request #1 still fail after 1 fix round(s)")
+    assert world.fake.actions.reruns == [] and len(world.runner.jobs.list()) == 2

@@ -4,13 +4,17 @@ checks GitHub cannot answer, deleted status comments, and the retention of what 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 from appkit import INSTALLATION, REPO, GitHubWorld, payload
 from jobs.jobkit import wait_for
 
 from orchestrator.apps.github import desk
+from orchestrator.apps.github.rate_limits import RateLimited, RateLimits
 from orchestrator.apps.github.records import DAY, Records, prune_github
+from orchestrator.store.db import open_store
 
 OTHER_REPO = "octo-org/gadgets"
 OTHER_INSTALLATION = 5151
@@ -29,6 +33,35 @@ def settled(world: GitHubWorld, delivery: str) -> bool:
 
 def requests_on(world: GitHubWorld, repo: str) -> int:
     return sum(1 for _, path in world.fake.requests if path.startswith(f"/repos/{repo}/"))
+
+
+def test_rate_limit_rules() -> None:
+    """GitHub's documented rules, answer by answer (the real-HTTP test below has the desk keep them)."""
+    now = [1_000_000.0]
+    limits = RateLimits(lambda: now[0])
+
+    def answer(status: int, message: str = "", **headers: str) -> float | None:
+        try:
+            limits.observe(1, httpx.Response(status, json={"message": message}, headers=headers))
+        except RateLimited as limited:
+            assert limited.refused
+            return limited.until - now[0]
+        return None
+
+    assert answer(200) is None and answer(403, "Resource not accessible by integration") is None
+    assert answer(403, "You have exceeded a secondary rate limit.", **{"retry-after": "30"}) == 30
+    assert answer(429, "You have exceeded a secondary rate limit.") == 60
+    assert answer(403, "You have exceeded a secondary rate limit.") == 120, "doubling while it keeps coming"
+    assert answer(200) is None
+    assert answer(403, "You have exceeded a secondary rate limit.") == 60, "from a minute again after an answer"
+    reset = str(int(now[0]) + 3600)
+    assert answer(403, "API rate limit exceeded", **{"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset}) == 3601
+    with pytest.raises(RateLimited) as waiting:
+        limits.check(1)
+    assert not waiting.value.refused
+    limits.check(2)  # another installation is not held up
+    now[0] += 3601
+    limits.check(1)
 
 
 def test_a_comment_whose_answer_is_lost_is_posted_once(world: GitHubWorld) -> None:
@@ -53,24 +86,30 @@ def test_a_rate_limit_holds_up_its_installation_only(clocked_world: GitHubWorld)
     assert world.clock is not None
     world.fake.add_repo(OTHER_REPO, world.deployment.repo, OTHER_INSTALLATION)
     world.fake.permissions[(OTHER_REPO, "stranger")] = "read"
+    asked = iter(range(100, 200))
+
+    def other_installation_answered() -> None:
+        """Work for another installation, done while this one waits: the desk went round meanwhile."""
+        number = next(asked)
+        assert world.send("issue_comment", stranger_asks(number, OTHER_REPO, OTHER_INSTALLATION)).status_code == 202
+        wait_for(lambda: world.fake.comments_on(OTHER_REPO, number), 30, "the other installation's reply")
+
     # A secondary limit without retry-after, twice in a row: a minute, then two.
     world.fake.rate_limit(INSTALLATION, "secondary", "secondary")
     assert world.send("issue_comment", stranger_asks(), delivery="limited").status_code == 202
     wait_for(lambda: "rate limited" in (world.records.delivery("limited").outcome or ""), 30, "the limit")
     tried = requests_on(world, REPO)
-
-    assert world.send("issue_comment", stranger_asks(3, OTHER_REPO, OTHER_INSTALLATION)).status_code == 202
-    wait_for(lambda: world.fake.comments_on(OTHER_REPO, 3), 30, "the other installation's reply, meanwhile")
+    other_installation_answered()
     world.clock.advance(59)
-    time.sleep(1.0)  # a few rounds of the desk, which must not go back to GitHub before the minute is up
-    assert requests_on(world, REPO) == tried and world.fake.comments_on(REPO, 7) == []
+    other_installation_answered()
+    assert requests_on(world, REPO) == tried and world.fake.comments_on(REPO, 7) == [], "not before a minute"
 
     world.clock.advance(2)
     wait_for(lambda: requests_on(world, REPO) > tried, 30, "the try after a minute")
     wait_for(lambda: world.fake.limited[INSTALLATION] == [], 30, "the second limit")
     tried = requests_on(world, REPO)
     world.clock.advance(100)
-    time.sleep(1.0)
+    other_installation_answered()
     assert requests_on(world, REPO) == tried, "the second wait is longer than the first"
     world.clock.advance(21)
     wait_for(lambda: world.fake.comments_on(REPO, 7), 30, "the reply, two minutes later")
@@ -80,7 +119,7 @@ def test_a_rate_limit_holds_up_its_installation_only(clocked_world: GitHubWorld)
     assert world.send("issue_comment", stranger_asks(8), delivery="primary").status_code == 202
     wait_for(lambda: "rate limited" in (world.records.delivery("primary").outcome or ""), 30, "the primary limit")
     world.clock.advance(3000)
-    time.sleep(1.0)
+    other_installation_answered()
     assert world.fake.comments_on(REPO, 8) == [], "the reset is still ten minutes away"
     world.clock.advance(700)
     wait_for(lambda: world.fake.comments_on(REPO, 8), 30, "the reply after the reset")
@@ -146,12 +185,30 @@ def test_old_deliveries_are_pruned(world: GitHubWorld) -> None:
                    comment__user__type="Bot")
     assert world.send("issue_comment", echo, delivery="echo").status_code == 202
     assert world.send("issue_comment", stranger_asks(), delivery="asked").status_code == 202
-    wait_for(lambda: settled(world, "echo") and settled(world, "asked"), 30, "both deliveries")
+    assert world.send("issues", payload("issues.labeled"), delivery="labelled").status_code == 202
+    wait_for(lambda: all(settled(world, d) for d in ("echo", "asked", "labelled")), 30, "the deliveries")
+    (job,) = world.runner.jobs.list()
 
     engine = world.runner.jobs.engine
     assert Records(engine, clock=lambda: time.time() + 2 * DAY).prune() == 0, "GitHub may still redeliver them"
     assert Records(engine, clock=lambda: time.time() + 4 * DAY).prune() == 1
     assert world.records.delivery("echo") is None and world.records.delivery("asked") is not None
     assert prune_github(engine) == 0, "what `shipyard prune` calls keeps the rest for 30 days"
-    assert Records(engine, clock=lambda: time.time() + 31 * DAY).prune() == 1
+    assert Records(engine, clock=lambda: time.time() + 31 * DAY).prune() == 2
     assert world.records.delivery("asked") is None
+    assert world.records.job(job.id) is not None, "the GitHub side of a job stays as long as the job"
+
+
+def test_a_store_made_by_an_older_version_gets_the_new_columns(tmp_path: Path) -> None:
+    engine = open_store(f"sqlite:///{tmp_path}/old.db")
+    with engine.begin() as conn:  # github_jobs as the first version of the App made it, with a row
+        conn.exec_driver_sql(
+            "CREATE TABLE github_jobs (job_id VARCHAR(64) PRIMARY KEY, delivery_id VARCHAR(64) UNIQUE, installation "
+            "BIGINT NOT NULL, repo VARCHAR(255) NOT NULL, number INTEGER NOT NULL, is_pull BOOLEAN NOT NULL, "
+            "requested_by VARCHAR(255) NOT NULL, title TEXT NOT NULL, clone_url TEXT NOT NULL, push_to VARCHAR(255), "
+            "comment_id BIGINT, comment_text TEXT, waiting_noted BOOLEAN NOT NULL, done BOOLEAN NOT NULL, attempts "
+            "INTEGER NOT NULL, next_try FLOAT NOT NULL, outcome TEXT)")
+        conn.exec_driver_sql("INSERT INTO github_jobs VALUES ('j1', 'd1', 1, 'o/r', 7, 0, 'mona', 't', 'u', NULL, "
+                             "NULL, NULL, 0, 0, 0, 0.0, NULL)")
+    records = Records(engine)
+    assert records.update_job("j1", notice="@mona hello").notice == "@mona hello"

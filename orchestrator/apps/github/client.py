@@ -180,16 +180,16 @@ class GitHub:
         marker = _marker(key)
         return next((c.id for c in self.comments(installation, repo, number) if marker in (c.body or "")), None)
 
-    def comment(self, installation: int, repo: str, number: int, body: str, key: str,
-                look_first: bool = False) -> int:
-        """Post the comment for `key` on an issue or pull request, once: if an answer is lost (or `look_first`,
-        when an earlier try may have posted it), the conversation is searched for it before posting again."""
+    def comment(self, installation: int, repo: str, number: int, body: str, key: str) -> int:
+        """Post the comment for `key` on an issue or pull request, once: the conversation is searched for it
+        first (an earlier try may have posted it), and again whenever an answer is lost on the way."""
         text = _fit(body) + _marker(key)
-        for attempt in range(1, ATTEMPTS + 1):
-            if look_first or attempt > 1:
-                found = self.find_comment(installation, repo, number, key)
-                if found is not None:
-                    return found
+        attempt = 0
+        while True:
+            attempt += 1
+            found = self.find_comment(installation, repo, number, key)
+            if found is not None:
+                return found
             try:
                 response = self._call(installation, "POST", f"{_repo(repo)}/issues/{number}/comments",
                                       json={"body": text}, ok=(201,), once=True)
@@ -200,7 +200,6 @@ class GitHub:
                 time.sleep(self.pause * 2**attempt)
                 continue
             return int(response.json()["id"])
-        raise AssertionError("unreachable")
 
     def edit_comment(self, installation: int, repo: str, comment_id: int, body: str, key: str) -> None:
         """Replace the comment's text (NotFound if someone deleted it)."""
