@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -45,10 +47,27 @@ def payload(name: str, **changes: Any) -> dict[str, Any]:
     return data
 
 
+class FakeClock:
+    """A clock the test moves on by hand: GitHub's rate limits are waited out without waiting."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
 class GitHubWorld:
-    def __init__(self, root: Path, deployment: Deployment, key: RSAPrivateKey):
+    def __init__(self, root: Path, deployment: Deployment, key: RSAPrivateKey, clock: FakeClock | None = None):
         self.root = root
         self.deployment = deployment
+        self.clock = clock
         self.fake = FakeGitHub(root / "github", APP_ID, key.public_key())
         self.remote = self.fake.add_repo(REPO, deployment.repo, INSTALLATION)
         self.fake.permissions[(REPO, "mona")] = "write"
@@ -64,13 +83,14 @@ class GitHubWorld:
                 if name.startswith("SHIPYARD_"):
                     patch.setenv(name, value)
             self.settings = load_settings(root)
-            self.service = GitHubService(self.settings, poll=0.2)
+            self.service = GitHubService(self.settings, poll=0.2, clock=clock or time.time)
         self.server = ServerThread(self.service.app)
         self.http = httpx.Client(base_url=self.server.url, timeout=30)
+        self.fake.actions.deliver_to(f"{self.server.url}/webhook", SECRET)
 
     @property
     def runner(self) -> Director:
-        return self.service.desk.runner
+        return self.service.desk.jobs.director
 
     @property
     def records(self) -> Records:

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from appkit import GitHubWorld
+from appkit import FakeClock, GitHubWorld
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from helpers import call as tool_call
 from jobs.jobkit import Deployment, quick_script
 from jobs.throwaway_pg import ThrowawayPostgres, unavailable_reason
 
@@ -59,15 +60,38 @@ def failing_world(request: pytest.FixtureRequest, tmp_path: Path, app_key: RSAPr
 
 
 @pytest.fixture
+def clocked_world(request: pytest.FixtureRequest, tmp_path: Path, app_key: RSAPrivateKey) -> Iterator[GitHubWorld]:
+    """The App on a clock the test moves on by hand (`world.clock.advance`), for waits of minutes or hours."""
+    yield from _world(request, tmp_path, app_key, quick_script(latency=0.1), clock=FakeClock())
+
+
+@pytest.fixture
+def ci_world(request: pytest.FixtureRequest, tmp_path: Path, app_key: RSAPrivateKey) -> Iterator[GitHubWorld]:
+    """The same, with a model that knows what to do when a check fails: a job asked to make a failing check pass
+    plans one subtask, and its coder adds FIX.md."""
+    script = quick_script(latency=0.1)
+    fix = [
+        {"match": {"role": "planner", "any_message_contains": "make the failing check"}, "repeat": True,
+         "tool_calls": [tool_call("submit_plan", summary="Fix the check.", subtasks=[{
+             "id": "s1", "title": "Fix the check", "instructions": "Create FIX.md", "files": ["FIX.md"],
+             "acceptance": ["FIX.md exists"]}])]},
+        {"match": {"role": "coder", "last_role": "user", "any_message_contains": "Create FIX.md"}, "repeat": True,
+         "tool_calls": [tool_call("create_file", path="FIX.md", content="fixed\n")]},
+    ]
+    script["responses"] = fix + script["responses"]
+    yield from _world(request, tmp_path, app_key, script)
+
+
+@pytest.fixture
 def needs_bubblewrap() -> None:
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap is not installed")
 
 
 def _world(request: pytest.FixtureRequest, root: Path, key: RSAPrivateKey, script: dict[str, Any],
-           database: str | None = None, **settings: str) -> Iterator[GitHubWorld]:
+           database: str | None = None, clock: FakeClock | None = None, **settings: str) -> Iterator[GitHubWorld]:
     deployment = Deployment(root, database, script, **settings)
-    made = GitHubWorld(root, deployment, key)
+    made = GitHubWorld(root, deployment, key, clock)
     yield made
     made.close()
     logs = deployment.close()

@@ -6,12 +6,17 @@ under /git/<owner>/<name>.git, which is the repository's clone_url: like a priva
 repository, it takes only an installation token, sent as HTTP Basic auth for the user
 `x-access-token`. Installation tokens come from POST /app/installations/<id>/access_tokens
 against a JWT signed with the App's key, which is checked as GitHub checks it.
+
+Tests can make it misbehave as GitHub does: rate limits (`rate_limit`), answers lost on the way
+(`lose_answer`), repository rules that refuse pushes with GitHub's GH013 words (`add_rule`), tokens
+revoked before their time (`tokens.clear()`, or `revoke_on_push`). GitHub Actions is in fake_actions.py.
 """
 
 from __future__ import annotations
 
 import base64
 import itertools
+import re
 import secrets
 import socket
 import subprocess
@@ -25,15 +30,20 @@ from typing import Any
 import jwt
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from fake_actions import FakeActions
 from helpers import git
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
 
 BOT = "shipyard-test[bot]"
 DOCS = "https://docs.github.com/rest"
+SECONDARY_LIMIT = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+                   "If you reach out to GitHub Support for help, please include the request ID "
+                   "8E1A:2B4C:1F0D3A:2C1E4B:67C58F12.")
 
 
 class ServerThread:
@@ -68,6 +78,11 @@ class FakeComment:
     body: str
     history: list[str] = field(default_factory=list)  # every body it had, the first one included
 
+    @property
+    def visible(self) -> str:
+        """The body as GitHub shows it: without HTML comments (the App's markers)."""
+        return re.sub(r"\s*<!--.*?-->", "", self.body, flags=re.DOTALL)
+
 
 @dataclass
 class FakePull:
@@ -88,6 +103,9 @@ class FakeGitHub:
         self.public_key = public_key
         self.token_lifetime = 3600.0
         self.down = False  # an outage: every request gets 503
+        self.limited: dict[int, list[str]] = {}  # installation -> the limits its next requests run into
+        self.lost: list[str] = []  # "POST /comments" and the like: the next such request is done, its answer lost
+        self.revoke_on_push = False  # the next push finds every token revoked
         self.installations: dict[int, set[str]] = {}
         self.tokens: dict[str, tuple[int, float]] = {}  # token -> (installation, expires at)
         self.permissions: dict[tuple[str, str], str] = {}
@@ -98,6 +116,7 @@ class FakeGitHub:
         self.git_tokens: list[str] = []  # the tokens git requests came with
         self._ids = itertools.count(3_000_000_001)
         self._lock = threading.Lock()
+        self.actions = FakeActions(self)
         self.server = ServerThread(self._app())
         self.url = self.server.url
 
@@ -125,6 +144,41 @@ class FakeGitHub:
     def comments_on(self, repo: str, number: int) -> list[FakeComment]:
         return [c for c in self.comments if c.repo == repo and c.number == number]
 
+    def add_comment(self, repo: str, number: int, user: str, body: str) -> FakeComment:
+        """A comment a person wrote."""
+        with self._lock:
+            comment = FakeComment(next(self._ids), repo, number, user, body, [body])
+            self.comments.append(comment)
+        return comment
+
+    def rate_limit(self, installation: int, *limits: str) -> None:
+        """The installation's next requests run into these limits, in turn: "secondary" (403, no retry-after)
+        or "primary" (403, x-ratelimit-remaining 0 until an hour from now)."""
+        self.limited.setdefault(installation, []).extend(limits)
+
+    def lose_answer(self, what: str) -> None:
+        """The next request `what` (e.g. "POST /comments") is done, but its answer never arrives."""
+        self.lost.append(what)
+
+    def add_rule(self, full_name: str, pattern: str, rule: str) -> None:
+        """A repository rule: pushes to branches matching the shell `pattern` are refused as GitHub refuses
+        them, naming the rule in `remote:` lines (GH013). A pre-receive hook, which git runs for real."""
+        hook = self.bare(full_name) / "hooks" / "pre-receive"
+        hook.write_text(f"""#!/bin/sh
+while read old new ref; do
+  case "${{ref#refs/heads/}}" in
+    {pattern})
+      echo "error: GH013: Repository rule violations found for $ref." >&2
+      echo "Review all repository rules at https://github.com/{full_name}/rules?ref=$ref" >&2
+      echo "" >&2
+      echo "- {rule}" >&2
+      echo "" >&2
+      exit 1;;
+  esac
+done
+""")
+        hook.chmod(0o755)
+
     def stop(self) -> None:
         self.server.stop()
 
@@ -144,6 +198,7 @@ class FakeGitHub:
             Route(repo + "/pulls/{number:int}", self._get_pull),
             Route(repo + "/contents/{path:path}", self._contents),
             Route("/git/{owner}/{name}.git/{rest:path}", self._git, methods=["GET", "POST"]),
+            *self.actions.routes(),
         ]
         # GitHub Enterprise Server serves the same API under /api/v3.
         return Starlette(routes=[*routes, Mount("/api/v3", routes=routes)])
@@ -172,8 +227,9 @@ class FakeGitHub:
             "repository_selection": "selected",
         })
 
-    def _authorized(self, request: Request, full_name: str) -> Response | None:
-        """None when the request carries a live token of an installation on the repository."""
+    def authorized(self, request: Request, full_name: str) -> Response | None:
+        """None when the request carries a live token of an installation on the repository, and no rate limit
+        stands in its way."""
         self.requests.append((request.method, request.url.path))
         if self.down:
             return _message(503, "Service Unavailable")
@@ -181,19 +237,21 @@ class FakeGitHub:
         found = self.tokens.get(token)
         if found is None or found[1] < time.time():
             return _message(401, "Bad credentials")
+        if self.limited.get(found[0]):
+            return _limited(found[0], self.limited[found[0]].pop(0))
         if full_name not in self.installations.get(found[0], set()):
             return _message(404, "Not Found")
         return None
 
     async def _repository(self, request: Request) -> Response:
         full_name = _full_name(request)
-        if refused := self._authorized(request, full_name):
+        if refused := self.authorized(request, full_name):
             return refused
         return JSONResponse(self._repo_json(full_name))
 
     async def _permission(self, request: Request) -> Response:
         full_name = _full_name(request)
-        if refused := self._authorized(request, full_name):
+        if refused := self.authorized(request, full_name):
             return refused
         user = request.path_params["user"]
         permission = self.permissions.get((full_name, user))
@@ -204,7 +262,7 @@ class FakeGitHub:
 
     async def _list_comments(self, request: Request) -> Response:
         full_name = _full_name(request)
-        if refused := self._authorized(request, full_name):
+        if refused := self.authorized(request, full_name):
             return refused
         number = request.path_params["number"]
         per_page = int(request.query_params.get("per_page", 30))
@@ -218,17 +276,20 @@ class FakeGitHub:
 
     async def _create_comment(self, request: Request) -> Response:
         full_name = _full_name(request)
-        if refused := self._authorized(request, full_name):
+        if refused := self.authorized(request, full_name):
             return refused
         body = (await request.json())["body"]
         with self._lock:
             comment = FakeComment(next(self._ids), full_name, request.path_params["number"], BOT, body, [body])
             self.comments.append(comment)
+        if "POST /comments" in self.lost:
+            self.lost.remove("POST /comments")
+            return LostAnswer()
         return JSONResponse(self._comment_json(comment), status_code=201)
 
     async def _edit_comment(self, request: Request) -> Response:
         full_name = _full_name(request)
-        if refused := self._authorized(request, full_name):
+        if refused := self.authorized(request, full_name):
             return refused
         comment = next((c for c in self.comments if c.id == request.path_params["comment_id"]), None)
         if comment is None or comment.repo != full_name:
@@ -239,7 +300,7 @@ class FakeGitHub:
 
     async def _list_pulls(self, request: Request) -> Response:
         full_name = _full_name(request)
-        if refused := self._authorized(request, full_name):
+        if refused := self.authorized(request, full_name):
             return refused
         head = request.query_params.get("head", "")
         state = request.query_params.get("state", "open")
@@ -249,7 +310,7 @@ class FakeGitHub:
 
     async def _create_pull(self, request: Request) -> Response:
         full_name = _full_name(request)
-        if refused := self._authorized(request, full_name):
+        if refused := self.authorized(request, full_name):
             return refused
         data = await request.json()
         if self._sha(full_name, data["head"]) is None:
@@ -267,7 +328,7 @@ class FakeGitHub:
 
     async def _get_pull(self, request: Request) -> Response:
         full_name = _full_name(request)
-        if refused := self._authorized(request, full_name):
+        if refused := self.authorized(request, full_name):
             return refused
         pull = next((p for p in self.pulls if p.repo == full_name and p.number == request.path_params["number"]),
                     None)
@@ -277,7 +338,7 @@ class FakeGitHub:
 
     async def _contents(self, request: Request) -> Response:
         full_name = _full_name(request)
-        if refused := self._authorized(request, full_name):
+        if refused := self.authorized(request, full_name):
             return refused
         path = request.path_params["path"]
         ref = request.query_params.get("ref", "HEAD")
@@ -298,6 +359,9 @@ class FakeGitHub:
         self.requests.append((request.method, request.url.path))
         if self.down:
             return Response("Service Unavailable", status_code=503)
+        if self.revoke_on_push and request.query_params.get("service") == "git-receive-pack":
+            self.revoke_on_push = False
+            self.tokens.clear()  # revoked before their time, as when the installation's permissions change
         token = _basic_token(request.headers.get("authorization", ""))
         found = self.tokens.get(token or "")
         if found is None or found[1] < time.time() or full_name not in self.installations.get(found[0], set()):
@@ -313,14 +377,24 @@ class FakeGitHub:
             "CONTENT_LENGTH": str(len(body)), "HTTP_CONTENT_ENCODING": request.headers.get("content-encoding", ""),
             "GIT_PROTOCOL": request.headers.get("git-protocol", ""),
         }
+        pushing = request.path_params["rest"] == "git-receive-pack"
+        before = self._branches(full_name) if pushing else {}
         done = await run_in_threadpool(subprocess.run, ["git", "http-backend"], input=body, env=env,
                                        capture_output=True, check=False)
+        if pushing:
+            for branch, sha in self._branches(full_name).items():
+                if before.get(branch) != sha:
+                    self.actions.pushed(full_name, branch, sha)
         head, _, content = done.stdout.partition(b"\r\n\r\n")
         headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n") if ": " in line)
         status = int(headers.pop("Status", "200").split()[0])
         return Response(content, status_code=status, headers=headers)
 
     # -- shapes ---------------------------------------------------------------------
+
+    def _branches(self, full_name: str) -> dict[str, str]:
+        listed = git(self.bare(full_name), "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads")
+        return dict(line.split(" ", 1) for line in listed.splitlines())
 
     def _sha(self, full_name: str, branch: str) -> str | None:
         found = subprocess.run(["git", "--git-dir", str(self.bare(full_name)), "rev-parse", "--verify", "--quiet",
@@ -345,9 +419,13 @@ class FakeGitHub:
             "html_url": f"https://github.com/{comment.repo}/issues/{comment.number}#issuecomment-{comment.id}",
             "body": comment.body, "user": _user(comment.user, "Bot" if bot else "User"),
             "created_at": "2025-03-03T08:15:40Z", "updated_at": "2025-03-03T08:15:40Z",
-            "issue_url": f"{api}/issues/{comment.number}", "author_association": "NONE" if bot else "MEMBER",
+            "issue_url": f"{api}/issues/{comment.number}", "author_association": self._association(comment),
             "performed_via_github_app": {"id": self.app_id, "slug": "shipyard-test"} if bot else None,
         }
+
+    def _association(self, comment: FakeComment) -> str:
+        permission = self.permissions.get((comment.repo, comment.user))
+        return {"admin": "OWNER", "write": "MEMBER", "read": "CONTRIBUTOR"}.get(permission or "", "NONE")
 
     def _pull_json(self, pull: FakePull) -> dict[str, Any]:
         repo = self._repo_json(pull.repo)
@@ -389,6 +467,34 @@ def _basic_token(header: str) -> str | None:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class LostAnswer(Response):
+    """The request was done, but the connection drops before its answer is whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 201, "headers": [(b"content-length", b"400"),
+                                                                               (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"id": ', "more_body": True})
+        raise ConnectionResetError("the answer was lost on the way")
+
+
+def _limited(installation: int, kind: str) -> JSONResponse:
+    """GitHub's answers for its two kinds of rate limit, as its REST docs show them."""
+    reset = str(int(time.time()) + 3600)
+    if kind == "primary":
+        headers = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0", "x-ratelimit-used": "5000",
+                   "x-ratelimit-reset": reset, "x-ratelimit-resource": "core"}
+        message = f"API rate limit exceeded for installation ID {installation}."
+    else:
+        headers = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4711", "x-ratelimit-used": "289",
+                   "x-ratelimit-reset": reset, "x-ratelimit-resource": "core"}
+        message = SECONDARY_LIMIT
+    return JSONResponse({"message": message, "documentation_url": f"{DOCS}/using-the-rest-api/rate-limits-for-the-"
+                         "rest-api", "status": "403"}, status_code=403, headers=headers)
 
 
 def _message(status: int, message: str) -> JSONResponse:

@@ -61,9 +61,10 @@ def test_review_comment_adds_commits_to_the_pull_request(world: GitHubWorld) -> 
     assert world.send("pull_request_review_comment", review).status_code == 202
     wait_for(lambda: any("waits for your approval" in c.body for c in world.fake.comments_on(REPO, 12)), 60,
              "the approval request")
-    (status,) = world.status_comments(12)
-    assert "waiting for approval of the plan" in status.body and "Reply `/shipyard approve`" in status.body
-    assert "Create NOTE.md" in status.body, "the plan's instructions are shown for approval"
+    # The status comment is edited on its own schedule: wait for what it must say, not for the other comment.
+    (status,) = wait_for(lambda: [c for c in world.status_comments(12) if "waiting for approval of the plan" in c.body
+                                  and "Create NOTE.md" in c.body], 30, "the plan in the status comment")
+    assert "Reply `/shipyard approve`" in status.body
     assert world.branch_sha("tidy-readme") == before, "nothing is pushed before the approval"
 
     approve = payload("issue_comment.created.pull_request", comment__body="/shipyard approve")
@@ -142,4 +143,38 @@ def test_an_outage_delays_the_result_but_loses_nothing(world: GitHubWorld, monke
     assert pull.head == f"shipyard/{job.id}" and len(world.fake.pulls) == 1
     wait_for(lambda: world.records.job(job.id).done, 30, "the job's delivery to be done")
     (status,) = world.status_comments(7)
-    assert status.body.endswith("Opened pull request #1.")
+    assert status.visible.endswith("Opened pull request #1.")
+
+
+def test_a_push_refused_by_a_rule_is_reported_in_githubs_words(world: GitHubWorld) -> None:
+    world.fake.add_rule(REPO, "shipyard/*", "Cannot create ref due to creations being restricted.")
+    world.deployment.start_worker()
+    assert world.send("issues", payload("issues.labeled")).status_code == 202
+
+    (status,) = wait_for(lambda: [c for c in world.status_comments(7) if "Could not publish" in c.body], 90,
+                         "the status comment's last word")
+    assert status.body.splitlines()[0].endswith(": done."), "the job is done; only its publishing failed"
+    assert "GH013: Repository rule violations found for refs/heads/shipyard/" in status.body
+    assert "- Cannot create ref due to creations being restricted." in status.body, "the rule, named"
+    (told,) = wait_for(lambda: [c for c in world.fake.comments_on(REPO, 7) if c.body.startswith("@mona job ")], 30,
+                       "the requester to be told")
+    assert "could not be published" in told.body and "Cannot create ref" in told.body
+    job_id = world.records.jobs_in(REPO, 7)[0].job_id
+    assert world.fake.pulls == [] and world.branch_sha(f"shipyard/{job_id}") is None
+    pushes = [path for method, path in world.fake.requests if path.endswith("/git-receive-pack")]
+    assert len(pushes) == 1, "a refusal for good is not tried again for half an hour"
+    wait_for(lambda: world.records.job(job_id).done, 30, "the job's record to be done")
+
+
+def test_a_rejected_plan_says_why_and_pings_nobody(world: GitHubWorld) -> None:
+    world.commit("main", {".shipyard.toml": "approve_plan = true\n"})
+    world.deployment.start_worker()
+    assert world.send("issues", payload("issues.labeled")).status_code == 202
+    wait_for(lambda: any("waits for your approval" in c.body for c in world.fake.comments_on(REPO, 7)), 60,
+             "the approval request")
+    reject = payload("issue_comment.created", comment__id=5151,
+                     comment__body="/shipyard reject @octocat says it is too broad")
+    assert world.send("issue_comment", reject).status_code == 202
+    (status,) = wait_for(lambda: [c for c in world.status_comments(7) if "Stopped:" in c.body], 60, "the stop")
+    assert "@\u200boctocat says it is too broad" in status.body
+    assert "@octocat" not in status.body, "a mention copied from someone's words pings nobody"

@@ -1,4 +1,5 @@
-"""Git over HTTP with an installation token: clone, fetch and push, the token never written anywhere."""
+"""Git over HTTP with an installation token: clone, fetch and push, the token never written anywhere, a revoked
+one replaced, GitHub's refusals kept in its words."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fake_github import FakeGitHub
 from helpers import git, make_repo
 
 from orchestrator.apps.github.client import GitHub
+from orchestrator.apps.github.git_remote import AppGit, NotFastForward, PushRefused
 from sandboxes.git.command import WorkspaceError
 from sandboxes.git.repo import GitRepo
 
@@ -67,3 +69,43 @@ def test_a_push_that_is_no_fast_forward_is_refused(fake: FakeGitHub, app_key: RS
         repo.push("mine", url, token, to="feature")
     with pytest.raises(WorkspaceError, match="could not push"):
         repo.push("mine", url, "ghs_not-a-token")
+
+
+def test_a_token_revoked_at_push_time_is_replaced(fake: FakeGitHub, app_key: RSAPrivateKey, tmp_path: Path) -> None:
+    """API calls and git take their tokens the same way: one GitHub refuses is dropped, and a new one used."""
+    github = GitHub(fake.url, APP_ID, app_key)
+    app_git = AppGit(github.tokens, tmp_path / "cache")
+    url = fake.clone_url(REPO)
+    repo = app_git.open(INSTALLATION, url)
+    sha = commit_on(repo, "shipyard/j1", "main", tmp_path / "wt", "noted\n")
+    first = github.token(INSTALLATION)
+
+    fake.revoke_on_push = True
+    assert app_git.push(INSTALLATION, repo, "shipyard/j1", url) == sha
+    assert git(fake.bare(REPO), "rev-parse", "refs/heads/shipyard/j1").strip() == sha
+    renewed = github.token(INSTALLATION)
+    assert renewed != first and fake.git_tokens[-1] == renewed, "the push went through with a new token"
+    assert github.repository(INSTALLATION, REPO).full_name == REPO, "and the API uses the new one too"
+
+    fake.tokens.clear()  # revoked while fetching, too
+    app_git.fetch(INSTALLATION, repo, url, ["+refs/heads/shipyard/j1:refs/shipyard-pulls/1"])
+    assert repo.resolve("refs/shipyard-pulls/1") == sha
+
+
+def test_a_push_github_refuses_keeps_githubs_words(fake: FakeGitHub, app_key: RSAPrivateKey, tmp_path: Path) -> None:
+    github = GitHub(fake.url, APP_ID, app_key)
+    app_git = AppGit(github.tokens, tmp_path / "cache")
+    url = fake.clone_url(REPO)
+    repo = app_git.open(INSTALLATION, url)
+    commit_on(repo, "shipyard/j1", "main", tmp_path / "a", "noted\n")
+    fake.add_rule(REPO, "shipyard/*", "Cannot create ref due to creations being restricted.")
+    with pytest.raises(PushRefused) as refused:
+        app_git.push(INSTALLATION, repo, "shipyard/j1", url)
+    assert refused.value.remote[0] == "error: GH013: Repository rule violations found for refs/heads/shipyard/j1."
+    assert "- Cannot create ref due to creations being restricted." in refused.value.remote
+    assert "declined" in refused.value.summary
+
+    commit_on(repo, "theirs", "main", tmp_path / "b", "theirs\n")
+    app_git.push(INSTALLATION, repo, "theirs", url, to="feature")
+    with pytest.raises(NotFastForward, match=r"could not push shipyard/j1 to feature: \[rejected\]"):
+        app_git.push(INSTALLATION, repo, "shipyard/j1", url, to="feature")

@@ -6,14 +6,26 @@ import pytest
 from appkit import PAYLOADS, payload
 
 from orchestrator.apps.github.payloads import (
+    CheckRunEvent,
     InstallationEvent,
     IssueCommentEvent,
     IssuesEvent,
     PayloadError,
     ReviewCommentEvent,
+    StatusEvent,
+    WorkflowRunEvent,
     parse_event,
 )
-from orchestrator.apps.github.triggers import Approve, Ignore, InstallationChanged, Reject, Run, command_text, interpret
+from orchestrator.apps.github.triggers import (
+    Approve,
+    CheckResult,
+    Ignore,
+    InstallationChanged,
+    Reject,
+    Run,
+    command_text,
+    interpret,
+)
 from orchestrator.config.settings import GitHubSettings
 
 SETTINGS = GitHubSettings()
@@ -27,7 +39,8 @@ def event_name(fixture: str) -> str:
 def test_every_stored_payload_validates(fixture: str) -> None:
     event = parse_event(event_name(fixture), payload(fixture))
     expected = {"issues": IssuesEvent, "issue_comment": IssueCommentEvent,
-                "pull_request_review_comment": ReviewCommentEvent, "installation": InstallationEvent}
+                "pull_request_review_comment": ReviewCommentEvent, "installation": InstallationEvent,
+                "workflow_run": WorkflowRunEvent, "check_run": CheckRunEvent, "status": StatusEvent}
     assert isinstance(event, expected[event_name(fixture)])
 
 
@@ -43,6 +56,11 @@ def test_the_label_is_configurable_and_case_blind() -> None:
     event = parse_event("issues", payload("issues.labeled", label__name="Agent"))
     assert isinstance(interpret(event, SETTINGS), Ignore)  # type: ignore[arg-type]
     assert isinstance(interpret(event, GitHubSettings(trigger_label="agent")), Run)  # type: ignore[arg-type]
+
+
+def test_a_label_added_by_a_bot_starts_nothing() -> None:
+    event = parse_event("issues", payload("issues.labeled", sender__login="triage-bot[bot]", sender__type="Bot"))
+    assert interpret(event, SETTINGS) == Ignore(reason="label added by the bot triage-bot[bot]")  # type: ignore[arg-type]
 
 
 def test_comments_on_issues_and_pull_requests() -> None:
@@ -79,6 +97,46 @@ def test_command_text() -> None:
     assert command_text("> /shipyard fix it", "/shipyard") is None
     assert command_text("see `/shipyard fix`", "/shipyard") is None
     assert command_text(None, "/shipyard") is None
+
+
+def test_a_command_in_a_code_block_is_an_example() -> None:
+    example = "To start it, write\n```\n/shipyard add a note\n```\nin a comment."
+    assert command_text(example, "/shipyard") is None
+    assert command_text("~~~~\n/shipyard no\n~~~\n/shipyard still in the block\n~~~~", "/shipyard") is None
+    assert command_text("```text\n/shipyard no\n```\n/shipyard yes", "/shipyard") == "yes"
+    pasted = "/shipyard fix this crash:\n```\nTraceback (most recent call last):\n```"
+    assert command_text(pasted, "/shipyard") == "fix this crash:\n```\nTraceback (most recent call last):\n```", (
+        "a block after the command is part of the request")
+
+
+def check(name: str, **changes: object) -> CheckResult | Ignore:
+    intent = interpret(parse_event(name.split(".")[0], payload(name, **changes)), SETTINGS)  # type: ignore[arg-type]
+    assert isinstance(intent, CheckResult | Ignore)
+    return intent
+
+
+def test_check_results() -> None:
+    failed = check("workflow_run.completed")
+    assert isinstance(failed, CheckResult) and not failed.passed and failed.name == "CI"
+    assert failed.run_id == 13400118001 and failed.attempt == 1
+    assert failed.branches == ["shipyard/20250303-091500-ab12"] and failed.repo == "octo-org/widgets"
+    rerun = check("workflow_run.completed", workflow_run__conclusion="success", workflow_run__run_attempt=2)
+    assert isinstance(rerun, CheckResult) and rerun.passed and rerun.attempt == 2
+    assert isinstance(check("workflow_run.completed", action="requested"), Ignore)
+    assert isinstance(check("workflow_run.completed", workflow_run__conclusion="cancelled"), Ignore)
+    assert isinstance(check("workflow_run.completed", workflow_run__head_repository__full_name="fork/widgets"), Ignore)
+
+    lint = check("check_run.completed")
+    assert isinstance(lint, CheckResult) and lint.name == "lint" and lint.run_id is None
+    assert "line 1 is too short" in lint.details
+    actions_job = check("check_run.completed", check_run__app__slug="github-actions")
+    assert actions_job == Ignore(reason="an Actions job: its workflow run is looked at")
+
+    status = check("status")
+    assert isinstance(status, CheckResult) and status.name == "ci/example" and not status.passed
+    assert status.details == "Build failed: 1 test of 40 failed"
+    assert isinstance(check("status", state="pending"), Ignore)
+    assert isinstance(check("status", state="error"), CheckResult)
 
 
 def test_installation_events() -> None:

@@ -80,10 +80,14 @@ def test_what_is_no_command_is_ignored(world: GitHubWorld) -> None:
         "a quoted command": payload("issue_comment.created", comment__body="> /shipyard do it\n\nShould we?"),
         "the bot's own comment": payload("issue_comment.created", comment__user__login="shipyard-test[bot]",
                                          comment__user__type="Bot"),
+        "a command in a code block": payload("issue_comment.created",
+                                             comment__body="Try this:\n```\n/shipyard add a note\n```"),
     }
     for what, body in chatter.items():
         assert world.send("issue_comment", body).status_code == 202, what
     assert world.send("issues", payload("issues.labeled", label__name="bug")).status_code == 202
+    by_bot = payload("issues.labeled", sender__login="triage-bot[bot]", sender__type="Bot")
+    assert world.send("issues", by_bot).status_code == 202, "a label added by a bot: no job, and no thanks to a bot"
     settle()
     assert world.runner.list() == [] and world.fake.comments == []
     assert world.records.pending() == []
@@ -108,10 +112,15 @@ def test_installation_events_are_accepted_and_drop_tokens(world: GitHubWorld) ->
     assert world.send("installation", payload("installation.created")).status_code == 202
     wait_for(lambda: world.records.pending() == [], 30, "the desk to take the delivery")
     assert github.token(INSTALLATION) == token, "a new installation leaves tokens alone"
+    accepted = payload("installation.created", action="new_permissions_accepted")
+    assert world.send("installation", accepted).status_code == 202
+    wait_for(lambda: world.records.pending() == [], 30, "the desk to take the delivery")
+    renewed = github.token(INSTALLATION)
+    assert renewed != token, "a token made before the new permissions were accepted lacks them"
     deleted = payload("installation.created", action="deleted")
     assert world.send("installation", deleted).status_code == 202
     wait_for(lambda: world.records.pending() == [], 30, "the desk to take the delivery")
-    assert github.token(INSTALLATION) != token, "the cached token went with the installation"
+    assert github.token(INSTALLATION) != renewed, "the cached token went with the installation"
 
 
 def test_ping_is_answered(world: GitHubWorld) -> None:

@@ -1,5 +1,10 @@
 """GitHub App authentication: a JWT signed with the App's private key buys installation tokens,
-which are cached until shortly before they expire."""
+which are cached until shortly before they expire.
+
+Every use of a token, by the API client and by git alike, goes through `TokenCache.use`: when
+GitHub refuses a token before its stated expiry (the installation's permissions changed, it was
+suspended and restored, the token was revoked), the token is dropped and the work is done once
+more with a new one."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -21,6 +27,12 @@ JWT_BACKDATE = 60
 JWT_LIFETIME = 540
 # A token handed out must outlive the work it is for (a push may take minutes): renew it well before it expires.
 TOKEN_MARGIN = 300
+
+T = TypeVar("T")
+
+
+class TokenRejected(RuntimeError):
+    """GitHub refused an installation token (an API 401, or git's authentication failure); one line."""
 
 
 class InstallationToken(BaseModel):
@@ -65,7 +77,19 @@ class TokenCache:
                 self._tokens[installation_id] = cached
             return cached.token
 
-    def forget(self, installation_id: int) -> None:
-        """Drop the cached token: the installation was removed or suspended, or GitHub refused the token."""
+    def use(self, installation_id: int, work: Callable[[str], T]) -> T:
+        """`work(token)`; when it raises TokenRejected, once more with a new token (a second refusal stands)."""
+        token = self.get(installation_id)
+        try:
+            return work(token)
+        except TokenRejected:
+            self.forget(installation_id, token)
+        return work(self.get(installation_id))
+
+    def forget(self, installation_id: int, token: str | None = None) -> None:
+        """Drop the cached token (only if it is still `token`, when given: another thread may have renewed it):
+        the installation was removed, suspended or given new permissions, or GitHub refused the token."""
         with self._lock:
-            self._tokens.pop(installation_id, None)
+            cached = self._tokens.get(installation_id)
+            if cached is not None and (token is None or cached.token == token):
+                del self._tokens[installation_id]

@@ -71,31 +71,30 @@ class PullRequest(BaseModel):
     base: BranchRef
 
 
-class IssuesEvent(BaseModel):
+class RepositoryEvent(BaseModel):
+    """What every event about a repository says: which one, through which installation of the App, and who."""
+
+    repository: Repository
+    installation: InstallationRef
+    sender: User
+
+
+class IssuesEvent(RepositoryEvent):
     action: str
     issue: Issue
     label: Label | None = None
-    repository: Repository
-    installation: InstallationRef
-    sender: User
 
 
-class IssueCommentEvent(BaseModel):
+class IssueCommentEvent(RepositoryEvent):
     action: str
     issue: Issue
     comment: IssueComment
-    repository: Repository
-    installation: InstallationRef
-    sender: User
 
 
-class ReviewCommentEvent(BaseModel):
+class ReviewCommentEvent(RepositoryEvent):
     action: str
     comment: ReviewComment
     pull_request: PullRequest
-    repository: Repository
-    installation: InstallationRef
-    sender: User
 
 
 class Installation(BaseModel):
@@ -109,13 +108,80 @@ class InstallationEvent(BaseModel):
     sender: User
 
 
-WebhookEvent = IssuesEvent | IssueCommentEvent | ReviewCommentEvent | InstallationEvent
+class RepoRef(BaseModel):
+    full_name: str
+
+
+class WorkflowRun(BaseModel):
+    id: int
+    name: str | None = None
+    head_branch: str | None = None  # None for a tag
+    head_sha: str
+    run_attempt: int = 1
+    status: str | None = None
+    conclusion: str | None = None
+    head_repository: RepoRef | None = None
+
+
+class WorkflowRunEvent(RepositoryEvent):
+    action: str
+    workflow_run: WorkflowRun
+
+
+class App(BaseModel):
+    slug: str | None = None
+    name: str = ""
+
+
+class CheckOutput(BaseModel):
+    title: str | None = None
+    summary: str | None = None
+    text: str | None = None
+
+
+class CheckSuiteRef(BaseModel):
+    head_branch: str | None = None  # None when the branch is a fork's
+
+
+class CheckRun(BaseModel):
+    id: int
+    name: str
+    head_sha: str
+    status: str
+    conclusion: str | None = None
+    output: CheckOutput = CheckOutput()
+    app: App | None = None
+    check_suite: CheckSuiteRef | None = None
+
+
+class CheckRunEvent(RepositoryEvent):
+    action: str
+    check_run: CheckRun
+
+
+class BranchName(BaseModel):
+    name: str
+
+
+class StatusEvent(RepositoryEvent):
+    sha: str
+    state: str  # pending, success, failure, error
+    context: str
+    description: str | None = None
+    branches: list[BranchName] = []  # branches whose history holds the sha (ten at most)
+
+
+WebhookEvent = (IssuesEvent | IssueCommentEvent | ReviewCommentEvent | InstallationEvent | WorkflowRunEvent
+                | CheckRunEvent | StatusEvent)
 
 MODELS: dict[str, type[BaseModel]] = {
     "issues": IssuesEvent,
     "issue_comment": IssueCommentEvent,
     "pull_request_review_comment": ReviewCommentEvent,
     "installation": InstallationEvent,
+    "workflow_run": WorkflowRunEvent,
+    "check_run": CheckRunEvent,
+    "status": StatusEvent,
 }
 
 

@@ -1,8 +1,10 @@
-"""What the App keeps in the job store: the deliveries it accepted, and the GitHub side of each job."""
+"""What the App keeps in the job store: the deliveries it accepted, the GitHub side of each job, and the
+pull requests whose checks it looks after."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,11 +20,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
+
+from orchestrator.store.db import jobs
 
 metadata = MetaData()
 
@@ -61,8 +68,34 @@ github_jobs = Table(
     Column("done", Boolean, nullable=False, default=False, index=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_try", Float, nullable=False, default=0.0),
-    Column("outcome", Text),
+    Column("outcome", Text),  # the last word, once the result is published (or could not be)
+    Column("notice", Text),  # a comment for the requester still to be posted
 )
+
+# A pull request the App opened, whose failing checks it fixes (`[ci]` in .shipyard.toml).
+github_ci = Table(
+    "github_ci",
+    metadata,
+    Column("job_id", String(64), primary_key=True),  # the job that opened the pull request
+    Column("installation", BigInteger, nullable=False),
+    Column("repo", String(255), nullable=False),
+    Column("branch", String(255), nullable=False, index=True),
+    Column("pull_number", Integer),  # None until the pull request is open
+    Column("max_rounds", Integer, nullable=False),
+    Column("rounds", Integer, nullable=False, default=0),
+    Column("fix_job", String(64)),  # the follow-up job fixing the checks now
+    Column("failing", JSON, nullable=False),  # check name -> the sha it failed on
+    Column("story", JSON, nullable=False),  # what happened, a line each, for the status comment
+    Column("over", Boolean, nullable=False, default=False),
+)
+
+DAY = 86_400.0
+# GitHub redelivers (by a person's "Redeliver", or its API) deliveries of the past three days: their ids are
+# kept at least that long. Ignored deliveries, most of them echoes of the App's own comments and edits, are
+# kept no longer; the rest for DELIVERIES_KEPT, then pruned (`prune`).
+REDELIVERY_WINDOW = 3 * DAY
+DELIVERIES_KEPT = 30 * DAY
+IGNORED = "ignored: "
 
 
 class Delivery(BaseModel):
@@ -93,24 +126,46 @@ class GitHubJob(BaseModel):
     done: bool
     attempts: int
     outcome: str | None
+    notice: str | None
+
+
+class CIWatch(BaseModel):
+    job_id: str
+    installation: int
+    repo: str
+    branch: str
+    pull_number: int | None
+    max_rounds: int
+    rounds: int
+    fix_job: str | None
+    failing: dict[str, str]
+    story: list[str]
+    over: bool
 
 
 class Records:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time):
         self.engine = engine
+        self.clock = clock
         metadata.create_all(engine)
+        _add_new_columns(engine, github_jobs)
 
     # -- deliveries -----------------------------------------------------------------
 
     def accept(self, delivery_id: str, event: str, action: str | None, payload: dict[str, Any]) -> bool:
-        """Keep a delivery for the desk; False if one with this id came before (a replay)."""
+        """Keep a delivery for the desk; False if one with this id came before (a replay), unless that one
+        was given up: GitHub's Redeliver of it is a new try, from the start."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(deliveries).values(id=delivery_id, event=event, action=action, payload=payload,
-                                                       received_at=time.time(), state="pending", attempts=0,
+                                                       received_at=self.clock(), state="pending", attempts=0,
                                                        next_try=0.0))
         except IntegrityError:
-            return False
+            with self.engine.begin() as conn:  # one statement: of two redeliveries at once, one revives it
+                revived = conn.execute(update(deliveries).where(deliveries.c.id == delivery_id,
+                                                                deliveries.c.state == "failed")
+                                       .values(state="pending", attempts=0, next_try=0.0, received_at=self.clock()))
+            return revived.rowcount == 1
         return True
 
     def delivery(self, delivery_id: str) -> Delivery | None:
@@ -120,7 +175,7 @@ class Records:
 
     def pending(self) -> list[Delivery]:
         """Deliveries due for (another) try, oldest first."""
-        query = (select(deliveries).where(deliveries.c.state == "pending", deliveries.c.next_try <= time.time())
+        query = (select(deliveries).where(deliveries.c.state == "pending", deliveries.c.next_try <= self.clock())
                  .order_by(deliveries.c.received_at))
         with self.engine.connect() as conn:
             return [Delivery.model_validate(row._asdict()) for row in conn.execute(query)]
@@ -128,9 +183,10 @@ class Records:
     def settle(self, delivery_id: str, state: str, outcome: str) -> None:
         self._update_delivery(delivery_id, state=state, outcome=outcome, attempts=deliveries.c.attempts + 1)
 
-    def retry_later(self, delivery_id: str, problem: str, pause: float) -> None:
-        self._update_delivery(delivery_id, outcome=problem, attempts=deliveries.c.attempts + 1,
-                              next_try=time.time() + pause)
+    def retry_later(self, delivery_id: str, problem: str, pause: float, counted: bool = True) -> None:
+        """Try the delivery again after `pause`; `counted` as one of its tries, or not (a wait GitHub asked for)."""
+        attempts = deliveries.c.attempts + (1 if counted else 0)
+        self._update_delivery(delivery_id, outcome=problem, attempts=attempts, next_try=self.clock() + pause)
 
     def _update_delivery(self, delivery_id: str, **values: Any) -> None:
         with self.engine.begin() as conn:
@@ -144,14 +200,10 @@ class Records:
                                                     **values))
 
     def job(self, job_id: str) -> GitHubJob | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(github_jobs).where(github_jobs.c.job_id == job_id)).first()
-        return GitHubJob.model_validate(row._asdict()) if row else None
+        return self._one_job(github_jobs.c.job_id == job_id)
 
     def job_for_delivery(self, delivery_id: str) -> GitHubJob | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(github_jobs).where(github_jobs.c.delivery_id == delivery_id)).first()
-        return GitHubJob.model_validate(row._asdict()) if row else None
+        return self._one_job(github_jobs.c.delivery_id == delivery_id)
 
     def jobs_in(self, repo: str, number: int) -> list[GitHubJob]:
         """The jobs started from one issue or pull request, newest first."""
@@ -162,11 +214,91 @@ class Records:
 
     def active(self) -> list[GitHubJob]:
         """Jobs whose outcome is not delivered yet and that are due for a look."""
-        query = (select(github_jobs).where(github_jobs.c.done.is_(False), github_jobs.c.next_try <= time.time())
+        query = (select(github_jobs).where(github_jobs.c.done.is_(False), github_jobs.c.next_try <= self.clock())
                  .order_by(github_jobs.c.job_id))
         with self.engine.connect() as conn:
             return [GitHubJob.model_validate(row._asdict()) for row in conn.execute(query)]
 
-    def update_job(self, job_id: str, **values: Any) -> None:
+    def update_job(self, job_id: str, **values: Any) -> GitHubJob:
+        """Change the job's row; the row as it is now."""
         with self.engine.begin() as conn:
             conn.execute(update(github_jobs).where(github_jobs.c.job_id == job_id).values(**values))
+        found = self.job(job_id)
+        assert found is not None, job_id
+        return found
+
+    def close_installation(self, installation: int) -> None:
+        """The App was uninstalled: nothing of its jobs there can be said on GitHub any more."""
+        with self.engine.begin() as conn:
+            conn.execute(update(github_jobs).where(github_jobs.c.installation == installation,
+                                                   github_jobs.c.done.is_(False)).values(done=True))
+            conn.execute(update(github_ci).where(github_ci.c.installation == installation).values(over=True))
+
+    def _one_job(self, condition: Any) -> GitHubJob | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(github_jobs).where(condition)).first()
+        return GitHubJob.model_validate(row._asdict()) if row else None
+
+    # -- pull requests whose checks the App looks after -------------------------------
+
+    def watch(self, job_id: str, installation: int, repo: str, branch: str, max_rounds: int) -> None:
+        """Look after the checks of the pull request the job is about to open from `branch` (idempotent)."""
+        if self.watch_of(job_id) is None:
+            with self.engine.begin() as conn:
+                conn.execute(insert(github_ci).values(job_id=job_id, installation=installation, repo=repo,
+                                                      branch=branch, max_rounds=max_rounds, rounds=0, failing={},
+                                                      story=[], over=False))
+
+    def watch_of(self, job_id: str) -> CIWatch | None:
+        return self._one_watch(github_ci.c.job_id == job_id)
+
+    def watch_on(self, repo: str, branches: list[str]) -> CIWatch | None:
+        """The watch of a pull request from one of `branches` of `repo`."""
+        return self._one_watch((github_ci.c.repo == repo) & github_ci.c.branch.in_(branches)) if branches else None
+
+    def watch_fixed_by(self, fix_job: str) -> CIWatch | None:
+        return self._one_watch(github_ci.c.fix_job == fix_job)
+
+    def update_watch(self, job_id: str, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(github_ci).where(github_ci.c.job_id == job_id).values(**values))
+
+    def _one_watch(self, condition: Any) -> CIWatch | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(github_ci).where(condition)).first()
+        return CIWatch.model_validate(row._asdict()) if row else None
+
+    # -- retention --------------------------------------------------------------------
+
+    def prune(self, older_than: float = DELIVERIES_KEPT) -> int:
+        """Forget settled deliveries received more than `older_than` seconds ago (never within GitHub's
+        redelivery window), ignored ones once that window has passed, and the GitHub side of jobs that are
+        gone; how many rows went."""
+        now = self.clock()
+        settled = deliveries.c.state.in_(("done", "failed"))
+        old = deliveries.c.received_at < now - max(older_than, REDELIVERY_WINDOW)
+        ignored = (deliveries.c.state == "done") & deliveries.c.outcome.startswith(IGNORED)
+        with self.engine.begin() as conn:
+            gone = conn.execute(delete(deliveries).where(settled, old)).rowcount
+            gone += conn.execute(delete(deliveries).where(
+                ignored, deliveries.c.received_at < now - REDELIVERY_WINDOW)).rowcount
+            for table in (github_jobs, github_ci):
+                job_exists = select(jobs.c.id).where(jobs.c.id == table.c.job_id).exists()
+                gone += conn.execute(delete(table).where(~job_exists)).rowcount
+        return gone
+
+
+def prune_github(engine: Engine, older_than: float = DELIVERIES_KEPT) -> int:
+    """What `shipyard prune` calls: the App's retention rule on the job store (see Records.prune)."""
+    return Records(engine).prune(older_than)
+
+
+def _add_new_columns(engine: Engine, table: Table) -> None:
+    """Add the columns this version has and an older table lacks (create_all leaves existing tables alone);
+    all of them are nullable, so old rows stay valid."""
+    present = {column["name"] for column in inspect(engine).get_columns(table.name)}
+    with engine.begin() as conn:
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(engine.dialect)
+                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))

@@ -22,6 +22,13 @@ class RepoBudgets(BaseModel):
     max_cost_per_job: float | None = Field(None, ge=0, description="USD; lowers the App's own cap, never raises it")
 
 
+class RepoCI(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fix_failures: bool = Field(False, description="fix the failing checks of the pull requests Shipyard opens")
+    max_rounds: int = Field(2, ge=1, le=10, description="follow-up jobs per pull request before it is left to you")
+
+
 class RepoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -30,6 +37,7 @@ class RepoConfig(BaseModel):
     models: list[str] | None = Field(None, description="the only models allowed to see the code")
     approve_plan: bool = Field(False, description="jobs wait for `/shipyard approve` of their plan")
     budgets: RepoBudgets = Field(default_factory=RepoBudgets)
+    ci: RepoCI = Field(default_factory=RepoCI)
 
     def refused_models(self, settings: Settings) -> list[str]:
         """The models Shipyard would use here that the repository does not allow."""

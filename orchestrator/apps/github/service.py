@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import uvicorn
@@ -29,9 +30,10 @@ def webhook_secret(config: GitHubSettings) -> str:
 
 
 class GitHubService:
-    def __init__(self, settings: Settings, github: GitHub | None = None, poll: float = 1.0):
+    def __init__(self, settings: Settings, github: GitHub | None = None, poll: float = 1.0,
+                 clock: Callable[[], float] = time.time):
         secret = webhook_secret(settings.github)
-        self.desk = Desk(settings, github or GitHub.from_settings(settings.github), poll)
+        self.desk = Desk(settings, github or GitHub.from_settings(settings.github, clock), poll, clock)
         self.app = create_app(secret, self.desk.records, self.desk.wake.set, lifespan=self._lifespan)
 
     @asynccontextmanager

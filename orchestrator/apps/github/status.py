@@ -54,7 +54,13 @@ def plain(text: str, limit: int = 300) -> str:
     flat = " ".join(text.split())
     if len(flat) > limit:
         flat = flat[: limit - 1] + "…"
-    return re.sub(r"@(?=\w)", "@\u200b", flat)
+    return defuse(flat)
+
+
+def defuse(text: str) -> str:
+    """Text written by others (agents, users, git, GitHub) with its @mentions broken by a zero-width space: quoted
+    in a comment, it pings nobody."""
+    return re.sub(r"@(?=\w)", "@\u200b", text)
 
 
 def _passed(passed: bool | None) -> str:

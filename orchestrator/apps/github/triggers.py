@@ -1,4 +1,5 @@
-"""What a webhook event asks of Shipyard: start a job, approve or reject a plan, or nothing."""
+"""What a webhook event asks of Shipyard: start a job, approve or reject a plan, look at a check's result,
+or nothing."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from typing import Literal
 from pydantic import BaseModel
 
 from orchestrator.apps.github.payloads import (
+    CheckRunEvent,
     InstallationEvent,
     IssueCommentEvent,
     IssuesEvent,
     ReviewCommentEvent,
+    StatusEvent,
     WebhookEvent,
+    WorkflowRunEvent,
 )
 from orchestrator.config.settings import GitHubSettings
 
@@ -44,6 +48,12 @@ class Run(BaseModel):
     review: ReviewSpot | None = None
 
 
+class Refusal(BaseModel):
+    """Why a Run cannot start a job, fit for a comment."""
+
+    reason: str
+
+
 class Approve(BaseModel):
     kind: Literal["approve"] = "approve"
     thread: Thread
@@ -64,30 +74,64 @@ class InstallationChanged(BaseModel):
     account: str
 
 
+class CheckResult(BaseModel):
+    """A check on a commit ended: a GitHub Actions workflow run, another App's check run, or a commit status."""
+
+    kind: Literal["check"] = "check"
+    installation: int
+    repo: str
+    branches: list[str]  # the branches it may be about
+    sha: str
+    name: str
+    passed: bool
+    run_id: int | None = None  # a workflow run's: its jobs' logs can be read, its failed jobs run again
+    attempt: int = 1  # the workflow run's attempt: 2 and more are re-runs
+    details: str = ""  # what the check says about itself (another App's output, a status's description)
+
+
 class Ignore(BaseModel):
     kind: Literal["ignore"] = "ignore"
     reason: str
 
 
-Intent = Run | Approve | Reject | InstallationChanged | Ignore
+Intent = Run | Approve | Reject | InstallationChanged | CheckResult | Ignore
+
+# Check conclusions that call for a fix; the others (cancelled, skipped, neutral, stale...) call for nothing.
+FAILED = frozenset({"failure", "timed_out", "startup_failure"})
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 
 
 def command_text(body: str | None, prefix: str) -> str | None:
     """What follows the command prefix when a line of the comment starts with it (the rest of the
-    comment included); None when the comment is no command. Quoted lines (`> /shipyard ...`) are not."""
-    pattern = re.compile(rf"^[ \t]*{re.escape(prefix)}(?=\s|$)(.*)", re.MULTILINE | re.DOTALL | re.IGNORECASE)
-    found = pattern.search(body or "")
-    return found.group(1).strip() if found else None
+    comment included); None when the comment is no command. Quoted lines (`> /shipyard ...`) and lines
+    inside a fenced code block (an example, a pasted log) are not."""
+    pattern = re.compile(rf"[ \t]*{re.escape(prefix)}(?=\s|$)(.*)", re.IGNORECASE)
+    lines = (body or "").splitlines()
+    fence = ""
+    for n, line in enumerate(lines):
+        marks = _FENCE.match(line)
+        if fence:  # closed by a run of the same mark at least as long, with nothing after it
+            if marks and marks.group(1).startswith(fence) and not marks.group(2).strip():
+                fence = ""
+        elif marks:
+            fence = marks.group(1)
+        elif found := pattern.match(line):
+            return "\n".join([found.group(1), *lines[n + 1:]]).strip()
+    return None
 
 
 def interpret(event: WebhookEvent, settings: GitHubSettings) -> Intent:
     if isinstance(event, InstallationEvent):
         return InstallationChanged(installation=event.installation.id, action=event.action,
                                    account=event.installation.account.login)
+    if isinstance(event, WorkflowRunEvent | CheckRunEvent | StatusEvent):
+        return _check_result(event)
     if isinstance(event, IssuesEvent):
         label = event.label.name if event.label else ""
         if event.action != "labeled" or label.lower() != settings.trigger_label.lower():
             return Ignore(reason=f"issues.{event.action} {label}".strip())
+        if event.sender.is_bot:  # automation labelling issues must not spend money on jobs nobody asked for
+            return Ignore(reason=f"label added by the bot {event.sender.login}")
         thread = Thread(installation=event.installation.id, repo=event.repository.full_name,
                         number=event.issue.number, is_pull=event.issue.pull_request is not None)
         return Run(thread=thread, user=event.sender.login, request="", title=event.issue.title,
@@ -118,3 +162,33 @@ def interpret(event: WebhookEvent, settings: GitHubSettings) -> Intent:
     if word.lower() == "reject":
         return Reject(thread=thread, user=user, reason=" ".join(rest).strip())
     return Run(thread=thread, user=user, request=text, title=title, body=body, review=review)
+
+
+def _check_result(event: WorkflowRunEvent | CheckRunEvent | StatusEvent) -> CheckResult | Ignore:
+    where = {"installation": event.installation.id, "repo": event.repository.full_name}
+    if isinstance(event, StatusEvent):
+        if event.state not in ("success", "failure", "error"):
+            return Ignore(reason=f"status {event.state}")
+        return CheckResult(**where, branches=[b.name for b in event.branches], sha=event.sha, name=event.context,
+                           passed=event.state == "success", details=event.description or "")
+    if event.action != "completed":
+        return Ignore(reason=f"check {event.action}")
+    if isinstance(event, WorkflowRunEvent):
+        run = event.workflow_run
+        head = run.head_repository.full_name if run.head_repository else None
+        if run.head_branch is None or head != event.repository.full_name:
+            return Ignore(reason="a workflow run on a fork or a tag")
+        if run.conclusion != "success" and run.conclusion not in FAILED:
+            return Ignore(reason=f"workflow run {run.conclusion}")
+        return CheckResult(**where, branches=[run.head_branch], sha=run.head_sha, name=run.name or f"run {run.id}",
+                           passed=run.conclusion == "success", run_id=run.id, attempt=run.run_attempt)
+    check = event.check_run
+    if check.app is not None and check.app.slug == "github-actions":
+        return Ignore(reason="an Actions job: its workflow run is looked at")
+    branch = check.check_suite.head_branch if check.check_suite else None
+    if branch is None or (check.conclusion != "success" and check.conclusion not in FAILED):
+        return Ignore(reason=f"check run {check.conclusion} on {branch or 'a fork'}")
+    output = check.output
+    details = "\n\n".join(part for part in (output.title, output.summary, output.text) if part)
+    return CheckResult(**where, branches=[branch], sha=check.head_sha, name=check.name,
+                       passed=check.conclusion == "success", details=details)
