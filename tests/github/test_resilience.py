@@ -189,7 +189,7 @@ def test_old_deliveries_are_pruned(world: GitHubWorld) -> None:
     wait_for(lambda: all(settled(world, d) for d in ("echo", "asked", "labelled")), 30, "the deliveries")
     (job,) = world.runner.list()
 
-    engine = world.runner.jobs.engine
+    engine = world.runner.records.engine
     assert Records(engine, clock=lambda: time.time() + 2 * DAY).prune() == 0, "GitHub may still redeliver them"
     assert Records(engine, clock=lambda: time.time() + 4 * DAY).prune() == 1
     assert world.records.delivery("echo") is None and world.records.delivery("asked") is not None

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from orchestrator.apps.cli import options
 from orchestrator.apps.cli.render import report_view, styled
+from orchestrator.apps.github.records import prune_github
 from orchestrator.config.settings import Settings, load_settings
 from orchestrator.runtime.director import Director
 from orchestrator.runtime.prune import parse_age
@@ -130,7 +131,11 @@ def prune_command(
         seconds = parse_age(older_than)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--older-than") from None
-    outcome = Director(_settings(db)).prune(seconds, dry_run)
+    director = Director(_settings(db))
+    outcome = director.prune(seconds, dry_run)
+    if not dry_run:
+        # The GitHub App's deliveries follow its own retention rule (they are kept while GitHub may redeliver).
+        prune_github(director.records.engine)
     for job_id, why in outcome.kept.items():
         console.print(f"kept {job_id}: {why}", highlight=False)
     verb = "would forget" if dry_run else "forgot"
