@@ -130,7 +130,7 @@ def test_hooks_and_filters_of_the_target_repo_never_run_on_the_host(tmp_path: Pa
     with scripted_job(tmp_path, repo, script, backend, test_command="test -f app.py") as job:
         done = job.runner.run(job.submit().id)
         assert done.status == JobStatus.SUCCEEDED, done.error
-        assert "return 2" in job.runner._open_repo(str(repo)).diff("main", f"shipyard/{done.id}")
+        assert "return 2" in job.runner.changes(done.id, "main", f"shipyard/{done.id}")[1]
         assert safe_git(repo, "status", "--porcelain") == before[0]
         accepted = job.runner.accept(done.id)
         assert accepted.ok, accepted.message

@@ -1,0 +1,90 @@
+"""A chat model in this process that answers from a script, as the scripted server does over HTTP.
+
+The core's own tests (the loop, the roles, the subtask pipeline, the graph) run with it in seconds:
+no server, no sockets. The script format, its matching and its bookkeeping are the scripted
+server's (agents.scripted_model), so one script can drive both; what only HTTP can show (quirks,
+raw bodies, streaming) is the server's to test.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_messages
+from pydantic import BaseModel
+
+from agents.model_errors import ModelContextError, ModelError, ModelUnavailableError
+from agents.models import ModelSpec
+from agents.scripted_model.script import ChatRequest, Script
+from agents.scripted_model.server import ScriptedModel
+from agents.tokens import count_messages, count_text
+from agents.usage import Usage, UsageLedger
+
+
+class Asked(BaseModel):
+    """One question a fake model was asked."""
+
+    role: str
+    agent: str | None
+    messages: list[dict[str, Any]]
+
+
+class FakeModels:
+    """The script every fake agent of one run answers from, and what each was asked. Called with a
+    role's model spec, it makes that agent's model, as the engine's model source does for real ones."""
+
+    def __init__(self, source: Script | list[Any] | dict[str, Any]):
+        self.script = ScriptedModel(Script.load(source))
+        self.asked: list[Asked] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, spec: ModelSpec, role: str, ledger: UsageLedger, agent: str | None) -> FakeChatModel:
+        return FakeChatModel(self, role, ledger, agent, spec.model)
+
+    @property
+    def pending(self) -> list[int]:
+        """Script entries no question has used yet."""
+        return self.script.pending
+
+    def take(self, role: str, agent: str | None, model: str, wire: list[dict[str, Any]]) -> Any:
+        with self._lock:
+            self.asked.append(Asked(role=role, agent=agent, messages=wire))
+        return self.script.take(ChatRequest(role=role, model=model, messages=wire))
+
+
+class FakeChatModel:
+    """One agent's model (agents.loop.ChatModel)."""
+
+    def __init__(self, models: FakeModels, role: str, ledger: UsageLedger | None = None, agent: str | None = None,
+                 model: str = "fake"):
+        self.models = models
+        self.role = role
+        self.agent = agent
+        self.model = model
+        self.ledger = ledger if ledger is not None else UsageLedger()
+
+    def invoke(self, messages: Sequence[BaseMessage], tools: Sequence[dict[str, Any]] | None = None) -> AIMessage:
+        wire = convert_to_openai_messages(list(messages))
+        taken = self.models.take(self.role, self.agent, self.model, wire)
+        if taken is None:
+            raise ModelError(f"the fake {self.role} model has no scripted answer for: {_last(wire)}")
+        index, entry, nth = taken
+        if entry.is_error:
+            kind = ModelContextError if entry.code == "context_length_exceeded" else ModelUnavailableError
+            raise kind(f"the fake {self.role} model answered {entry.status}: {entry.message or 'scripted error'}")
+        calls = [{"name": c.name, "args": c.arguments if isinstance(c.arguments, dict) else json.loads(c.arguments),
+                  "id": c.id or f"call_{index}_{nth}_{n}", "type": "tool_call"} for n, c in enumerate(entry.tool_calls)]
+        reply = AIMessage(content=entry.content or "", tool_calls=calls)
+        prompt = count_messages(messages) + (count_text(json.dumps(list(tools))) if tools else 0)
+        self.ledger.record(Usage(role=self.role, model=self.model, agent=self.agent, input_tokens=prompt,
+                                 output_tokens=count_messages([reply]), cost=0.0, priced=False, estimated=True,
+                                 latency=0.0))
+        return reply
+
+
+def _last(wire: list[dict[str, Any]]) -> str:
+    text = str(wire[-1].get("content", "")) if wire else ""
+    return " ".join(text.split())[:200]
