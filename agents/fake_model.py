@@ -75,9 +75,18 @@ class FakeChatModel:
         if entry.is_error:
             kind = ModelContextError if entry.code == "context_length_exceeded" else ModelUnavailableError
             raise kind(f"the fake {self.role} model answered {entry.status}: {entry.message or 'scripted error'}")
-        calls = [{"name": c.name, "args": c.arguments if isinstance(c.arguments, dict) else json.loads(c.arguments),
-                  "id": c.id or f"call_{index}_{nth}_{n}", "type": "tool_call"} for n, c in enumerate(entry.tool_calls)]
-        reply = AIMessage(content=entry.content or "", tool_calls=calls)
+        calls, invalid = [], []
+        for n, call in enumerate(entry.tool_calls):
+            call_id = call.id or f"call_{index}_{nth}_{n}"
+            try:
+                args = call.arguments if isinstance(call.arguments, dict) else json.loads(call.arguments)
+            except json.JSONDecodeError as exc:
+                # As langchain reports arguments an endpoint sent as broken JSON.
+                invalid.append({"name": call.name, "args": call.arguments, "id": call_id, "error": str(exc),
+                                "type": "invalid_tool_call"})
+                continue
+            calls.append({"name": call.name, "args": args, "id": call_id, "type": "tool_call"})
+        reply = AIMessage(content=entry.content or "", tool_calls=calls, invalid_tool_calls=invalid)
         prompt = count_messages(messages) + (count_text(json.dumps(list(tools))) if tools else 0)
         self.ledger.record(Usage(role=self.role, model=self.model, agent=self.agent, input_tokens=prompt,
                                  output_tokens=count_messages([reply]), cost=0.0, priced=False, estimated=True,

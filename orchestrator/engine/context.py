@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage
 
-from agents.loop import AgentLimits, AgentOutcome, calls_of, text_of
-from agents.models import ModelClient, Role
+from agents.loop import AgentLimits, AgentOutcome, ChatModel, calls_of, text_of
+from agents.models import ModelClient, ModelSpec, Role
 from agents.roles import RoleRun, RoleSpec
 from agents.tools import ToolObservation
 from agents.usage import UsageLedger, UsageTotals
@@ -44,6 +44,17 @@ from sandboxes.git.workspace import Workspace
 EVENT_OUTPUT_CHARS = 8_000
 
 
+class ModelSource(Protocol):
+    """Makes an agent's model from its role's spec: real endpoints by default, an in-process fake in tests."""
+
+    def __call__(self, spec: ModelSpec, role: Role, ledger: UsageLedger, agent: str | None) -> ChatModel: ...
+
+
+def endpoint_model(spec: ModelSpec, role: Role, ledger: UsageLedger, agent: str | None) -> ChatModel:
+    """The role's OpenAI-compatible endpoint."""
+    return ModelClient(spec, role, ledger, agent=agent)
+
+
 class JobCancelled(Exception):
     """The director cancelled the job; raised from inside whatever step is running."""
 
@@ -57,6 +68,7 @@ class JobContext:
     backend: SandboxBackend
     events: EventLog
     jobs: JobStore
+    models: ModelSource = endpoint_model
     _last_cancel_check: float = field(default=0.0, repr=False)
 
     # -- places -----------------------------------------------------------------
@@ -132,12 +144,12 @@ class JobContext:
             notes=self.notes(),
         )
 
-    def model(self, role: Role, agent: str, candidate: int | None = None) -> ModelClient:
+    def model(self, role: Role, agent: str, candidate: int | None = None) -> ChatModel:
         """The role's model; candidate coders each get another model or temperature."""
         spec = self.settings.model_for(role)
         if candidate is not None:
             spec = self.settings.candidate_model(spec, candidate)
-        return ModelClient(spec, role, UsageLedger(), agent=agent)
+        return self.models(spec, role, UsageLedger(), agent)
 
     def limits(self) -> AgentLimits:
         budgets = self.settings.budgets

@@ -11,7 +11,7 @@ from agents.model_errors import ModelError
 from agents.roles import RoleError
 from orchestrator.config.settings import Settings
 from orchestrator.engine.checkpoints import checkpointer
-from orchestrator.engine.context import JobCancelled, JobContext
+from orchestrator.engine.context import JobCancelled, JobContext, ModelSource, endpoint_model
 from orchestrator.engine.graph import build_graph
 from orchestrator.engine.report import Report, build_report
 from orchestrator.store.events import JobWaiting, Notice
@@ -38,12 +38,12 @@ def open_repo(settings: Settings, source: str) -> GitRepo:
 
 
 def advance(settings: Settings, records: JobRecords, job: Job, resume: dict[str, Any] | None = None,
-            rewind: dict[str, Any] | None = None) -> Job:
+            rewind: dict[str, Any] | None = None, models: ModelSource = endpoint_model) -> Job:
     """Run the job's graph from wherever its checkpoint stands (new, crashed mid-way, answered)
     until it ends or waits for approval. `rewind` rewrites the state first, as a retry does."""
     started = time.monotonic()
     try:
-        ctx = _context(settings, records, job)
+        ctx = _context(settings, records, job, models)
     except CANNOT_GO_ON as exc:
         # Nothing was spent: the repo, the disk or the sandboxes cannot be used. Said before any agent runs.
         return records.finish(job.id, JobStatus.FAILED, error=str(exc))
@@ -87,14 +87,14 @@ def advance(settings: Settings, records: JobRecords, job: Job, resume: dict[str,
     return _finish(records, job, snapshot.values, ctx, time.monotonic() - started)
 
 
-def _context(settings: Settings, records: JobRecords, job: Job) -> JobContext:
+def _context(settings: Settings, records: JobRecords, job: Job, models: ModelSource) -> JobContext:
     check_disk(settings.state_dir, settings.sandbox.limits)
     image = job.task.image or settings.sandbox.image
     selection = choose_backend(settings.sandbox.backend, image, hide=(settings.state_dir,))
     if selection.note:
         records.events.append(Notice(job_id=job.id, text=selection.note))
     return JobContext(job_id=job.id, task=job.task, settings=settings, repo=open_repo(settings, job.task.repo),
-                      backend=selection.backend, events=records.events, jobs=records.jobs)
+                      backend=selection.backend, events=records.events, jobs=records.jobs, models=models)
 
 
 def _finish(records: JobRecords, job: Job, state: dict[str, Any], ctx: JobContext, seconds: float) -> Job:

@@ -15,6 +15,7 @@ from typing import cast
 
 from agents.plan import Plan
 from orchestrator.config.settings import Settings
+from orchestrator.engine.context import ModelSource, endpoint_model
 from orchestrator.engine.report import Report
 from orchestrator.engine.runner import advance, open_repo
 from orchestrator.runtime import background
@@ -47,8 +48,9 @@ class JobStateError(ValueError):
 
 
 class Director:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, models: ModelSource = endpoint_model):
         self.settings = settings
+        self.models = models  # what the agents of jobs run here talk to
         self.records = JobRecords(open_store(store_url(settings)))
         self.queue = JobQueue(settings, self.records.jobs, self.records.events)
 
@@ -124,7 +126,7 @@ class Director:
         job = self.get(job_id)
         if job.status == JobStatus.AWAITING_APPROVAL:
             return job
-        return advance(self.settings, self.records, job)
+        return advance(self.settings, self.records, job, models=self.models)
 
     resume = run
 
@@ -173,7 +175,7 @@ class Director:
         if answer is None:
             raise JobStateError(f"job {job_id} has no answer to its plan yet: `shipyard approve` or `reject` it")
         if not self.queue.holds(job.id):
-            return advance(self.settings, self.records, job, resume=answer.resume_value())
+            return advance(self.settings, self.records, job, resume=answer.resume_value(), models=self.models)
         queued = self.queue.enqueue(job.id, "answer", answer.resume_value())
         if queued is None:
             raise JobStateError(f"job {job.id} already has an answer queued; a worker (`shipyard serve`) takes it")
@@ -188,7 +190,7 @@ class Director:
 
     def answer_here(self, job_id: str, resume: dict[str, object]) -> Job:
         """What a worker does with a queued answer: run the job on in this process."""
-        return advance(self.settings, self.records, self._awaiting(job_id), resume=dict(resume))
+        return advance(self.settings, self.records, self._awaiting(job_id), resume=dict(resume), models=self.models)
 
     # -- steering ----------------------------------------------------------------------
 
@@ -214,7 +216,8 @@ class Director:
         self.records.events.append(SubtasksRetried(job_id=job_id, subtasks=sorted(chosen), kept=kept))
         self.records.jobs.update(job_id, JobStatus.RUNNING, error=None, report=None)
         forget = {i: None for i in chosen}
-        return advance(self.settings, self.records, job, rewind={"results": forget, "stop_reason": None})
+        return advance(self.settings, self.records, job, rewind={"results": forget, "stop_reason": None},
+                       models=self.models)
 
     def cancel(self, job_id: str) -> Job:
         """Mark the job cancelled; whatever runs it stops at its next step."""

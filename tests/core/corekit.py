@@ -1,0 +1,39 @@
+"""Helpers of the core tests: the graph, the pipeline, the roles and the loop in this process, with a fake
+chat model (the scripted server's script format, answered without HTTP) and the `local` sandbox on real
+git repos. No Docker, no bubblewrap, no server: these run in seconds on any machine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agents.fake_model import FakeModels
+from agents.models import ModelSpec
+from orchestrator.config.settings import load_settings
+from orchestrator.runtime.director import Director
+from sandboxes.base import SandboxSpec
+from sandboxes.local import LocalBackend, LocalSandbox
+
+MakeDirector = Callable[..., tuple[Director, FakeModels]]
+
+
+def director_maker(tmp_path: Path) -> tuple[MakeDirector, list[Director]]:
+    """A Director whose agents answer from `script` in this process, in local sandboxes."""
+    made: list[Director] = []
+
+    def make(script: Any, models: FakeModels | None = None, **settings: Any) -> tuple[Director, FakeModels]:
+        fake = models or FakeModels(script)
+        base = load_settings(tmp_path)
+        sandbox = base.sandbox.model_copy(update={"backend": "local"})
+        config = base.model_copy(update={"state_dir": tmp_path / "state", "sandbox": sandbox,
+                                         "models": {"default": ModelSpec(model="fake")}, **settings})
+        director = Director(config, models=fake)
+        made.append(director)
+        return director, fake
+
+    return make, made
+
+
+def local_sandbox(workspace: Path) -> LocalSandbox:
+    return LocalBackend().start(SandboxSpec(workspace=workspace))
