@@ -12,28 +12,8 @@ from dataclasses import dataclass, field
 
 from agents.plan import Plan
 from agents.usage import UsageTotals
-from orchestrator.store.events import (
-    AgentCommit,
-    AgentFinished,
-    AgentId,
-    AgentMessage,
-    AgentToolResult,
-    DirectorNote,
-    Event,
-    JobAccepted,
-    JobDiscarded,
-    JobFinished,
-    JobPrepared,
-    JobStatusChanged,
-    JobSubmitted,
-    MergeDone,
-    PlanEdited,
-    PlanReady,
-    ReviewGiven,
-    SubtaskStatus,
-    TestResult,
-    WorkerClaimed,
-)
+from orchestrator.store import events as ev
+from orchestrator.store.events import AgentId
 from orchestrator.store.jobs import Task
 
 # Enough for any real job; a runaway stream of test runs or reviews cannot grow memory.
@@ -130,7 +110,7 @@ class JobView:
         self.last: float | None = None
         self.ended: float | None = None
         self.worker: str | None = None
-        self.accepted: JobAccepted | None = None
+        self.accepted: ev.JobAccepted | None = None
         self.discarded = False
         self.plan_version = 0  # bumped when the plan is replaced, so views rebuild
         # What changed since the views last looked: "plan", "subtask:<id>", "agent:<name>", "agents"
@@ -138,7 +118,7 @@ class JobView:
         self.changed: set[str] = set()
 
     @classmethod
-    def of(cls, job_id: str, events: list[Event]) -> JobView:
+    def of(cls, job_id: str, events: list[ev.Event]) -> JobView:
         view = cls(job_id)
         for event in events:
             view.apply(event)
@@ -198,7 +178,7 @@ class JobView:
 
     # -- folding ----------------------------------------------------------------------
 
-    def apply(self, event: Event) -> None:
+    def apply(self, event: ev.Event) -> None:
         self.cursor = max(self.cursor, event.id or 0)
         self.started = event.ts if self.started is None else self.started
         self.last = event.ts
@@ -206,22 +186,22 @@ class JobView:
             self.tokens += event.tokens
             self.cost += event.cost
             self.changed.add("usage")
-        if event.agent and isinstance(event, AgentMessage | AgentToolResult | AgentFinished):
+        if event.agent and isinstance(event, ev.AgentMessage | ev.AgentToolResult | ev.AgentFinished):
             self._agent_event(event)
         match event:
-            case JobSubmitted():
+            case ev.JobSubmitted():
                 self.task = event.task
                 self.changed.add("job")
-            case PlanReady() | PlanEdited():
+            case ev.PlanReady() | ev.PlanEdited():
                 self._set_plan(event.plan)
-            case SubtaskStatus(subtask=str(sub_id)):
+            case ev.SubtaskStatus(subtask=str(sub_id)):
                 sub = self._subtask(sub_id)
                 sub.status, sub.reason = event.status, event.reason
                 if sub.status == "coding" and sub.base is None:
                     sub.base = self.job_head
                     sub.branch = event.branch or sub.branch
                 self.changed.add(f"subtask:{sub.id}")
-            case MergeDone(subtask=str(sub_id)):
+            case ev.MergeDone(subtask=str(sub_id)):
                 sub = self._subtask(sub_id)
                 if event.ok:
                     sub.status = "merged"
@@ -230,7 +210,7 @@ class JobView:
                 else:
                     sub.status = "conflict"
                 self.changed.add(f"subtask:{sub.id}")
-            case TestResult():
+            case ev.TestResult():
                 record = TestRecord(subtask=event.subtask, agent=event.agent, passed=event.passed,
                                     exit_code=event.exit_code, command=event.command, output=event.output,
                                     scope=event.scope, ts=event.ts)
@@ -238,42 +218,42 @@ class JobView:
                 if event.scope == "job":
                     self.tests_after = record
                 self.changed.add("tests")
-            case ReviewGiven():
+            case ev.ReviewGiven():
                 self.verdicts.append(VerdictRecord(subtask=event.subtask, agent=event.agent, decision=event.decision,
                                                    summary=event.summary, comments=list(event.comments)))
                 if event.agent in self.agents:
                     self.agents[event.agent].verdict = event.decision
                     self.changed.add(f"agent:{event.agent}")
                 self.changed.add("verdicts")
-            case AgentCommit():
+            case ev.AgentCommit():
                 self.changed.add("commits")
-            case JobPrepared():
+            case ev.JobPrepared():
                 self.base_sha = self.job_head = event.base_sha
                 self.job_branch = event.job_branch
                 self.test_command = event.test_command
                 self.tests_before = event.tests_before
                 self.changed.update(("job", "tests"))
-            case JobStatusChanged():
+            case ev.JobStatusChanged():
                 self.status = event.status
                 self.ended = None
                 self.changed.add("job")
-            case JobFinished():
+            case ev.JobFinished():
                 self.status, self.error, self.ended = event.status, event.error, event.ts
                 self.changed.add("job")
-            case JobAccepted():
+            case ev.JobAccepted():
                 self.accepted = event
                 self.changed.add("job")
-            case JobDiscarded():
+            case ev.JobDiscarded():
                 self.discarded = True
                 self.changed.add("job")
-            case DirectorNote():
+            case ev.DirectorNote():
                 self.notes.append(event.text)
                 self.changed.add("job")
-            case WorkerClaimed():
+            case ev.WorkerClaimed():
                 self.worker = event.worker
                 self.changed.add("job")
 
-    def _agent_event(self, event: AgentMessage | AgentToolResult | AgentFinished) -> None:
+    def _agent_event(self, event: ev.AgentMessage | ev.AgentToolResult | ev.AgentFinished) -> None:
         name = event.agent or ""
         agent = self.agents.get(name)
         if agent is None:
@@ -288,11 +268,11 @@ class JobView:
         agent.tokens += event.tokens
         agent.cost += event.cost
         match event:
-            case AgentMessage():
+            case ev.AgentMessage():
                 agent.steps = max(agent.steps, event.step)
-            case AgentToolResult():
+            case ev.AgentToolResult():
                 agent.last_step = f"{event.tool}: {' '.join(event.output.split())[:60]}"
-            case AgentFinished():
+            case ev.AgentFinished():
                 agent.status, agent.reason = event.status, event.reason
                 agent.steps = event.steps or agent.steps
                 agent.seconds = event.seconds

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, TabbedContent, TabPane, Tree
 
 from orchestrator.store.events import DirectorAnswer, Event
@@ -20,6 +19,7 @@ from orchestrator.store.jobs import Job, JobStatus
 from sandboxes.git.branches import branch_name
 from tui.diff import parse
 from tui.logbook import JOB, LOG_WINDOW, Line, LogBook
+from tui.screens.base import ShipyardScreen
 from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog
 from tui.widgets.diff_view import DiffView
 from tui.widgets.log_view import LogView
@@ -34,15 +34,12 @@ from tui.widgets.panels import (
 )
 from tui.widgets.plan_tree import PlanTree
 
-if TYPE_CHECKING:
-    from tui.app import ShipyardApp
-
 BATCH = 500  # events read and rendered at a time: big enough to catch up fast, small enough to stay responsive
 REFRESH = 0.2  # seconds between repaints of the tree, header and panels
 TABS = ("log", "diff", "tests", "review", "usage", "plan")
 
 
-class JobScreen(Screen[None]):
+class JobScreen(ShipyardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Jobs", tooltip="Back to the list of jobs"),
         Binding("a", "approve", "Approve", tooltip="Approve the plan: the job runs on"),
@@ -81,10 +78,6 @@ class JobScreen(Screen[None]):
         self.reviews_panel = ReviewsPanel(id="reviews-panel")
         self.usage_table = UsageTable(id="usage-table")
         self.plan_panel = PlanPanel(id="plan-panel")
-
-    @property
-    def shipyard(self) -> ShipyardApp:
-        return cast("ShipyardApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()

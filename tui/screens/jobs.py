@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar, cast
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Job, JobStatus
 from tui.format import age, label, money, status_text
+from tui.screens.base import ShipyardScreen
 from tui.screens.job import JobScreen
 from tui.screens.new_task import NewTaskScreen
 from tui.widgets.panels import job_status
-
-if TYPE_CHECKING:
-    from tui.app import ShipyardApp
 
 FILTERS: list[JobStatus | None] = [None, *JobStatus]
 COLUMNS = ("job", "status", "done", "age", "cost", "task")
@@ -30,7 +27,7 @@ FULL_REFRESH_EVERY = 10
 CELL_PADDING = 2
 
 
-class JobsScreen(Screen[None]):
+class JobsScreen(ShipyardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new_task", "New task", tooltip="Give Shipyard a task: a new job"),
         Binding("enter", "open_job", "Open", tooltip="Open the job under the cursor"),
@@ -50,10 +47,6 @@ class JobsScreen(Screen[None]):
         # Kept, not queried: the watch loop may wake after the app has begun to take the screen apart.
         self.table: DataTable[Text | str] = DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
         self.empty = Static("No jobs yet. Press [b]n[/b] to give Shipyard a task.", id="no-jobs")
-
-    @property
-    def shipyard(self) -> ShipyardApp:
-        return cast("ShipyardApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()

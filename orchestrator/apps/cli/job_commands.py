@@ -23,7 +23,7 @@ from orchestrator.apps.demo import INSTRUCTION, SCRIPT, demo_settings, make_samp
 from orchestrator.config.settings import load_settings
 from orchestrator.runtime.director import Director
 from orchestrator.store.events import to_row
-from orchestrator.store.jobs import JobStatus, Task
+from orchestrator.store.jobs import Job, JobStatus, Task
 
 console = Console()
 
@@ -32,14 +32,22 @@ def _director(repo: Path | None = None) -> Director:
     return Director(load_settings(repo))
 
 
+def _found(job_id: str) -> tuple[Director, Job]:
+    """The director, and the job that `job_id` (or a prefix of it) names."""
+    director = _director()
+    return director, director.find(job_id)
+
+
 def register(app: typer.Typer) -> None:
-    for command in (run, demo, resume, jobs, show, logs, export, diff, approve, reject, accept, retry, cancel,
-                    note):
+    app.command("run", help="Run a task: plan, fan out to agents, integrate, test; ends with the report.")(run)
+    app.command("submit", help="Queue a task for the workers (`shipyard serve`) and print its job id at once.")(run)
+    for command in (demo, resume, jobs, show, logs, export, diff, approve, reject, accept, retry, cancel, note):
         app.command()(command)
     app.command(hidden=True)(work)
 
 
 def run(
+    ctx: typer.Context,
     instruction: str = options.INSTRUCTION,
     repo: Path = options.REPO,
     base: str = options.BASE,
@@ -47,10 +55,16 @@ def run(
     candidates: int = options.CANDIDATES,
     max_cost: float | None = options.MAX_COST,
     network: bool = options.NETWORK,
+    db: str | None = options.DB,
 ) -> None:
-    """Run a task: plan, fan out to agents, integrate, test; ends with the report."""
-    director = _director(repo if options.is_local(repo) else None)
+    """`run` (here, with the live view) or `submit` (to the workers' queue) a task."""
+    director = Director(options.settings(db, repo if options.is_local(repo) else None))
     job = director.submit(options.make_task(instruction, repo, base, approve_plan, candidates, max_cost, network))
+    if ctx.info_name == "submit":
+        director.enqueue(job.id)
+        director.close()
+        typer.echo(job.id)
+        return
     console.print(f"job [bold]{job.id}[/] on {job.task.repo} from {job.task.base}", highlight=False)
     _drive(director, job.id, lambda: director.run(job.id))
 
@@ -83,8 +97,7 @@ def demo(
 
 def resume(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
     """Continue a job whose process died, from its last checkpoint; finished work is not redone."""
-    director = _director()
-    job = director.find(job_id)
+    director, job = _found(job_id)
     _drive(director, job.id, lambda: director.resume(job.id))
 
 
@@ -93,8 +106,7 @@ def approve(
     plan_file: Path | None = typer.Option(None, "--plan", exists=True, help="a JSON file with an edited plan"),
 ) -> None:
     """Approve the plan of a waiting job (optionally an edited plan) and run it."""
-    director = _director()
-    job = director.find(job_id)
+    director, job = _found(job_id)
     plan = _edited_plan(plan_file) if plan_file else None
     _drive(director, job.id, lambda: director.approve(job.id, plan))
 
@@ -127,8 +139,7 @@ def jobs(status: JobStatus | None = typer.Option(None, "--status", help="only jo
 
 def show(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
     """Show a job: its task, plan, status and report."""
-    director = _director()
-    job = director.find(job_id)
+    director, job = _found(job_id)
     console.print(Text.assemble(("job ", ""), (job.id, "bold"), f"  {job.status.value}\nrepo {job.task.repo} from "
                                 f"{job.task.base}\ntask: {job.task.instruction}"))
     if job.error:
@@ -146,8 +157,7 @@ def logs(
     follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new events until the job ends"),
 ) -> None:
     """Print the job's events: every agent step, test run, review and merge."""
-    director = _director()
-    job = director.find(job_id)
+    director, job = _found(job_id)
     if not follow:
         for event in director.events(job.id):
             console.print(event_line(event))
@@ -161,8 +171,7 @@ def export(
     output: Path | None = typer.Option(None, "--output", "-o", help="file to write (default: stdout)"),
 ) -> None:
     """Write the job's whole trajectory (every event) as JSON Lines."""
-    director = _director()
-    job = director.find(job_id)
+    director, job = _found(job_id)
     lines = [json.dumps({"id": event.id, **to_row(event)}) for event in director.events(job.id)]
     text = "\n".join(lines) + "\n"
     if output:
@@ -177,8 +186,7 @@ def export(
 
 def diff(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
     """Show the job branch's changes against where it started."""
-    director = _director()
-    job = director.find(job_id)
+    director, job = _found(job_id)
     console.print(Syntax(director.diff(job.id), "diff", background_color="default"))
 
 
@@ -187,8 +195,7 @@ def accept(
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
 ) -> None:
     """Merge the job branch into the base branch of your repository."""
-    director = _director()
-    job = director.find(job_id)
+    director, job = _found(job_id)
     if not yes:
         typer.confirm(f"Merge shipyard/{job.id} into {job.task.base} of {job.task.repo}?", abort=True)
     result = director.accept(job.id)
@@ -204,8 +211,7 @@ def retry(
     subtasks: list[str] | None = typer.Argument(None, help="the subtasks to run again (default: every failed one)"),
 ) -> None:
     """Run a failed job's failed subtasks again; what succeeded stays, earlier attempts keep their branches."""
-    director = _director()
-    job = director.find(job_id)
+    director, job = _found(job_id)
     _drive(director, job.id, lambda: director.retry(job.id, subtasks or None))
 
 
@@ -232,8 +238,7 @@ def work(
                                "retry (its failed subtasks)"),
 ) -> None:
     """Run, answer or retry a job without a live view (what background launches use)."""
-    director = _director()
-    job = director.find(job_id)
+    director, job = _found(job_id)
     if action == "answer":
         job = director.answer(job.id)
     elif action == "retry":

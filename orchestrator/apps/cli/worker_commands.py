@@ -6,8 +6,6 @@ import logging
 import signal
 import threading
 import time
-from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
@@ -16,7 +14,6 @@ from rich.table import Table
 from orchestrator.apps.cli import options
 from orchestrator.apps.cli.render import report_view, styled
 from orchestrator.apps.github.records import prune_github
-from orchestrator.config.settings import Settings, load_settings
 from orchestrator.runtime.director import Director
 from orchestrator.runtime.prune import parse_age
 from orchestrator.store.jobs import JobStatus
@@ -24,23 +21,14 @@ from tui.format import age
 
 console = Console()
 
-DB_HELP = "postgresql://... to share jobs with workers on other machines (default: the configuration's database_url)"
-
-
 def register(app: typer.Typer) -> None:
-    for command in (serve, submit, result, inbox):
+    for command in (serve, result, inbox):
         app.command()(command)
     app.command(name="prune")(prune_command)
 
 
-def _settings(db: str | None, repo: Path | None = None, **overrides: Any) -> Settings:
-    if db:
-        overrides["database_url"] = db
-    return load_settings(repo, **overrides)
-
-
 def serve(
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = options.DB,
     concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, max=64,
                                            help="jobs run at once (default: workers.concurrency)"),
 ) -> None:
@@ -49,7 +37,7 @@ def serve(
         Worker,  # starts nothing, but loads DBOS: only workers need it
     )
 
-    settings = _settings(db)
+    settings = options.settings(db)
     if concurrency is not None:
         settings = settings.model_copy(update={"workers": settings.workers.model_copy(
             update={"concurrency": concurrency})})
@@ -64,31 +52,13 @@ def serve(
     worker.serve(stop)
 
 
-def submit(
-    instruction: str = options.INSTRUCTION,
-    repo: Path = options.REPO,
-    base: str = options.BASE,
-    approve_plan: bool = options.APPROVE_PLAN,
-    candidates: int = options.CANDIDATES,
-    max_cost: float | None = options.MAX_COST,
-    network: bool = options.NETWORK,
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
-) -> None:
-    """Queue a task for the workers (`shipyard serve`) and print its job id at once."""
-    director = Director(_settings(db, repo if options.is_local(repo) else None))
-    job = director.submit(options.make_task(instruction, repo, base, approve_plan, candidates, max_cost, network))
-    director.enqueue(job.id)
-    director.close()
-    typer.echo(job.id)
-
-
 def result(
     job_id: str = typer.Argument(..., help="the job (an id or its prefix)"),
     wait: bool = typer.Option(False, "--wait", help="wait until the job finishes (or waits for approval)"),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = options.DB,
 ) -> None:
     """Print a job's report. Exit 0 if it succeeded, 1 if it ended otherwise, 3 if it has not ended."""
-    director = Director(_settings(db))
+    director = Director(options.settings(db))
     job = director.find(job_id)
     if wait and not director.settled(job.id):
         for _ in director.follow(job.id, until=lambda: director.settled(job.id)):
@@ -105,10 +75,10 @@ def result(
 
 def inbox(
     show_all: bool = typer.Option(False, "--all", help="read ones too"),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = options.DB,
 ) -> None:
     """What needs you: jobs that finished, failed or wait for your approval. Shown entries are marked read."""
-    box = Director(_settings(db)).inbox()
+    box = Director(options.settings(db)).inbox()
     entries = box.entries(unread_only=not show_all)
     if not entries:
         console.print("nothing new" if not show_all else "no notifications yet")
@@ -124,14 +94,14 @@ def inbox(
 def prune_command(
     older_than: str = typer.Option(..., "--older-than", help="age of the finished jobs to forget, e.g. 30d, 12h"),
     dry_run: bool = typer.Option(False, "--dry-run", help="only say what would go"),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = options.DB,
 ) -> None:
     """Forget old finished jobs (events, checkpoints, reports); jobs whose branches exist stay."""
     try:
         seconds = parse_age(older_than)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--older-than") from None
-    director = Director(_settings(db))
+    director = Director(options.settings(db))
     outcome = director.prune(seconds, dry_run)
     if not dry_run:
         # The GitHub App's deliveries follow its own retention rule (they are kept while GitHub may redeliver).
