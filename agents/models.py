@@ -90,6 +90,16 @@ class ModelSpec(BaseModel):
         return Price(self.input_price, self.output_price, self.cached_input_price)
 
 
+def api_key(spec: ModelSpec, role: str) -> str:
+    """The key the role's endpoint gets ("" for a local server that needs none); ModelAuthError when OpenAI
+    itself would be asked without one."""
+    key = os.environ.get(spec.api_key_env, "").strip()
+    if not key and spec.base_url is None:
+        raise ModelAuthError(f"no API key for the {role} model {spec.model}: ${spec.api_key_env} is not set "
+                             "(or give the role a base_url of its own in shipyard.toml)")
+    return key
+
+
 class ModelClient:
     """The chat model of one role (optionally one agent), booking its calls in a ledger."""
 
@@ -99,10 +109,8 @@ class ModelClient:
         self.agent = agent
         self.ledger = ledger if ledger is not None else UsageLedger()
         self.base_url = spec.base_url or OPENAI_BASE_URL
-        key = os.environ.get(spec.api_key_env, "").strip()
+        key = api_key(spec, role)
         self._key_set = bool(key)
-        if not key and spec.base_url is None:
-            raise ModelAuthError(f"no API key for the {role} model {spec.model}: ${spec.api_key_env} is not set")
         self.chat = ChatOpenAI(
             model=spec.model,
             # Explicit, so that OPENAI_BASE_URL / OPENAI_API_BASE in the environment

@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.types import Command
 
 from agents.model_errors import ModelError
+from agents.models import ROLES, api_key
 from agents.roles import RoleError
 from orchestrator.config.settings import Settings
 from orchestrator.engine.checkpoints import checkpointer
@@ -16,12 +17,12 @@ from orchestrator.engine.graph import build_graph
 from orchestrator.engine.report import Report, build_report
 from orchestrator.store.events import JobWaiting, Notice
 from orchestrator.store.job_view import JobView
-from orchestrator.store.jobs import Job, JobStatus
+from orchestrator.store.jobs import Job, JobStatus, Task
 from orchestrator.store.records import JobRecords
 from sandboxes.base import SandboxError, check_disk
 from sandboxes.git.command import WorkspaceError
 from sandboxes.git.repo import GitRepo
-from sandboxes.select import choose_backend
+from sandboxes.select import Selection, choose_backend
 
 # max_concurrency sizes the graph's thread pool. A subtask node holds a thread while it waits on
 # its stage tasks, which need threads of their own: the pool must fit the widest fan-out (20
@@ -87,10 +88,17 @@ def advance(settings: Settings, records: JobRecords, job: Job, resume: dict[str,
     return _finish(records, job, snapshot.values, ctx, time.monotonic() - started)
 
 
-def _context(settings: Settings, records: JobRecords, job: Job, models: ModelSource) -> JobContext:
+def preflight(settings: Settings, task: Task) -> Selection:
+    """What must hold before a job spends anything: each role's model can be asked, the disk has room, a
+    sandbox backend works. One-line errors that say what to fix."""
+    for role in ROLES:
+        api_key(settings.model_for(role), role)
     check_disk(settings.state_dir, settings.sandbox.limits)
-    image = job.task.image or settings.sandbox.image
-    selection = choose_backend(settings.sandbox.backend, image, hide=(settings.state_dir,))
+    return choose_backend(settings.sandbox.backend, task.image or settings.sandbox.image, hide=(settings.state_dir,))
+
+
+def _context(settings: Settings, records: JobRecords, job: Job, models: ModelSource) -> JobContext:
+    selection = preflight(settings, job.task)
     if selection.note:
         records.events.append(Notice(job_id=job.id, text=selection.note))
     return JobContext(job_id=job.id, task=job.task, settings=settings, repo=open_repo(settings, job.task.repo),

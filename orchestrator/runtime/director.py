@@ -17,7 +17,7 @@ from agents.plan import Plan
 from orchestrator.config.settings import Settings
 from orchestrator.engine.context import ModelSource, endpoint_model
 from orchestrator.engine.report import Report
-from orchestrator.engine.runner import advance, open_repo
+from orchestrator.engine.runner import advance, open_repo, preflight
 from orchestrator.runtime import background
 from orchestrator.runtime.notify import Inbox
 from orchestrator.runtime.prune import PruneResult, prune
@@ -113,7 +113,10 @@ class Director:
     # -- running ---------------------------------------------------------------------
 
     def submit(self, task: Task) -> Job:
-        """Record a job for `task`, checking first that its repo and base exist."""
+        """Record a job for `task`, checking first that it can run at all: its repo and base exist, every
+        role has a usable model, a sandbox backend answers, the disk has room. A job that could never run
+        is refused here, before it is a record and a branch."""
+        preflight(self.settings, task)
         repo = open_repo(self.settings, task.repo)
         if task.base == "HEAD":
             # Name the branch, not the moving HEAD: `accept` merges into it later.

@@ -74,7 +74,7 @@ def test_twenty_sigkills_in_a_row_lose_and_duplicate_nothing(tmp_path: Path) -> 
         ref_job = reference.run(reference.submit(Task(instruction="chain", repo=str(reference_repo),
                                                       base="main")).id)
         assert ref_job.status == JobStatus.SUCCEEDED, ref_job.error
-        expected = Counter(_key(e) for e in reference.events.list(ref_job.id))
+        expected = Counter(_key(e) for e in reference.events(ref_job.id))
 
         repo = make_repo(tmp_path / "repo", {"README.md": "# chain\n"})
         settings = job_settings(tmp_path, server.base_url, backend, test_command="true")

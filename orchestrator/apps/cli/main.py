@@ -8,6 +8,7 @@ import sys
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 from sqlalchemy.exc import OperationalError
 
 from agents.model_errors import ModelError
@@ -62,6 +63,11 @@ _CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "Clic
 _USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
+def say_error(message: str) -> None:
+    """One line on stderr. The message is plain text: brackets in a path or a model's words are not markup."""
+    Console(stderr=True, soft_wrap=True, highlight=False).print(Text.assemble(("error:", "bold red"), " ", message))
+
+
 def main() -> None:
     err = Console(stderr=True)
     try:
@@ -72,24 +78,22 @@ def main() -> None:
             sys.exit(exc.exit_code)
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if isinstance(exc, _USAGE_ERROR) and ctx else ""
-        err.print(f"[bold red]error:[/] {' '.join(exc.format_message().split())}{hint}", highlight=False,
-                  soft_wrap=True)
+        say_error(f"{' '.join(exc.format_message().split())}{hint}")
         sys.exit(exc.exit_code)
     except typer.Abort:
         err.print("aborted")
         sys.exit(1)
     except USER_ERRORS as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        say_error(str(exc))
         sys.exit(2)
     except ValidationError as exc:  # a model built from the command line, e.g. a Task with an empty instruction
         found = problems(exc, "input")
-        err.print(f"[bold red]error:[/] invalid {exc.title}: {found}", highlight=False, soft_wrap=True)
+        say_error(f"invalid {exc.title}: {found}")
         sys.exit(2)
     except OperationalError as exc:  # the state database is full, locked past its timeout, or gone
         reason = str(exc.orig or exc).strip().splitlines()[0]
-        err.print(f"[bold red]error:[/] Shipyard's state database failed: {reason}; free disk space or end what "
-                  "holds the database, then `shipyard resume` the job (its work so far is kept)", highlight=False,
-                  soft_wrap=True)
+        say_error(f"Shipyard's state database failed: {reason}; free disk space or end what holds the database, "
+                  "then `shipyard resume` the job (its work so far is kept)")
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
