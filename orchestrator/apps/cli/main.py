@@ -55,7 +55,8 @@ USER_ERRORS = (ConfigError, SandboxError, WorkspaceError, ModelError, ScriptErro
 
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="log debug detail to stderr")) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
 
 
 # Click's error classes, wherever this typer takes click from (newer ones vendor it).
