@@ -27,7 +27,7 @@ def director_maker(tmp_path: Path) -> tuple[MakeDirector, list[Director]]:
         base = load_settings(tmp_path)
         sandbox = base.sandbox.model_copy(update={"backend": "local"})
         config = base.model_copy(update={"state_dir": tmp_path / "state", "sandbox": sandbox,
-                                         "models": {"default": ModelSpec(model="fake")}, **settings})
+                                         "models": {"default": ModelSpec(base_url="http://fake.invalid/v1", model="fake")}, **settings})
         director = Director(config, models=fake)
         made.append(director)
         return director, fake
