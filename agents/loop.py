@@ -12,10 +12,13 @@ from agents.context import Condensation, ContextWindow
 from agents.model_errors import ModelError
 from agents.tools import ToolObservation, Toolset
 from agents.usage import UsageLedger, UsageTotals
+from sandboxes.base import cap_output
 
 # A model that answers in prose instead of calling tools is reminded this many times
 # in a row before the run is given up.
 MAX_NUDGES = 3
+# The most of an answer's prose that is kept; tool call arguments are the tools' to bound.
+MAX_REPLY_CHARS = 20_000
 NUDGE = "Continue with a tool call. When the work is done, call `{finish}` exactly once."
 
 
@@ -119,6 +122,7 @@ def run_agent(
                 reply, messages = context.invoke(model, messages, toolset.schemas(), condensed)
         except ModelError as exc:
             return outcome("error", str(exc), summary=_last_text(messages))
+        reply = _bounded(reply)
         messages.append(reply)
         observer.message(steps, reply, _agent_usage(model).minus(before))
 
@@ -150,6 +154,15 @@ def run_agent(
 
 def _agent_usage(model: ChatModel) -> UsageTotals:
     return model.ledger.by_agent().get(model.agent or "", UsageTotals())
+
+
+def _bounded(reply: AIMessage) -> AIMessage:
+    """The answer with its prose cut to MAX_REPLY_CHARS (head and tail): a runaway model's megabytes
+    would otherwise be kept, logged and sent back with every later request."""
+    text = text_of(reply)
+    if len(text) <= MAX_REPLY_CHARS:
+        return reply
+    return reply.model_copy(update={"content": cap_output(text, MAX_REPLY_CHARS)[0]})
 
 
 def _limit_hit(model: ChatModel, limits: AgentLimits, steps: int, elapsed: float) -> str | None:

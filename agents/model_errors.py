@@ -37,6 +37,10 @@ class ModelContextError(ModelError):
     """The conversation does not fit the model's context window."""
 
 
+class ModelStopped(ModelError):
+    """The call was given up because the agent's job stopped (cancelled, interrupted) while it waited."""
+
+
 class ModelUnavailableError(ModelError):
     """Rate limits, server errors, timeouts or no connection, still failing after the retries."""
 

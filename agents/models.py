@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any, Literal, get_args
 
@@ -25,12 +27,13 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from agents.model_errors import (
     BASE_URL_HINT,
     ModelAnswerError,
     ModelAuthError,
+    ModelStopped,
     model_error,
     one_line,
 )
@@ -44,6 +47,9 @@ Role = Literal["planner", "coder", "test_fixer", "reviewer"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+# Seconds between looks at whether a call in flight is to be given up.
+STOP_POLL = 0.1
 
 # Sent with every call: real endpoints ignore it; the scripted model matches on it.
 ROLE_HEADER = "X-Shipyard-Role"
@@ -74,6 +80,13 @@ class ModelSpec(BaseModel):
     context_window: int | None = Field(
         None, gt=0, description="tokens the model takes in; None: asked from the server (agents.context_window)"
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _a_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^https?://[^\s/]+", url):
+            raise ValueError(f"{url!r} is not an http:// or https:// URL; write e.g. http://localhost:11434/v1")
+        return url
 
     @model_validator(mode="after")
     def _prices_together(self) -> ModelSpec:
@@ -109,6 +122,7 @@ class ModelClient:
         self.agent = agent
         self.ledger = ledger if ledger is not None else UsageLedger()
         self.base_url = spec.base_url or OPENAI_BASE_URL
+        self._stopped = threading.Event()
         key = api_key(spec, role)
         self._key_set = bool(key)
         self.chat = ChatOpenAI(
@@ -142,7 +156,7 @@ class ModelClient:
         model = self.chat.bind_tools(schemas) if schemas else self.chat
         started = time.monotonic()
         try:
-            reply = model.invoke(list(messages))
+            reply = self._until_stopped(lambda: model.invoke(list(messages)))
         except (openai.OpenAIError, ContextOverflowError) as exc:
             raise model_error(
                 exc,
@@ -163,6 +177,35 @@ class ModelClient:
         reply = tidy_reply(reply, [s["function"]["name"] for s in schemas], messages)
         self._book(reply, messages, schemas, time.monotonic() - started)
         return reply
+
+    def stop(self) -> None:
+        """Give up the call in flight at once, and refuse further calls (the job stopped)."""
+        self._stopped.set()
+
+    def _until_stopped(self, call: Callable[[], Any]) -> Any:
+        """`call()` on a thread of its own, given up as soon as `stop()` is called: an HTTP request cannot
+        be interrupted in the thread waiting on it, and a cancelled job must not wait out a slow model. A
+        given-up call ends on its own within its timeout; its answer is dropped."""
+        if self._stopped.is_set():
+            raise ModelStopped(f"{self.where}: not asked, the job stopped")
+        outcome: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, call()))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread below
+                outcome.append((False, exc))
+
+        worker = threading.Thread(target=run, name=f"model-{self.agent or self.role}", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(STOP_POLL)
+            if self._stopped.is_set() and not outcome:
+                raise ModelStopped(f"{self.where}: the call was given up, the job stopped")
+        ok, value = outcome[0]
+        if ok:
+            return value
+        raise value
 
     def _book(
         self, reply: AIMessage, messages: Sequence[BaseMessage], schemas: list[dict[str, Any]], latency: float

@@ -7,6 +7,7 @@ plus its own inputs as keyword arguments.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,13 +83,14 @@ class RoleRun:
     observer: AgentObserver | None = None
     budget: Budget | None = None
     notes: list[str] = field(default_factory=list)
+    write_check: Callable[[str], str | None] | None = None  # why a path must not be written, or None
 
 
 def run_role(spec: RoleSpec, run: RoleRun, **inputs: Any) -> AgentOutcome:
     """Render the role's prompts with `inputs` and run the loop until it submits or stops."""
     system = render(spec.system, workspace=WORKSPACE_MOUNT, network=run.sandbox.spec.network)
     task = render(spec.task, notes=run.notes, **inputs)
-    toolset = Toolset(run.sandbox, spec.tools, extra=[spec.answer] if spec.answer else [])
+    toolset = Toolset(run.sandbox, spec.tools, extra=[spec.answer] if spec.answer else [], write_check=run.write_check)
     return run_agent(run.model, toolset, system, task, run.limits, run.observer, spec.finish_tool, run.budget)
 
 

@@ -432,6 +432,7 @@ class Toolset:
         names: Iterable[str] = ALL_TOOLS,
         limits: ToolLimits | None = None,
         extra: Iterable[Tool] = (),
+        write_check: Callable[[str], str | None] | None = None,
     ):
         """`names` picks built-in tools; `extra` adds or replaces tools (e.g. a reviewer's verdict submit)."""
         unknown = [name for name in names if name not in TOOLS]
@@ -441,6 +442,8 @@ class Toolset:
         self.limits = limits or ToolLimits()
         self.tools: dict[str, Tool] = {name: TOOLS[name] for name in names}
         self.tools.update({tool.name: tool for tool in extra})
+        # Why a path must not be written (e.g. git would never commit it); None: it may be.
+        self.write_check = write_check
 
     @property
     def names(self) -> list[str]:
@@ -462,6 +465,9 @@ class Toolset:
         except ValidationError as exc:
             return self._failed(name, f"invalid arguments for {name}: {problems(exc, 'arguments', most=3)}")
         arguments = args.model_dump()
+        refusal = self._refusal(tool, arguments)
+        if refusal:
+            return self._failed(name, refusal)
         try:
             text, ok = tool.run(self.sandbox, args, self.limits), True
         except (ToolError, SandboxError) as exc:
@@ -477,6 +483,12 @@ class Toolset:
             truncated=truncated,
             arguments=arguments,
         )
+
+    def _refusal(self, tool: Tool, arguments: dict[str, Any]) -> str | None:
+        path = arguments.get("path")
+        if tool.read_only or self.write_check is None or not isinstance(path, str):
+            return None
+        return self.write_check(path)
 
     def _failed(self, name: str, text: str) -> ToolObservation:
         bounded, truncated = cap_output(valid_text(text), self.limits.max_output_chars)

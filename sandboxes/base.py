@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 # Where the workspace appears inside every sandbox, whatever the backend, so that
 # prompts and tools can name paths the same way everywhere.
@@ -31,6 +31,8 @@ class SandboxError(RuntimeError):
 
 
 class SandboxLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     memory_mb: int = Field(2048, ge=64, description="memory limit of the whole sandbox")
     cpus: float = Field(1.0, gt=0, description="CPU share of the whole sandbox")
     pids: int = Field(256, ge=16, description="most processes and threads at once")

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -46,7 +46,13 @@ def default_state_dir() -> Path:
     return _xdg("XDG_DATA_HOME", ".local/share") / "shipyard"
 
 
-class SandboxSettings(BaseModel):
+class _Table(BaseModel):
+    """A table of shipyard.toml: a misspelled key is an error, not a setting silently left at its default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SandboxSettings(_Table):
     backend: Literal["auto", "docker", "bubblewrap", "local"] = "auto"
     image: str = "shipyard-sandbox:latest"
     dockerfile: Path | None = Field(None, description="a directory with a Dockerfile to build a per-repo image from")
@@ -54,7 +60,7 @@ class SandboxSettings(BaseModel):
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
 
 
-class BudgetSettings(BaseModel):
+class BudgetSettings(_Table):
     max_cost_per_job: float | None = Field(None, ge=0, description="USD; the job stops cleanly when spent")
     max_cost_per_agent: float | None = Field(None, ge=0)
     max_tokens_per_agent: int = Field(2_000_000, ge=1_000)
@@ -62,7 +68,7 @@ class BudgetSettings(BaseModel):
     max_seconds_per_agent: float = Field(1800, gt=0)
 
 
-class WorkerSettings(BaseModel):
+class WorkerSettings(_Table):
     concurrency: int = Field(2, ge=1, le=64, description="jobs a worker runs at once (one value for all workers "
                              "of a database: it is stored with the queue)")
     heartbeat: float = Field(5.0, gt=0, description="seconds between a worker's heartbeats")
@@ -77,14 +83,14 @@ class WorkerSettings(BaseModel):
         return self
 
 
-class NotificationSettings(BaseModel):
+class NotificationSettings(_Table):
     webhook_url: str | None = Field(None, description="receives a JSON POST when a job finishes, fails or waits")
     webhook_attempts: int = Field(5, ge=1, description="tries per notification, with doubling pauses between")
     webhook_timeout: float = Field(10.0, gt=0, description="seconds per try")
     command: str | None = Field(None, description="a shell command run with the notification JSON on stdin")
 
 
-class GitHubSettings(BaseModel):
+class GitHubSettings(_Table):
     app_id: int | None = Field(None, description="the GitHub App's id, from its settings page")
     private_key_path: Path | None = Field(None, description="the App's private key (.pem), for its JWTs")
     webhook_secret_env: str = Field("SHIPYARD_GITHUB_WEBHOOK_SECRET",
@@ -157,6 +163,28 @@ class Settings(BaseSettings):
         return spec
 
 
+# Where a process keeps its records, not how a job works: those of the process at hand always count.
+PROCESS_KEYS = frozenset({"state_dir", "database_url"})
+
+
+def job_snapshot(settings: Settings) -> dict[str, Any]:
+    """The settings a job is submitted with, as stored with it (no secrets: keys are named, never held)."""
+    return settings.model_dump(mode="json", exclude=set(PROCESS_KEYS))
+
+
+def for_job(current: Settings, snapshot: dict[str, Any] | None) -> Settings:
+    """The settings to run a job with: the ones it was submitted with (its repo's shipyard.toml, the
+    environment of `shipyard run`/`submit`), wherever and by whom it is resumed, approved or retried."""
+    if snapshot is None:  # submitted before jobs kept their settings
+        return current
+    try:
+        # Validated as data: no file or environment variable of this process is read again.
+        return Settings.model_validate({**snapshot, **{key: getattr(current, key) for key in PROCESS_KEYS}})
+    except ValidationError as exc:
+        raise ConfigError(f"the settings job was submitted with no longer load ({problems(exc)}); "
+                          "retry it as a new job") from None
+
+
 def config_files(repo: Path | None = None) -> list[Path]:
     """The TOML files that exist, lowest precedence first."""
     candidates = [user_config_path(), (repo or Path.cwd()) / CONFIG_FILE_NAME]
@@ -198,7 +226,8 @@ def masked(data: Any) -> Any:
     """The settings as plain data with secret values hidden; `*_env` names of variables stay visible."""
     if isinstance(data, dict):
         return {
-            k: "****" if _is_secret(k) and v else masked(v)
+            # Only text can be a secret: max_tokens_per_agent is a number, not a token.
+            k: "****" if _is_secret(k) and isinstance(v, str) and v else masked(v)
             for k, v in data.items()
         }
     if isinstance(data, list):

@@ -22,6 +22,7 @@ from agents.tools import ToolObservation
 from agents.usage import UsageLedger, UsageTotals
 from orchestrator.config.settings import Settings
 from orchestrator.engine.state import TestRun
+from orchestrator.engine.watch import JobWatch
 from orchestrator.store.event_log import EventLog
 from orchestrator.store.events import (
     AgentCommit,
@@ -69,6 +70,7 @@ class JobContext:
     events: EventLog
     jobs: JobStore
     models: ModelSource = endpoint_model
+    watch: JobWatch | None = None
     _last_cancel_check: float = field(default=0.0, repr=False)
 
     # -- places -----------------------------------------------------------------
@@ -116,6 +118,9 @@ class JobContext:
         return [e.text for e in self.events.list(self.job_id, kinds=(DirectorNote,)) if isinstance(e, DirectorNote)]
 
     def check_cancelled(self, every: float = 1.0) -> None:
+        """Stop here (JobCancelled) if the job was cancelled, or this process is letting it go."""
+        if self.watch is not None and self.watch.reason is not None:
+            raise JobCancelled(self.job_id)
         now = time.monotonic()
         if now - self._last_cancel_check < every:
             return
@@ -132,7 +137,7 @@ class JobContext:
     # -- agents -------------------------------------------------------------------
 
     def role_run(self, spec: RoleSpec, agent: AgentId, subtask: str | None, sandbox: Sandbox,
-                 candidate: int | None = None) -> RoleRun:
+                 candidate: int | None = None, workspace: Workspace | None = None) -> RoleRun:
         """Everything one agent gets: its model, limits, budget, the notes of now, and an observer
         that logs its steps and stops it at its next step once the job is cancelled."""
         return RoleRun(
@@ -142,6 +147,7 @@ class JobContext:
             observer=StepLog(self, agent, spec.model_role, subtask),
             budget=self,
             notes=self.notes(),
+            write_check=workspace.uncommittable if workspace is not None else None,
         )
 
     def model(self, role: Role, agent: str, candidate: int | None = None) -> ChatModel:
@@ -149,7 +155,10 @@ class JobContext:
         spec = self.settings.model_for(role)
         if candidate is not None:
             spec = self.settings.candidate_model(spec, candidate)
-        return self.models(spec, role, UsageLedger(), agent)
+        model = self.models(spec, role, UsageLedger(), agent)
+        if self.watch is not None and hasattr(model, "stop"):
+            self.watch.guard(model)
+        return model
 
     def limits(self) -> AgentLimits:
         budgets = self.settings.budgets
@@ -166,6 +175,8 @@ class JobContext:
 
     def exhausted(self) -> str | None:
         """Why the job may not spend more (agents.loop.Budget); the log holds every call's cost."""
+        if self.watch is not None and self.watch.reason is not None:
+            return f"the job stopped ({self.watch.reason})"
         cap = self.max_cost
         if cap is None:
             return None
@@ -189,6 +200,8 @@ class JobContext:
             labels={"job": self.job_id, "agent": agent},
         )
         with self.backend.start(spec) as sandbox:
+            if self.watch is not None:
+                self.watch.guard(sandbox)
             command = self.settings.setup_command
             if command:
                 result = sandbox.exec(command)
@@ -219,14 +232,26 @@ class StepLog:
         self.context.check_cancelled()
 
     def message(self, step: int, reply: AIMessage, usage: UsageTotals) -> None:
-        self._emit(AgentMessage(step=step, content=text_of(reply), tool_calls=calls_of(reply),
+        self._emit(AgentMessage(step=step, content=text_of(reply), tool_calls=_bounded(calls_of(reply)),
                                 tokens=usage.input_tokens + usage.output_tokens, cost=usage.cost))
 
     def tool_result(self, step: int, observation: ToolObservation, arguments: Any) -> None:
-        self._emit(AgentToolResult(step=step, tool=observation.name, arguments=arguments, ok=observation.ok,
-                                   output=observation.text))
+        self._emit(AgentToolResult(step=step, tool=observation.name, arguments=_bounded(arguments),
+                                   ok=observation.ok, output=observation.text))
 
     def finished(self, outcome: AgentOutcome) -> None:
         self._emit(AgentFinished(status=outcome.status, reason=outcome.reason, summary=outcome.summary,
                                  submission=outcome.submission, steps=outcome.steps, usage=outcome.usage,
                                  seconds=outcome.seconds))
+
+
+def _bounded(value: Any) -> Any:
+    """`value` for the event log with every long text in it cut (head and tail): a 5 MB file an agent
+    writes is its workspace's to keep, not each event's."""
+    if isinstance(value, str):
+        return cap_output(value, EVENT_OUTPUT_CHARS)[0]
+    if isinstance(value, dict):
+        return {key: _bounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_bounded(item) for item in value]
+    return value

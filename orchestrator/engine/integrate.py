@@ -38,7 +38,7 @@ def _resolve(s: JobContext, result: SubtaskResult, conflicts: list[str], message
     agent = AgentId(role="resolver", workspace=result.id)
     try:
         with s.sandbox(ws.path, agent.name) as sandbox:
-            run = s.role_run(roles.RESOLVER, agent, result.id, sandbox)
+            run = s.role_run(roles.RESOLVER, agent, result.id, sandbox, workspace=ws)
             outcome = roles.resolve_conflicts(run, result.branch, s.job_branch, conflicts, result.id)
             tests = s.run_tests(sandbox, test_command)
         if outcome.submitted and tests.passed is not False:

@@ -10,11 +10,12 @@ from langgraph.types import Command
 from agents.model_errors import ModelError
 from agents.models import ROLES, api_key
 from agents.roles import RoleError
-from orchestrator.config.settings import Settings
+from orchestrator.config.settings import Settings, for_job
 from orchestrator.engine.checkpoints import checkpointer
 from orchestrator.engine.context import JobCancelled, JobContext, ModelSource, endpoint_model
 from orchestrator.engine.graph import build_graph
 from orchestrator.engine.report import Report, build_report
+from orchestrator.engine.watch import JobWatch
 from orchestrator.store.events import JobWaiting, Notice
 from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Job, JobStatus, Task
@@ -43,11 +44,22 @@ def advance(settings: Settings, records: JobRecords, job: Job, resume: dict[str,
     """Run the job's graph from wherever its checkpoint stands (new, crashed mid-way, answered)
     until it ends or waits for approval. `rewind` rewrites the state first, as a retry does."""
     started = time.monotonic()
+    settings = for_job(settings, job.settings)
+    watch = JobWatch(job.id, records.jobs).start()
+    try:
+        return _advance(settings, records, job, watch, resume, rewind, models, started)
+    finally:
+        watch.close()
+
+
+def _advance(settings: Settings, records: JobRecords, job: Job, watch: JobWatch, resume: dict[str, Any] | None,
+             rewind: dict[str, Any] | None, models: ModelSource, started: float) -> Job:
     try:
         ctx = _context(settings, records, job, models)
     except CANNOT_GO_ON as exc:
         # Nothing was spent: the repo, the disk or the sandboxes cannot be used. Said before any agent runs.
         return records.finish(job.id, JobStatus.FAILED, error=str(exc))
+    ctx.watch = watch
     config = {"configurable": {"thread_id": job.id}, "max_concurrency": GRAPH_THREADS}
     with checkpointer(settings) as saver:
         app = build_graph(ctx).compile(checkpointer=saver)
@@ -71,21 +83,41 @@ def advance(settings: Settings, records: JobRecords, job: Job, resume: dict[str,
             # Sync durability: a stage's result is on disk before the next stage starts, so a
             # SIGKILL can cost at most the stage in flight, never one that already finished.
             app.invoke(graph_input, config, durability="sync")
-        except JobCancelled:
-            return records.finish(job.id, JobStatus.CANCELLED, error="cancelled by the director")
-        except CANNOT_GO_ON as exc:
-            # Not a bug: the model is gone for good, a sandbox or the repo refuses. The job
-            # stops with the reason; the branches, events and checkpoint stay for `shipyard resume`.
-            return records.finish(job.id, JobStatus.FAILED, error=str(exc))
         except Exception as exc:
-            # The branches, events and checkpoint stay: `shipyard resume` can go on.
-            records.finish(job.id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
-            raise
+            return _ended_by(records, job, watch, exc)
         snapshot = app.get_state(config)
+    if watch.reason is not None:
+        return _stopped(records, job, watch)
     if snapshot.next:  # waiting at the approval interrupt
         records.events.append(JobWaiting(job_id=job.id))
         return records.jobs.get(job.id)
     return _finish(records, job, snapshot.values, ctx, time.monotonic() - started)
+
+
+def _ended_by(records: JobRecords, job: Job, watch: JobWatch, exc: Exception) -> Job:
+    """The job's end when its graph raised: stopped on purpose, or a failure it cannot go on from."""
+    if watch.reason is not None or isinstance(exc, JobCancelled):
+        # Whatever the stopped sandbox or model call raised, the job ended because it was stopped.
+        return _stopped(records, job, watch)
+    if isinstance(exc, CANNOT_GO_ON):
+        # Not a bug: the model is gone for good, a sandbox or the repo refuses. The job stops with
+        # the reason; the branches, events and checkpoint stay for `shipyard resume`.
+        return records.finish(job.id, JobStatus.FAILED, error=str(exc))
+    # The branches, events and checkpoint stay: `shipyard resume` can go on.
+    records.finish(job.id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+    raise exc
+
+
+def _stopped(records: JobRecords, job: Job, watch: JobWatch) -> Job:
+    if watch.reason == "taken over":  # another process runs it now: it is theirs to end
+        return records.jobs.get(job.id)
+    if watch.reason == "interrupted":
+        return records.finish(job.id, JobStatus.FAILED, error=interrupted_reason(job.id))
+    return records.finish(job.id, JobStatus.CANCELLED, error="cancelled by the director")
+
+
+def interrupted_reason(job_id: str) -> str:
+    return f"interrupted; `shipyard resume {job_id}` goes on from its last checkpoint"
 
 
 def preflight(settings: Settings, task: Task) -> Selection:

@@ -135,7 +135,7 @@ class SubtaskPipeline:
         ctx = self.ctx
         agent = AgentId(role="coder", workspace=name, round=round_ + 1)
         with ctx.agent_sandbox(name, start, agent) as (ws, sandbox):
-            run = ctx.role_run(roles.CODER, agent, subtask.id, sandbox, candidate)
+            run = ctx.role_run(roles.CODER, agent, subtask.id, sandbox, candidate, workspace=ws)
             outcome = roles.code(run, ctx.task.instruction, subtask, test_command, feedback=feedback)
         head = ctx.commit(ws, agent, subtask.id, "coder", _message(subtask, outcome, "coder"))
         return StageResult(head=head, outcome=outcome)
@@ -153,7 +153,7 @@ class SubtaskPipeline:
         ctx = self.ctx
         agent = AgentId(role="test_fixer", workspace=subtask.id, round=round_)
         with ctx.agent_sandbox(subtask.id, head, agent) as (ws, sandbox):
-            run = ctx.role_run(roles.TEST_FIXER, agent, subtask.id, sandbox)
+            run = ctx.role_run(roles.TEST_FIXER, agent, subtask.id, sandbox, workspace=ws)
             outcome = roles.fix_tests(run, subtask, tests.command or "", tests.exit_code or 1, tests.output)
         new_head = ctx.commit(ws, agent, subtask.id, "test_fixer", _message(subtask, outcome, "test-fixer"))
         return StageResult(head=new_head, outcome=outcome)

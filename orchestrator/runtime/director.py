@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import cast
 
 from agents.plan import Plan
-from orchestrator.config.settings import Settings
+from orchestrator.config.settings import Settings, job_snapshot
 from orchestrator.engine.context import ModelSource, endpoint_model
 from orchestrator.engine.report import Report
-from orchestrator.engine.runner import advance, open_repo, preflight
+from orchestrator.engine.runner import advance, interrupted_reason, open_repo, preflight
+from orchestrator.engine.watch import stop_running
 from orchestrator.runtime import background
 from orchestrator.runtime.notify import Inbox
 from orchestrator.runtime.prune import PruneResult, prune
@@ -122,7 +123,7 @@ class Director:
             # Name the branch, not the moving HEAD: `accept` merges into it later.
             task = task.model_copy(update={"base": repo.current_branch() or repo.resolve("HEAD")})
         repo.resolve(task.base)
-        return self.records.submit(task)
+        return self.records.submit(task, settings=job_snapshot(self.settings))
 
     def run(self, job_id: str) -> Job:
         """Run a job from wherever it is (new, crashed mid-way) until it ends or waits for approval."""
@@ -233,6 +234,15 @@ class Director:
         """A note from the director, read by every agent that starts after it, in every role."""
         self.get(job_id)
         self.records.events.append(DirectorNote(job_id=job_id, text=text))
+
+    def interrupt(self, job_id: str, grace: Callable[[], object] = lambda: None) -> str:
+        """Ctrl-C: stop the job's work in this process at once — its sandboxes, its model calls — keeping all
+        it did; `grace()` waits a moment for the job to end itself. The line that tells the director."""
+        stop_running(job_id)
+        grace()
+        if not self.settled(job_id):
+            self.finish(job_id, JobStatus.FAILED, error=interrupted_reason(job_id))
+        return interrupted_reason(job_id)
 
     def finish(self, job_id: str, status: JobStatus, error: str | None = None) -> Job:
         """End a job that cannot run (e.g. its repository is gone), as the engine ends the others."""

@@ -1,8 +1,9 @@
-"""`shipyard prune`: forget old finished jobs, but never one whose branches still exist.
+"""`shipyard prune`: forget old finished jobs, but never one whose work exists only on its branches.
 
-A job's record (report, events, checkpoints, queue entries, inbox entries, log file) is
-what explains its branches; while any `shipyard/<job>` branch is in its repository (or
-pushed to the repository's remote), the record stays.
+A job's record (report, events, checkpoints, queue entries, inbox entries, log file) is what
+explains its branches; while a `shipyard/<job>` branch holds work not merged into the job's base
+branch (or is pushed to the repository's remote), the record stays. An accepted job's work is in
+its base branch: its branches are deleted and its record forgotten.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class PruneResult:
 
 def prune(settings: Settings, records: JobRecords, queue: JobQueue, older_than: float,
           dry_run: bool = False) -> PruneResult:
-    """Forget the finished jobs last updated more than `older_than` seconds ago, unless their branches exist."""
+    """Forget the finished jobs last updated more than `older_than` seconds ago, unless their work is on
+    branches that are not merged: an accepted job's branches are deleted with it."""
     cutoff = time.time() - older_than
     result = PruneResult()
     for job in records.jobs.list(limit=1_000_000):
@@ -53,14 +55,28 @@ def prune(settings: Settings, records: JobRecords, queue: JobQueue, older_than: 
         branches = job_branches(settings, job)
         if branches is None:
             result.kept[job.id] = f"cannot tell whether its branches exist in {job.task.repo}"
-        elif branches:
-            result.kept[job.id] = f"its branches exist: {', '.join(branches[:3])}" + (" ..." if len(branches) > 3
-                                                                                      else "")
+        elif branches and not _accepted(settings, job):
+            shown = ", ".join(branches[:3]) + (" ..." if len(branches) > 3 else "")
+            result.kept[job.id] = (f"its work is on branches not merged into {job.task.base} ({shown}): "
+                                   f"`shipyard accept {job.id}` or `shipyard discard {job.id}` it first")
         else:
             if not dry_run:
+                if branches:  # accepted: its commits are in the base branch, its own branches are spent
+                    open_repo(settings, job.task.repo).delete_job_branches(branch_name(job.id))
                 forget(settings, records, queue, job)
             result.pruned.append(job.id)
     return result
+
+
+def _accepted(settings: Settings, job: Job) -> bool:
+    """Whether the job's branch is merged into its base branch in the job's (local) repository."""
+    if _is_url(job.task.repo):
+        return False
+    try:
+        repo = open_repo(settings, job.task.repo)
+        return repo.is_merged(branch_name(job.id), job.task.base)
+    except WorkspaceError:
+        return False
 
 
 def job_branches(settings: Settings, job: Job) -> list[str] | None:

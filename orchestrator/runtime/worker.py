@@ -27,6 +27,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.config.settings import Settings
+from orchestrator.engine.watch import JobHeldError
 from orchestrator.runtime.director import Director
 from orchestrator.runtime.notify import Notification, Notifier, Sink, configured_sinks, notification_for
 from orchestrator.runtime.queue import APP_NAME, APP_VERSION, QUEUE_NAME, WORKFLOW_NAME, system_url
@@ -115,6 +116,9 @@ class Worker:
                 job = self.director.run(job_id)
             elif action == "answer" and answer is not None:
                 job = self.director.answer_here(job_id, answer)
+        except JobHeldError as exc:  # another process runs it (a `shipyard resume` elsewhere): leave it be
+            log.warning("job %s not run on worker %s: %s", job_id, self.id, exc)
+            job = self.director.get(job_id)
         except Exception as exc:
             log.exception("job %s failed on worker %s", job_id, self.id)
             job = self._failed(job_id, exc)

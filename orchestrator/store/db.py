@@ -40,6 +40,11 @@ jobs = Table(
     Column("updated_at", Float, nullable=False),
     Column("report", JSON),
     Column("error", Text),
+    # The settings the job was submitted with: every process that runs it runs it with these.
+    Column("settings", JSON),
+    # The process running the job now (host:pid:nonce) and its last heartbeat: one runner at a time.
+    Column("holder", String(255)),
+    Column("held_at", Float),
 )
 
 events = Table(
@@ -120,18 +125,29 @@ def open_store(url: str) -> Engine:
     return engine
 
 
+# Columns added since a store could first be made, with the SQL type that adds them to an older table.
+_ADDED_COLUMNS = {
+    "events": {"v": "INTEGER NOT NULL DEFAULT 1"},
+    "jobs": {"settings": "JSON", "holder": "VARCHAR(255)", "held_at": "FLOAT"},
+}
+
+
 def _add_missing_columns(engine: Engine) -> None:
     """Columns added since a store was made: `create_all` makes missing tables, never missing columns."""
-    present = {column["name"] for column in inspect(engine).get_columns("events")}
-    if "v" in present:
-        return
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE events ADD COLUMN v INTEGER NOT NULL DEFAULT 1"))
-    except DBAPIError:
-        # Another process added it first.
-        if "v" not in {column["name"] for column in inspect(engine).get_columns("events")}:
-            raise
+    for table, columns in _ADDED_COLUMNS.items():
+        for name, sql_type in columns.items():
+            if name in _columns(engine, table):
+                continue
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+            except DBAPIError:
+                if name not in _columns(engine, table):  # else another process added it first
+                    raise
+
+
+def _columns(engine: Engine, table: str) -> set[str]:
+    return {column["name"] for column in inspect(engine).get_columns(table)}
 
 
 def psycopg_url(url: str) -> str:

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, or_, select, update
 
 from orchestrator.store.db import jobs
 
@@ -50,6 +50,9 @@ class Job(BaseModel):
     updated_at: float
     report: dict[str, Any] | None = None
     error: str | None = None
+    settings: dict[str, Any] | None = Field(None, description="the settings it was submitted with")
+    holder: str | None = Field(None, description="host:pid:nonce of the process running it now")
+    held_at: float | None = Field(None, description="that process's last heartbeat")
 
 
 class JobLookupError(LookupError):
@@ -70,9 +73,10 @@ class JobStore:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def create(self, task: Task, job_id: str | None = None) -> Job:
+    def create(self, task: Task, job_id: str | None = None, settings: dict[str, Any] | None = None) -> Job:
         now = time.time()
-        job = Job(id=job_id or new_job_id(), status=JobStatus.QUEUED, task=task, created_at=now, updated_at=now)
+        job = Job(id=job_id or new_job_id(), status=JobStatus.QUEUED, task=task, created_at=now, updated_at=now,
+                  settings=settings)
         with self.engine.begin() as conn:
             conn.execute(insert(jobs).values(**job.model_dump(mode="json")))
         return job
@@ -107,6 +111,31 @@ class JobStore:
             moved = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status != JobStatus.CANCELLED.value)
                                  .values(status=status.value, updated_at=time.time())).rowcount
         return bool(moved)
+
+    # -- who runs the job: one process at a time ------------------------------------------
+
+    def hold(self, job_id: str, holder: str, stale_before: float, dead: str | None = None) -> bool:
+        """Take the job for `holder`, unless another process holds it with a heartbeat after `stale_before`
+        (`dead`: a holder known to be gone, taken over whatever its beat). True when `holder` has it."""
+        now = time.time()
+        free = or_(jobs.c.holder.is_(None), jobs.c.holder == holder, jobs.c.held_at < stale_before)
+        if dead is not None:
+            free = or_(free, jobs.c.holder == dead)
+        with self.engine.begin() as conn:
+            taken = conn.execute(update(jobs).where(jobs.c.id == job_id, free)
+                                 .values(holder=holder, held_at=now)).rowcount
+        return bool(taken)
+
+    def beat(self, job_id: str, holder: str) -> bool:
+        """The holder's heartbeat; False when the job is no longer its own."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.holder == holder)
+                                     .values(held_at=time.time())).rowcount)
+
+    def release(self, job_id: str, holder: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.holder == holder)
+                         .values(holder=None, held_at=None))
 
     def update(self, job_id: str, status: JobStatus | None = None, **fields: Any) -> None:
         values: dict[str, Any] = {"updated_at": time.time(), **fields}

@@ -17,8 +17,8 @@ class JobRecords:
         self.jobs = JobStore(engine)
         self.events = EventLog(engine)
 
-    def submit(self, task: Task) -> Job:
-        job = self.jobs.create(task)
+    def submit(self, task: Task, settings: dict[str, Any] | None = None) -> Job:
+        job = self.jobs.create(task, settings=settings)
         self.events.append(JobSubmitted(job_id=job.id, task=task))
         return job
 

@@ -221,6 +221,14 @@ class GitRepo:
         """Merge a finished job into `into_branch` of the user's repo (see accept.accept_job)."""
         return accept_job(self, job_branch, into_branch)
 
+    def is_merged(self, branch: str, into: str) -> bool:
+        """Whether every commit of `branch` is in `into` (False when either does not exist)."""
+        try:
+            head, target = self.resolve(branch), self.resolve(into)
+        except WorkspaceError:
+            return False
+        return self.git(["merge-base", "--is-ancestor", head, target], check=False).returncode == 0
+
     def delete_job_branches(self, job_branch: str) -> list[str]:
         """Delete a job's branch and its agents' branches (`<job_branch>--*`); the names deleted.
 

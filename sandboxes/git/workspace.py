@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sandboxes.base import WORKSPACE_MOUNT
 from sandboxes.git.command import WorkspaceError, failure_detail, git_error
 from sandboxes.git.locks import clear_stale_locks
 from sandboxes.git.results import MergeResult
@@ -60,6 +61,22 @@ class Workspace:
                 ["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"], env=identity, input=message
             )
             return self.head()
+
+    def uncommittable(self, path: str) -> str | None:
+        """Why a file written at `path` (relative, or under /workspace) would never reach a commit, or None:
+        git ignores it, or it lies inside a submodule, which a commit of this repository does not hold."""
+        relative = path.removeprefix(WORKSPACE_MOUNT).lstrip("/") or "."
+        staged = self.git(["ls-files", "--stage", "--", relative], check=False).stdout
+        for line in self.git(["ls-files", "--stage"], check=False).stdout.splitlines():
+            mode, _, rest = line.partition(" ")
+            module = rest.partition("\t")[2]
+            if mode == "160000" and (relative == module or relative.startswith(f"{module}/")):
+                return (f"{path} is inside the submodule {module}: changes there are not part of this "
+                        "repository's commits; change the files of this repository instead")
+        if not staged and self.git(["check-ignore", "-q", "--", relative], check=False).returncode == 0:
+            return (f"{path} is ignored by git (.gitignore): a file written there is never committed; "
+                    "write it where the repository keeps its files, or say why it must be there")
+        return None
 
     def reset(self, sha: str) -> None:
         """Put the branch and the files back to `sha`, dropping uncommitted work (ignored files stay).

@@ -18,7 +18,7 @@ from agents.plan import Plan
 from agents.scripted_model import ScriptedModelServer
 from agents.validation import problems
 from orchestrator.apps.cli import options
-from orchestrator.apps.cli.render import event_line, jobs_table, plan_table, progress_view, report_view
+from orchestrator.apps.cli.render import event_line, jobs_table, plan_table, progress_view, report_view, say_error
 from orchestrator.apps.demo import INSTRUCTION, SCRIPT, demo_settings, make_sample_repo
 from orchestrator.config.settings import load_settings
 from orchestrator.runtime.director import Director
@@ -26,6 +26,9 @@ from orchestrator.store.events import to_row
 from orchestrator.store.jobs import Job, JobStatus, Task
 
 console = Console()
+
+# Seconds an interrupted job's own thread gets to end it before the command ends it itself.
+INTERRUPT_GRACE = 1.5
 
 
 def _director(repo: Path | None = None) -> Director:
@@ -248,6 +251,14 @@ def work(
     console.print(f"job {job.id}: {job.status.value}")
 
 
+def _interrupted(director: Director, job_id: str, thread: threading.Thread) -> None:
+    """Ctrl-C (or SIGTERM): stop the job's work at once, keep everything it did, and say how to go on."""
+    reason = director.interrupt(job_id, grace=lambda: thread.join(INTERRUPT_GRACE))
+    console.print()
+    say_error(f"job {job_id} {reason}")
+    raise typer.Exit(130)
+
+
 def _drive(director: Director, job_id: str, work, exit_at_end: bool = True) -> None:  # type: ignore[no-untyped-def]
     """Run `work` in a thread while showing the job's live progress; then the plan or report."""
     view = director.view(job_id)
@@ -261,10 +272,13 @@ def _drive(director: Director, job_id: str, work, exit_at_end: bool = True) -> N
 
     thread = threading.Thread(target=target, name=f"job-{job_id}", daemon=True)
     thread.start()
-    with Live(progress_view(view), console=console, refresh_per_second=8, transient=False) as live:
-        for event in director.follow(job_id, after=view.cursor, poll=0.1, until=lambda: not thread.is_alive()):
-            view.apply(event)
-            live.update(progress_view(view))
+    try:
+        with Live(progress_view(view), console=console, refresh_per_second=8, transient=False) as live:
+            for event in director.follow(job_id, after=view.cursor, poll=0.1, until=lambda: not thread.is_alive()):
+                view.apply(event)
+                live.update(progress_view(view))
+    except KeyboardInterrupt:
+        _interrupted(director, job_id, thread)
     console.print()
     thread.join()
     if failure:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.text import Text
 from sqlalchemy.exc import OperationalError
 
 from agents.model_errors import ModelError
@@ -24,7 +24,9 @@ from orchestrator.apps.cli import (
     scripted_model_commands,
     worker_commands,
 )
+from orchestrator.apps.cli.render import say_error
 from orchestrator.config.settings import ConfigError
+from orchestrator.engine.watch import JobHeldError
 from orchestrator.runtime.director import JobStateError
 from orchestrator.store.jobs import JobLookupError
 from sandboxes.base import SandboxError
@@ -50,7 +52,8 @@ app.add_typer(github_commands.app, name="github")
 app.add_typer(models_commands.app, name="models")
 
 # Errors whose message already says what to do; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, SandboxError, WorkspaceError, ModelError, ScriptError, JobLookupError, JobStateError)
+USER_ERRORS = (ConfigError, SandboxError, WorkspaceError, ModelError, ScriptError, JobLookupError, JobStateError,
+               JobHeldError)
 
 
 @app.callback()
@@ -64,13 +67,14 @@ _CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "Clic
 _USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
-def say_error(message: str) -> None:
-    """One line on stderr. The message is plain text: brackets in a path or a model's words are not markup."""
-    Console(stderr=True, soft_wrap=True, highlight=False).print(Text.assemble(("error:", "bold red"), " ", message))
+def _terminated(signum: int, frame: object) -> None:
+    # SIGTERM ends a command the way Ctrl-C does: a running job stops its sandboxes and model calls.
+    raise KeyboardInterrupt
 
 
 def main() -> None:
     err = Console(stderr=True)
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         # Not standalone: click's own usage errors come here too, to be said in one line.
         code = app(standalone_mode=False)

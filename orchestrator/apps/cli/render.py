@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -25,6 +25,11 @@ from orchestrator.store.events import (
 from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Job
 from tui.format import STYLE, age, short
+
+
+def say_error(message: str) -> None:
+    """One line on stderr. The message is plain text: brackets in a path or a model's words are not markup."""
+    Console(stderr=True, soft_wrap=True, highlight=False).print(Text.assemble(("error:", "bold red"), " ", message))
 
 
 def styled(status: str) -> Text:
