@@ -80,7 +80,8 @@ class WorkspaceFiles:
         for dirpath, dirnames, filenames in os.walk(start):
             dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
             rel = Path(dirpath).relative_to(self.root)
-            for name in sorted(filenames):
+            # A worktree's `.git` is a file naming the repository's git dir: git's, not the project's.
+            for name in sorted(n for n in filenames if n != ".git"):
                 found.append(str(rel / name) if str(rel) != "." else name)
                 if len(found) >= self.max_listed:
                     return found
