@@ -27,7 +27,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.config.settings import Settings
-from orchestrator.engine.watch import JobHeldError
+from orchestrator.engine.watch import HEARTBEAT, STALE, JobHeldError
 from orchestrator.runtime.director import Director
 from orchestrator.runtime.notify import Notification, Notifier, Sink, configured_sinks, notification_for
 from orchestrator.runtime.queue import APP_NAME, APP_VERSION, QUEUE_NAME, WORKFLOW_NAME, system_url
@@ -112,11 +112,8 @@ class Worker:
         with self._lock:
             self._running += 1
         try:
-            if job.status != JobStatus.AWAITING_APPROVAL:
-                job = self.director.run(job_id)
-            elif action == "answer" and answer is not None:
-                job = self.director.answer_here(job_id, answer)
-        except JobHeldError as exc:  # another process runs it (a `shipyard resume` elsewhere): leave it be
+            job = self._run_when_free(job, action, answer)
+        except JobHeldError as exc:  # another process runs it still (a `shipyard resume` elsewhere): its job
             log.warning("job %s not run on worker %s: %s", job_id, self.id, exc)
             job = self.director.get(job_id)
         except Exception as exc:
@@ -127,6 +124,25 @@ class Worker:
                 self._running -= 1
         events.append(WorkerReleased(job_id=job_id, worker=self.id, status=job.status.value))
         return job
+
+    def _run_when_free(self, job: Job, action: str, answer: dict[str, Any] | None) -> Job:
+        """Run the job on; while another process still holds it — a worker declared dead but not yet gone
+        (frozen, cut off) — wait for its hold to lapse, as long as a hold can outlive its holder."""
+        deadline = time.monotonic() + 2 * STALE
+        while True:
+            try:
+                if job.status != JobStatus.AWAITING_APPROVAL:
+                    return self.director.run(job.id)
+                if action == "answer" and answer is not None:
+                    return self.director.answer_here(job.id, answer)
+                return job
+            except JobHeldError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(HEARTBEAT)
+                job = self.director.get(job.id)
+                if job.status.finished:
+                    return job
 
     def _failed(self, job_id: str, exc: Exception) -> Job:
         job = self.director.get(job_id)

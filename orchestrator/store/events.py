@@ -303,8 +303,8 @@ class UnknownEvent(Event):
 AnyEvent = Annotated[
     JobSubmitted | JobQueued | JobStatusChanged | JobPrepared | JobWaiting | JobFinished | JobAccepted
     | JobDiscarded | Notice | DirectorNote | DirectorAnswer | PlanReady | PlanEdited | PlanApproved | PlanRejected
-    | SubtaskStatus | SubtasksRetried | CandidateChosen | TestResult | ReviewGiven | MergeDone | AgentMessage | AgentToolResult
-    | AgentFinished | AgentCommit | SandboxSetup | NotificationRecorded | NotificationSent | NotificationFailed
+    | SubtaskStatus | SubtasksRetried | CandidateChosen | TestResult | ReviewGiven | MergeDone | AgentMessage
+    | AgentToolResult | AgentFinished | AgentCommit | SandboxSetup | NotificationRecorded | NotificationSent | NotificationFailed
     | WorkerClaimed | WorkerReleased | GitHubRequest,
     Field(discriminator="kind"),
 ]
