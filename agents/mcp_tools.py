@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agents.mcp_transport import ProcessTransport
 from agents.model_errors import one_line
 from agents.models import Role
-from agents.tools import Tool, ToolError, ToolLimits
+from agents.tools import Tool, ToolError, ToolLimits, compact_schema
 from sandboxes.base import Sandbox
 
 # OpenAI's rule for function names.
@@ -39,6 +39,8 @@ MAX_DESCRIPTION_CHARS = 1_000
 # Tools offered of one server, and pages of its listing read, at most.
 MAX_TOOLS_PER_SERVER = 64
 MAX_LISTING_PAGES = 10
+# Seconds to wait for a failed server's exit code, to say it.
+EXIT_WAIT = 0.5
 
 Report = Callable[[str], None]
 
@@ -139,7 +141,7 @@ def _server_tools(portal: BlockingPortal, connections: ExitStack, sandbox: Sandb
             args_model=_Arguments,
             run=partial(server.call, tool.name),
             read_only=False,
-            input_schema=tool.input_schema or {"type": "object", "properties": {}},
+            input_schema=compact_schema(tool.input_schema or {"type": "object", "properties": {}}),
         ))
     return tools
 
@@ -206,7 +208,10 @@ def _failure(exc: BaseException, transport: ProcessTransport | None) -> str:
     why = one_line(str(exc), 200) or type(exc).__name__
     if transport is not None:
         if transport.problem:
-            why += f" ({transport.problem})"
+            why += f"; {transport.problem}"
+        code = transport.process.wait(EXIT_WAIT)
+        if code is not None:
+            why += f"; it exited with code {code}"
         errors = [line for line in transport.process.stderr.splitlines() if line.strip()]
         if errors:
             why += f"; its stderr ends: {one_line(errors[-1], 200)}"

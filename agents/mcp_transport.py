@@ -55,9 +55,9 @@ class ProcessTransport:
                         if line.strip():
                             await incoming_writer.send(_message(line))
                     if len(buffer) > MAX_MESSAGE_BYTES:
-                        self.problem = f"it sent a message of more than {MAX_MESSAGE_BYTES >> 20} MB"
+                        self.problem = f"it sent a message of more than {MAX_MESSAGE_BYTES >> 20} MB, so it was cut off"
                         return
-                self.problem = self.problem or "it closed its output (it exited?)"
+                self.problem = self.problem or "its output ended"
 
         async def send() -> None:
             try:

@@ -16,6 +16,8 @@ from sandboxes.base import SandboxError
 # Of a spawned process's stderr, the last this many characters are kept: enough for a traceback's end.
 STDERR_TAIL_CHARS = 4_000
 READ_CHUNK = 1 << 16
+# Seconds to wait for the rest of an ended process's stderr (a child it left running may hold the pipe).
+STDERR_DRAIN = 1.0
 
 
 class StderrTail:
@@ -74,6 +76,7 @@ class PipeProcess:
             code = self._proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+        self._reader.join(STDERR_DRAIN)  # what it wrote before it ended is in `stderr`
         return 128 - code if code < 0 else code  # killed by a signal: as a shell reports it
 
     def kill(self) -> None:

@@ -49,6 +49,11 @@ def copy_sdk(target: Path) -> None:
             shutil.copy2(entry, target / entry.name)
 
 
+def host_server(sdk: Path) -> McpServerSpec:
+    """The probe server as the local backend runs it: host paths, no copy."""
+    return McpServerSpec(command="python3", args=[str(SERVER)], env={"PYTHONPATH": str(sdk)}, roles=["coder"])
+
+
 def install_server(sdk: Path, workspace: Path) -> McpServerSpec:
     """The probe server and the SDK (hard links to a copy made once) in `workspace`, and its spec."""
     shutil.copy(SERVER, workspace / SERVER.name)

@@ -44,5 +44,11 @@ def broken() -> str:
     raise RuntimeError("the probe is broken on purpose")
 
 
+@server.tool()
+def crash() -> str:
+    """Ends the server at once, without an answer."""
+    os._exit(3)
+
+
 if __name__ == "__main__":
     server.run()
