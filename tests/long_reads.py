@@ -33,6 +33,25 @@ def module(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def thinking(previous: str | None, following: str) -> str:
+    """What the coder says as it reads the next module: real models think aloud, at length."""
+    if previous is None:
+        return "The totals come from the ledger modules; I read them in order and look at each total()."
+    return (
+        f"{previous} only defines rate helpers that scale an amount by a factor below 14 and divide by 13, "
+        "and its total() rounds the sum of the amounts; none of the rate helpers round, so the cents cannot be "
+        "lost in them. The rounding that matters is in total(), at the end of each module, so I keep going "
+        "through the modules in order and look at how each one ends. The test says that a total of 1.234 and "
+        "1.0 must come out as 2.23, which is what rounding to two decimals gives; rounding to one decimal would "
+        "give 2.2, and the director's report says the totals look rounded to ten cents, so somewhere a total is "
+        "rounded to one decimal. The rate helpers cannot do it: they never call round, and their results are "
+        "summed before any rounding happens. Every module's total() has the same shape, a round of the sum, so "
+        "the difference must be in its second argument. I have not found a module that rounds to one decimal "
+        "yet, and the modules do not import each other, so each must be read on its own to the end. "
+        f"Reading {following} next, to see what its total() passes to round."
+    )
+
+
 def repo_files() -> dict[str, str]:
     files = {f"ledger/m{n:02}.py": module(n) for n in range(MODULES)}
     files["ledger/__init__.py"] = ""
@@ -48,20 +67,7 @@ def script(**extra: Any) -> dict[str, Any]:
     reads = [
         {
             **coder("s1", call("view_file", path=f"ledger/m{n:02}.py")),
-            "content": (
-                f"ledger/m{n - 1:02}.py only defines rate helpers that scale an amount by a factor below 14 and "
-                "divide by 13, and its total() rounds the sum of the amounts; none of the rate helpers round, so "
-                "the cents cannot be lost in them. The rounding that matters is in total(), at the end of each "
-                "module, so I keep going through the ledger modules in order and look at how each one ends. "
-                "The test says that a total of 1.234 and 1.0 must come out as 2.23, which is what rounding to "
-                "two decimals gives; rounding to one decimal would give 2.2, and the director's report says the "
-                "totals look rounded to ten cents, so somewhere a total is rounded to one decimal. The rate "
-                "helpers cannot do it: they never call round, and their results are summed before any rounding "
-                "happens. Every module's total() has the same shape, a round of the sum, so the difference must "
-                "be in its second argument. I have not found a module that rounds to one decimal yet, and the "
-                "modules do not import each other, so each must be read on its own to the end. "
-                f"Reading ledger/m{n:02}.py next, to see what its total() passes to round."
-            ) if n else "The totals come from the ledger modules; I read them in order and look at each total().",
+            "content": thinking(f"ledger/m{n - 1:02}.py" if n else None, f"ledger/m{n:02}.py"),
         }
         for n in range(MODULES)
     ]
