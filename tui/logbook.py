@@ -137,8 +137,7 @@ def event_lines(event: Event) -> list[Line]:
         case AgentCommit():
             return [(("● ", "cyan"), (f"committed {event.head[:10]}", ""))]
         case AgentCondensed():
-            why = "the endpoint refused it as too long" if event.reason == "overflow" else "to fit"
-            return [(("⇣ ", "cyan"), (f"history condensed {why}: {tokens(event.tokens_before)} → "
+            return [(("⇣ ", "cyan"), (f"history condensed {event.why}: {tokens(event.tokens_before)} → "
                                       f"{tokens(event.tokens_after)} tok of a {tokens(event.window)} window", "dim"))]
         case SubtaskStatus():
             reason = f" · {short(event.reason, 160)}" if event.reason else ""

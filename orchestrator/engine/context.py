@@ -164,7 +164,7 @@ class JobContext:
         are written by the configured summarizer (booked as the agent's calls) or by the model itself."""
         settings = self.settings.context
         summarizer = settings.summarizer and self.models(settings.summarizer, role, model.ledger, model.agent)
-        return ContextWindow(context_window(spec) or settings.default_window, settings, summarizer or None)
+        return ContextWindow(context_window(spec) or settings.default_window, settings, summarizer)
 
     def limits(self) -> AgentLimits:
         budgets = self.settings.budgets

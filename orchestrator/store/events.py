@@ -239,6 +239,10 @@ class AgentCondensed(Event):
     window: int
     summary: str = ""
 
+    @property
+    def why(self) -> str:
+        return "after the endpoint refused it as too long" if self.reason == "overflow" else "to fit"
+
 
 class AgentFinished(Event):
     """The agent's end; `usage` sums its calls (already counted, call by call, on its messages)."""

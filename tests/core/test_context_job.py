@@ -41,7 +41,8 @@ def test_a_coder_reading_more_than_its_window_finishes_within_it(tmp_path: Path,
     for n, asked in enumerate(own[1 : MODULES + 1]):
         assert asked.messages[-1]["role"] == "tool" and f'"""Ledger {n}: rates' in asked.messages[-1]["content"]
     for event in condensed:
-        assert f"-> {event.tokens_after:,} tokens for a {WINDOW:,} window" in event_line(event).plain
+        assert f"condensed to fit: {event.tokens_before:,} -> {event.tokens_after:,} tokens of a {WINDOW:,} window" \
+            in event_line(event).plain
         (line,) = event_lines(event)
         assert "history condensed to fit" in "".join(text for text, _ in line)
 

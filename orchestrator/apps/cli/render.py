@@ -19,6 +19,7 @@ from orchestrator.store.events import (
     Event,
     JobFinished,
     JobStatusChanged,
+    Notice,
     ReviewGiven,
     SubtaskStatus,
     TestResult,
@@ -73,9 +74,11 @@ def event_line(event: Event) -> Text:
         case AgentFinished():
             detail = f"{event.status} after {event.steps} steps: {short(event.reason, 100)}"
         case AgentCondensed():
-            detail = (f"{event.tokens_before:,} -> {event.tokens_after:,} tokens for a {event.window:,} window "
-                      f"({event.reason}): {event.messages_condensed} messages summarized, "
-                      f"{event.observations_elided} observations elided")
+            detail = (f"history condensed {event.why}: {event.tokens_before:,} -> {event.tokens_after:,} tokens "
+                      f"of a {event.window:,} window ({event.messages_condensed} messages summarized, "
+                      f"{event.observations_elided} observations elided)")
+        case Notice():
+            detail = short(event.text, 200)
         case _:
             detail = short(event.payload, 140)
     return Text.assemble((when, "dim"), " ", (f"{who:<18}", "bold"), " ", (f"{event.kind:<18}", "cyan"), " ", detail)
