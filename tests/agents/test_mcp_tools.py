@@ -19,6 +19,7 @@ from mcpkit import host_server, install_server
 
 from agents.loop import AgentLimits, run_agent
 from agents.mcp_tools import McpServers, McpServerSpec
+from agents.mcp_transport import MAX_MESSAGE_BYTES
 from agents.models import ModelClient, ModelSpec
 from agents.tools import ToolLimits, Toolset
 from sandboxes.base import Sandbox, SandboxSpec
@@ -117,6 +118,16 @@ def test_a_server_that_does_not_start_is_a_line_and_the_agent_goes_on_without_it
     assert failed.startswith("MCP server 'failing' did not start") and "no config for the server" in failed
     assert absent.startswith("MCP server 'missing' did not start") and "no-such-mcp-server" in absent
     assert all("\n" not in line for line in notices)
+
+
+def test_a_server_sending_an_endless_message_is_cut_off(tmp_path: Path) -> None:
+    flood = "import sys, time; sys.stdout.write('x' * (9 << 20)); sys.stdout.flush(); time.sleep(600)"
+    notices: list[str] = []
+    with _local(tmp_path / "ws") as box, McpServers(
+            {"flood": McpServerSpec(command="python3", args=["-c", flood])}, notices.append).tools(box) as tools:
+        assert tools == []
+    (line,) = notices
+    assert f"it sent a message of more than {MAX_MESSAGE_BYTES >> 20} MB, so it was cut off" in line
 
 
 def test_a_server_that_dies_mid_run_fails_its_calls_as_observations(tmp_path: Path, mcp_sdk: Path) -> None:
