@@ -20,7 +20,7 @@ TEST_COMMAND = "python3 -m pytest -q"
 TASK = "Totals are shown rounded to 10 cents instead of to the cent: find where, and fix it."
 # How a summary request starts (the condenser's system prompt), and the summary the script gives.
 CONDENSER = render("condenser").split("\n")[0][:40]
-SUMMARY = "Files read: earlier ledger modules, only rate helpers and a total() rounding to the cent. Remaining: the rest."
+SUMMARY = "Files read: earlier ledger modules, only rate helpers and a total() rounding to the cent. Remaining: more."
 
 
 def module(n: int) -> str:

@@ -323,8 +323,8 @@ AnyEvent = Annotated[
     JobSubmitted | JobQueued | JobStatusChanged | JobPrepared | JobWaiting | JobFinished | JobAccepted
     | JobDiscarded | Notice | DirectorNote | DirectorAnswer | PlanReady | PlanEdited | PlanApproved | PlanRejected
     | SubtaskStatus | SubtasksRetried | CandidateChosen | TestResult | ReviewGiven | MergeDone | AgentMessage | AgentToolResult
-    | AgentCondensed | AgentFinished | AgentCommit | SandboxSetup | NotificationRecorded | NotificationSent | NotificationFailed
-    | WorkerClaimed | WorkerReleased | GitHubRequest,
+    | AgentCondensed | AgentFinished | AgentCommit | SandboxSetup | NotificationRecorded | NotificationSent
+    | NotificationFailed | WorkerClaimed | WorkerReleased | GitHubRequest,
     Field(discriminator="kind"),
 ]
 _READER: TypeAdapter[Event] = TypeAdapter(AnyEvent)

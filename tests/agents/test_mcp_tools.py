@@ -110,8 +110,8 @@ def test_a_server_that_does_not_start_is_a_line_and_the_agent_goes_on_without_it
     failing = McpServerSpec(command="python3", args=["-c", "import sys; sys.exit('no config for the server')"])
     missing = McpServerSpec(command="no-such-mcp-server")
     notices: list[str] = []
-    with _local(tmp_path / "ws") as box, McpServers(
-            {"failing": failing, "missing": missing, "probe": host_server(mcp_sdk)}, notices.append).tools(box) as tools:
+    servers = McpServers({"failing": failing, "missing": missing, "probe": host_server(mcp_sdk)}, notices.append)
+    with _local(tmp_path / "ws") as box, servers.tools(box) as tools:
         names = [tool.name for tool in tools]
     assert names and all(name.startswith("probe__") for name in names)
     failed, absent = notices

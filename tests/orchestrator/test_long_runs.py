@@ -14,8 +14,8 @@ from rich.console import Console
 
 from agents.models import ModelSpec
 from agents.scripted_model import ScriptedModelServer
-from orchestrator.apps.demo import demo_settings
 from orchestrator.apps.cli.render import report_view
+from orchestrator.apps.demo import demo_settings
 from orchestrator.config.settings import ContextSettings
 from orchestrator.runtime.director import Director
 from orchestrator.store.events import AgentCondensed
