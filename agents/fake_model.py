@@ -1,8 +1,8 @@
 """A chat model in this process that answers from a script, as the scripted server does over HTTP.
 
 The core's own tests (the loop, the roles, the subtask pipeline, the graph) run with it in seconds:
-no server, no sockets. The script format, its matching and its bookkeeping are the scripted
-server's (agents.scripted_model), so one script can drive both; what only HTTP can show (quirks,
+no server, no sockets. The script format, its matching, its bookkeeping and its context window are
+the scripted server's (agents.scripted_model), so one script can drive both; what only HTTP can show (quirks,
 raw bodies, streaming) is the server's to test.
 """
 
@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from agents.model_errors import ModelContextError, ModelError, ModelUnavailableError
 from agents.models import ModelSpec
 from agents.scripted_model.script import ChatRequest, Script
-from agents.scripted_model.server import ScriptedModel
-from agents.tokens import count_messages, count_text
+from agents.scripted_model.server import ScriptedModel, too_long
+from agents.tokens import count_messages, count_tools
 from agents.usage import Usage, UsageLedger
 
 
@@ -30,6 +30,8 @@ class Asked(BaseModel):
     role: str
     agent: str | None
     messages: list[dict[str, Any]]
+    tokens: int = 0  # of the messages and tools, counted as the scripted server counts them
+    refused: bool = False  # longer than the script's context_window
 
 
 class FakeModels:
@@ -49,9 +51,19 @@ class FakeModels:
         """Script entries no question has used yet."""
         return self.script.pending
 
-    def take(self, role: str, agent: str | None, model: str, wire: list[dict[str, Any]]) -> Any:
+    def ask(self, role: str, agent: str | None, model: str, wire: list[dict[str, Any]], tokens: int) -> Any:
+        """The entry that answers (see take), the question recorded; ModelContextError, as from OpenAI, for a
+        request of more `tokens` than the script's window."""
+        refusal = too_long(self.script.script.context_window, tokens, {})
+        taken = None if refusal else self.take(role, agent, model, wire)
         with self._lock:
-            self.asked.append(Asked(role=role, agent=agent, messages=wire))
+            self.asked.append(Asked(role=role, agent=agent, messages=wire, tokens=tokens, refused=refusal is not None))
+        if refusal is not None:
+            raise ModelContextError(f"the fake {role} model answered 400: {refusal}")
+        return taken
+
+    def take(self, role: str, agent: str | None, model: str, wire: list[dict[str, Any]]) -> Any:
+        """The script's entry for the question, used up (None if no entry matches)."""
         return self.script.take(ChatRequest(role=role, model=model, messages=wire))
 
 
@@ -68,7 +80,8 @@ class FakeChatModel:
 
     def invoke(self, messages: Sequence[BaseMessage], tools: Sequence[dict[str, Any]] | None = None) -> AIMessage:
         wire = convert_to_openai_messages(list(messages))
-        taken = self.models.take(self.role, self.agent, self.model, wire)
+        prompt = count_messages(wire) + count_tools(tools)
+        taken = self.models.ask(self.role, self.agent, self.model, wire, prompt)
         if taken is None:
             raise ModelError(f"the fake {self.role} model has no scripted answer for: {_last(wire)}")
         index, entry, nth = taken
@@ -87,7 +100,6 @@ class FakeChatModel:
                 continue
             calls.append({"name": call.name, "args": args, "id": call_id, "type": "tool_call"})
         reply = AIMessage(content=entry.content or "", tool_calls=calls, invalid_tool_calls=invalid)
-        prompt = count_messages(messages) + (count_text(json.dumps(list(tools))) if tools else 0)
         self.ledger.record(Usage(role=self.role, model=self.model, agent=self.agent, input_tokens=prompt,
                                  output_tokens=count_messages([reply]), cost=0.0, priced=False, estimated=True,
                                  latency=0.0))

@@ -13,7 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from agents.context import ContextWindow
 from agents.loop import AgentLimits, AgentObserver, AgentOutcome, Budget, ChatModel, run_agent
+from agents.mcp_tools import McpServers
 from agents.models import Role
 from agents.plan import Plan, ReviewVerdict, Subtask
 from agents.prompts import render
@@ -84,14 +86,20 @@ class RoleRun:
     budget: Budget | None = None
     notes: list[str] = field(default_factory=list)
     write_check: Callable[[str], str | None] | None = None  # why a path must not be written, or None
+    context: ContextWindow | None = None  # None: the conversation is sent whole, however long
+    mcp: McpServers = field(default_factory=McpServers)
 
 
 def run_role(spec: RoleSpec, run: RoleRun, **inputs: Any) -> AgentOutcome:
     """Render the role's prompts with `inputs` and run the loop until it submits or stops."""
     system = render(spec.system, workspace=WORKSPACE_MOUNT, network=run.sandbox.spec.network)
     task = render(spec.task, notes=run.notes, **inputs)
-    toolset = Toolset(run.sandbox, spec.tools, extra=[spec.answer] if spec.answer else [], write_check=run.write_check)
-    return run_agent(run.model, toolset, system, task, run.limits, run.observer, spec.finish_tool, run.budget)
+    with run.mcp.tools(run.sandbox) as mcp_tools:
+        # Built-in tools, the servers' and the answer, always in this order: a stable prefix for prompt caches.
+        toolset = Toolset(run.sandbox, spec.tools, extra=[*mcp_tools, *([spec.answer] if spec.answer else [])],
+                          write_check=run.write_check)
+        return run_agent(run.model, toolset, system, task, run.limits, run.observer, spec.finish_tool, run.budget,
+                         run.context)
 
 
 def plan(run: RoleRun, task: str, test_command: str | None) -> tuple[Plan, AgentOutcome]:

@@ -332,12 +332,16 @@ class Tool:
             "function": {
                 "name": self.name,
                 "description": self.description,
-                "parameters": _compact_schema(self.args_model.model_json_schema()),
+                "parameters": self.parameters(),
             },
         }
 
+    def parameters(self) -> dict[str, Any]:
+        """The JSON schema of the arguments."""
+        return compact_schema(self.args_model.model_json_schema())
 
-def _compact_schema(schema: Any) -> Any:
+
+def compact_schema(schema: Any) -> Any:
     """pydantic's JSON schema, trimmed of what costs a model tokens and tells it nothing.
 
     Titles repeat the names. An optional field's `anyOf: [T, null]` with `default: null`
@@ -345,7 +349,7 @@ def _compact_schema(schema: Any) -> Any:
     constrained decoders of local servers handle it far better.
     """
     if isinstance(schema, list):
-        return [_compact_schema(v) for v in schema]
+        return [compact_schema(v) for v in schema]
     if not isinstance(schema, dict):
         return schema
     variants = schema.get("anyOf")
@@ -355,7 +359,7 @@ def _compact_schema(schema: Any) -> Any:
             others = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
             schema = {**rest[0], **others}
     # A property *named* title maps to a dict, so only string titles are dropped.
-    return {k: _compact_schema(v) for k, v in schema.items() if not (k == "title" and isinstance(v, str))}
+    return {k: compact_schema(v) for k, v in schema.items() if not (k == "title" and isinstance(v, str))}
 
 
 TOOLS: dict[str, Tool] = {

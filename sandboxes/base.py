@@ -92,6 +92,32 @@ class WorkspaceReader(Protocol):
     def list_files(self, path: str = ".") -> list[str]: ...
 
 
+class SandboxProcess(Protocol):
+    """A long-lived process in a sandbox (e.g. an MCP server) with pipes to its stdin and stdout.
+
+    It is confined as the sandbox's commands are, has no timeout, and is killed when the sandbox stops.
+    """
+
+    def read(self) -> bytes:
+        """The next bytes of its stdout, waiting until there are some; b"" once it is closed."""
+
+    def write(self, data: bytes) -> None:
+        """All of `data` to its stdin; SandboxError once it no longer reads it."""
+
+    def close_stdin(self) -> None:
+        """Tell it that no more input comes (EOF on its stdin)."""
+
+    def wait(self, timeout: float) -> int | None:
+        """Its exit code once it has ended, waiting at most `timeout` seconds; None while it runs."""
+
+    def kill(self) -> None:
+        """End it at once (SIGKILL); safe to call twice."""
+
+    @property
+    def stderr(self) -> str:
+        """The end of what it wrote to stderr, bounded (why it would not start, say)."""
+
+
 @runtime_checkable
 class Sandbox(Protocol):
     """A started sandbox. Paths are relative to the workspace or absolute under WORKSPACE_MOUNT."""
@@ -111,6 +137,9 @@ class Sandbox(Protocol):
     def write_file(self, path: str, content: bytes | str) -> None: ...
 
     def list_files(self, path: str = ".") -> list[str]: ...
+
+    def spawn(self, argv: list[str], env: dict[str, str] | None = None, workdir: str | None = None) -> SandboxProcess:
+        ...
 
     def stop(self) -> None: ...
 

@@ -59,6 +59,7 @@ from sandboxes.base import (
 )
 from sandboxes.git.read_only import ReadOnlyGit, read_only_git
 from sandboxes.process import Commands, command_env, process_alive, shell_argv
+from sandboxes.spawned import PipeProcess
 from sandboxes.workspace_sandbox import WorkspaceSandbox
 
 log = logging.getLogger(__name__)
@@ -212,22 +213,28 @@ class BubblewrapSandbox(WorkspaceSandbox):
         return self._limiter.detail
 
     def _run_command(self, cmd: str | list[str], timeout: float, env: dict[str, str], workdir: Path) -> ExecResult:
-        argv = [*self._bwrap_args, "--chdir", str(PurePosixPath(WORKSPACE_MOUNT) / workdir), "--clearenv"]
-        # On bwrap's command line, so visible in the host's `ps`: fine, as secrets never
-        # enter a sandbox's environment.
-        git_env = self._git.env if self._git else {}
-        for key, value in command_env(BASE_ENV, git_env, self.spec.env, env).items():
-            argv += ["--setenv", key, value]
-        argv += ["--", *shell_argv(cmd)]
         # bwrap itself gets an empty environment too: nothing of the host's reaches it.
         return self._commands.run(
-            self._limiter.wrap(argv),
+            self._sandboxed(shell_argv(cmd), env, workdir),
             env={},
             cwd="/",
             timeout=timeout,
             output_limit=self.spec.limits.output_limit,
             watchdog=DiskWatch(self._files.root, self.spec.limits.min_free_mb),
         )
+
+    def _spawn_process(self, argv: list[str], env: dict[str, str], workdir: Path) -> PipeProcess:
+        return self._commands.spawn(self._sandboxed(argv, env, workdir), env={}, cwd="/")
+
+    def _sandboxed(self, argv: list[str], env: dict[str, str], workdir: Path) -> list[str]:
+        """The host command line running `argv` in a fresh bwrap sandbox of this configuration, in its cgroups."""
+        wrapped = [*self._bwrap_args, "--chdir", str(PurePosixPath(WORKSPACE_MOUNT) / workdir), "--clearenv"]
+        # On bwrap's command line, so visible in the host's `ps`: fine, as secrets never
+        # enter a sandbox's environment.
+        git_env = self._git.env if self._git else {}
+        for key, value in command_env(BASE_ENV, git_env, self.spec.env, env).items():
+            wrapped += ["--setenv", key, value]
+        return self._limiter.wrap([*wrapped, "--", *argv])
 
     def stop(self) -> None:
         """Kill running commands and remove the cgroups; safe to call twice."""

@@ -45,6 +45,7 @@ from sandboxes.docker_containers import (
     start_container,
     wait_for_daemon,
 )
+from sandboxes.docker_process import DockerProcess, start_process
 from sandboxes.git.read_only import ReadOnlyGit, read_only_git
 from sandboxes.image_build import DEFAULT_TAG
 from sandboxes.process import TIMEOUT_EXIT, WATCH_INTERVAL, OutputCapture, command_env, exec_result
@@ -172,6 +173,14 @@ class DockerSandbox(WorkspaceSandbox):
                 "/tmp and background processes are not"
             )
         return exec_result(exit_code, stdout, stderr, duration, timed_out, killed)
+
+    def _spawn_process(self, argv: list[str], env: dict[str, str], workdir: Path) -> DockerProcess:
+        container = self._container
+        if container is None:
+            raise SandboxError(f"sandbox {self.name} is stopped")
+        git_env = self._git.env if self._git else {}
+        return start_process(self._client.api, container.id, argv, command_env(BASE_ENV, git_env, self.spec.env, env),
+                             posixpath.join(WORKSPACE_MOUNT, workdir.as_posix()), self.name)
 
     def write_file(self, path: str, content: bytes | str) -> None:
         super().write_file(path, content)

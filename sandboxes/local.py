@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sandboxes.base import BASE_ENV, Availability, DiskWatch, ExecResult, SandboxSpec, usable_workspace
 from sandboxes.process import Commands, command_env, shell_argv
+from sandboxes.spawned import PipeProcess
 from sandboxes.workspace_sandbox import WorkspaceSandbox
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,18 @@ class LocalSandbox(WorkspaceSandbox):
     def _run_command(self, cmd: str | list[str], timeout: float, env: dict[str, str], workdir: Path) -> ExecResult:
         return self._commands.run(
             shell_argv(cmd),
-            env=command_env(BASE_ENV, {"HOME": str(self._home)}, self.spec.env, env),
+            env=self._env(env),
             cwd=self._files.root / workdir,
             timeout=timeout,
             output_limit=self.spec.limits.output_limit,
             watchdog=DiskWatch(self._files.root, self.spec.limits.min_free_mb),
         )
+
+    def _spawn_process(self, argv: list[str], env: dict[str, str], workdir: Path) -> PipeProcess:
+        return self._commands.spawn(argv, env=self._env(env), cwd=self._files.root / workdir)
+
+    def _env(self, env: dict[str, str]) -> dict[str, str]:
+        return command_env(BASE_ENV, {"HOME": str(self._home)}, self.spec.env, env)
 
     def stop(self) -> None:
         """Kill running commands and remove the private HOME; safe to call twice."""

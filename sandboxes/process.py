@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sandboxes.base import ExecResult, SandboxError, cap_output
 from sandboxes.files import WorkspaceFiles
+from sandboxes.spawned import PipeProcess
 
 # Exit code of a command that ran out of time, as coreutils `timeout` (and the docker
 # backend) report it.
@@ -115,13 +116,14 @@ def workdir_in(files: WorkspaceFiles, workdir: str | None) -> Path:
     return host.relative_to(files.root)
 
 
-def _spawn(argv: list[str], env: dict[str, str], cwd: Path | str) -> subprocess.Popen[bytes]:
+def _spawn(argv: list[str], env: dict[str, str], cwd: Path | str, stdin: int = subprocess.DEVNULL
+           ) -> subprocess.Popen[bytes]:
     """Start argv as the leader of a new session, so that its process group can be killed."""
     return subprocess.Popen(
         argv,
         env=env,
         cwd=cwd,
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -233,6 +235,23 @@ class Commands:
         finally:
             with self._lock:
                 self._running.discard(proc)
+
+    def spawn(self, argv: list[str], env: dict[str, str], cwd: Path | str) -> PipeProcess:
+        """Start argv with pipes to its stdin and stdout, to run until it is killed (or close() is called)."""
+        with self._lock:
+            if self._closed:
+                raise SandboxError("the sandbox is stopped")
+            try:
+                proc = _spawn(argv, env, cwd, stdin=subprocess.PIPE)
+            except OSError as exc:
+                raise SandboxError(f"cannot start {argv[0]}: {exc.strerror}") from None
+            self._running.add(proc)
+
+        def ended() -> None:
+            with self._lock:
+                self._running.discard(proc)
+
+        return PipeProcess(proc, ended)
 
     def close(self) -> None:
         """Refuse new commands and kill those still running (their exec() returns as killed)."""

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Self
 
-from sandboxes.base import ExecResult, SandboxError, SandboxSpec
+from sandboxes.base import ExecResult, SandboxError, SandboxProcess, SandboxSpec
 from sandboxes.files import WorkspaceFiles
 from sandboxes.process import workdir_in
 
@@ -34,6 +34,17 @@ class WorkspaceSandbox(ABC):
     @abstractmethod
     def _run_command(self, cmd: str | list[str], timeout: float, env: dict[str, str], workdir: Path) -> ExecResult:
         """Run `cmd` for at most `timeout` seconds with `env` added, in `workdir` (relative to the workspace)."""
+
+    def spawn(self, argv: list[str], env: dict[str, str] | None = None, workdir: str | None = None) -> SandboxProcess:
+        """Start `argv` (no shell) as a long-lived process with pipes to its stdin and stdout, confined and
+        with the environment that `exec`'s commands get, in `workdir`; it runs until killed or the sandbox stops."""
+        if not argv:
+            raise SandboxError("empty command")
+        return self._spawn_process(list(argv), env or {}, workdir_in(self._files, workdir))
+
+    @abstractmethod
+    def _spawn_process(self, argv: list[str], env: dict[str, str], workdir: Path) -> SandboxProcess:
+        """Start `argv` with `env` added, in `workdir` (relative to the workspace), its stdin and stdout piped."""
 
     def read_file(self, path: str) -> bytes:
         return self._files.read(path)

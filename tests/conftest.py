@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,16 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     for name in list(os.environ):
         if name.startswith("SHIPYARD_") and not name.startswith("SHIPYARD_REQUIRE_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def mcp_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `mcp` SDK, copied once, for the test MCP server to run with in sandboxes (tests/mcpkit.py)."""
+    from mcpkit import copy_sdk  # here: only the MCP tests pay for importing the SDK
+
+    sdk = tmp_path_factory.mktemp("mcp") / "sdk"
+    copy_sdk(sdk)
+    return sdk
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from orchestrator.store.events import (
     AgentCommit,
+    AgentCondensed,
     AgentFinished,
     AgentMessage,
     AgentToolResult,
@@ -135,6 +136,9 @@ def event_lines(event: Event) -> list[Line]:
             return [(status_span(event.status), (summary, ""))]
         case AgentCommit():
             return [(("● ", "cyan"), (f"committed {event.head[:10]}", ""))]
+        case AgentCondensed():
+            return [(("⇣ ", "cyan"), (f"history condensed {event.why}: {tokens(event.tokens_before)} → "
+                                      f"{tokens(event.tokens_after)} tok of a {tokens(event.window)} window", "dim"))]
         case SubtaskStatus():
             reason = f" · {short(event.reason, 160)}" if event.reason else ""
             return [(status_span(event.status), (reason, "red"))]

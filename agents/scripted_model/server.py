@@ -163,7 +163,7 @@ def _chat_request(request: Request, body: Any) -> ChatRequest | None:
         return None
 
 
-def _too_long(window: int | None, tokens: int, body: dict[str, Any]) -> str | None:
+def too_long(window: int | None, tokens: int, body: dict[str, Any]) -> str | None:
     """OpenAI's words for a request over the context window, or None if it fits (or there is no window)."""
     completion = body.get("max_completion_tokens") or body.get("max_tokens") or 0
     if window is None or tokens + completion <= window:
@@ -190,7 +190,7 @@ def create_app(model: ScriptedModel) -> Starlette:
             return _error(400, "scripted model: the body must be a JSON object with a 'messages' list", "invalid_body")
 
         tokens = count_messages(chat.messages) + count_tools(body.get("tools"))
-        refusal = _too_long(model.script.context_window, tokens, body)
+        refusal = too_long(model.script.context_window, tokens, body)
         if refusal is not None:
             model.record(request, body, None, 400, tokens)
             return _error(400, refusal, "context_length_exceeded")

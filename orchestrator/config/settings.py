@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from agents.context import ContextOptions
+from agents.mcp_tools import McpServerSpec
 from agents.models import ROLES, ModelSpec, Role
 from agents.validation import problems
 from sandboxes.base import SandboxLimits
@@ -28,6 +30,10 @@ from sandboxes.base import SandboxLimits
 CONFIG_FILE_NAME = "shipyard.toml"
 # Diverse enough that candidate coders do not all write the same patch.
 CANDIDATE_TEMPERATURES = (0.0, 0.5, 0.9, 0.3, 0.7)
+# Tokens of context assumed for a model that neither the configuration nor its server gives a window:
+# small enough for most open models served locally, and a larger one only condenses sooner than needed.
+DEFAULT_CONTEXT_WINDOW = 32_768
+SERVER_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class ConfigError(ValueError):
@@ -101,6 +107,44 @@ class GitHubSettings(_Table):
     approve_plan: bool = Field(False, description="every job waits for `/shipyard approve` of its plan")
 
 
+class ContextSettings(ContextOptions):
+    """How each agent's conversation is kept inside its model's context window."""
+
+    default_window: int = Field(
+        DEFAULT_CONTEXT_WINDOW, ge=1024, description="tokens, for a model whose window is neither configured "
+        "(context_window of its [models] table) nor reported by its server"
+    )
+    summarizer: ModelSpec | None = Field(
+        None, description="a (cheaper) model that writes the summaries of condensed history; default: the agent's own"
+    )
+
+
+class McpSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    allow_http: bool = Field(False, description="allow streamable-HTTP servers: the host, not a sandbox, reaches them")
+    servers: dict[str, McpServerSpec] = Field(
+        default_factory=dict, description="by name; each tool is offered as <name>__<tool> to the server's roles"
+    )
+
+    @model_validator(mode="after")
+    def _names_and_http(self) -> McpSettings:
+        for name in self.servers:
+            if not SERVER_NAME.fullmatch(name):
+                raise ValueError(f"MCP server name {name!r}: use letters, digits, - and _ only")
+        remote = [name for name, server in self.servers.items() if server.url is not None]
+        if remote and not self.allow_http:
+            raise ValueError(
+                f"MCP server(s) {', '.join(remote)} would be reached over HTTP from the host: set allow_http = true "
+                "in [mcp] to allow it, or give a command to run the server in the sandbox"
+            )
+        return self
+
+    def for_role(self, role: Role) -> dict[str, McpServerSpec]:
+        """The servers whose tools agents of `role` get."""
+        return {name: server for name, server in self.servers.items() if role in server.roles}
+
+
 def _default_models() -> dict[str, ModelSpec]:
     return {"default": ModelSpec(model="gpt-4.1-mini")}
 
@@ -124,6 +168,8 @@ class Settings(BaseSettings):
         description="per role (planner, coder, test_fixer, reviewer), falling back to 'default'",
     )
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+    context: ContextSettings = Field(default_factory=ContextSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
     candidate_models: list[ModelSpec] = Field(
         default_factory=list,
         description="models for --candidates N, used in turn; without them the coder's model at rising temperatures",

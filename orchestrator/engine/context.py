@@ -15,7 +15,10 @@ from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage
 
+from agents.context import Condensation, ContextWindow
+from agents.context_window import context_window
 from agents.loop import AgentLimits, AgentOutcome, ChatModel, calls_of, text_of
+from agents.mcp_tools import McpServers
 from agents.models import ModelClient, ModelSpec, Role
 from agents.roles import RoleRun, RoleSpec
 from agents.tools import ToolObservation
@@ -26,6 +29,7 @@ from orchestrator.engine.watch import JobWatch
 from orchestrator.store.event_log import EventLog
 from orchestrator.store.events import (
     AgentCommit,
+    AgentCondensed,
     AgentFinished,
     AgentId,
     AgentMessage,
@@ -33,6 +37,7 @@ from orchestrator.store.events import (
     DirectorNote,
     Event,
     JobStatusChanged,
+    Notice,
     SandboxSetup,
 )
 from orchestrator.store.jobs import JobStatus, JobStore, Task
@@ -138,27 +143,37 @@ class JobContext:
 
     def role_run(self, spec: RoleSpec, agent: AgentId, subtask: str | None, sandbox: Sandbox,
                  candidate: int | None = None, workspace: Workspace | None = None) -> RoleRun:
-        """Everything one agent gets: its model, limits, budget, the notes of now, and an observer
-        that logs its steps and stops it at its next step once the job is cancelled."""
+        """Everything one agent gets: its model and its window, limits, budget, the notes of now, its role's
+        MCP servers, the paths it must not write, and an observer that logs its steps and stops it at its
+        next step once the job is cancelled."""
+        log = StepLog(self, agent, spec.model_role, subtask)
+        model_spec = self.model_spec(spec.model_role, candidate)
+        model = self.models(model_spec, spec.model_role, UsageLedger(), agent.name)
+        if self.watch is not None and hasattr(model, "stop"):
+            self.watch.guard(model)
         return RoleRun(
-            model=self.model(spec.model_role, agent.name, candidate),
+            model=model,
             sandbox=sandbox,
             limits=self.limits(),
-            observer=StepLog(self, agent, spec.model_role, subtask),
+            observer=log,
             budget=self,
             notes=self.notes(),
             write_check=workspace.uncommittable if workspace is not None else None,
+            context=self.context_window(model_spec, model, spec.model_role),
+            mcp=McpServers(self.settings.mcp.for_role(spec.model_role), log.notice),
         )
 
-    def model(self, role: Role, agent: str, candidate: int | None = None) -> ChatModel:
+    def model_spec(self, role: Role, candidate: int | None = None) -> ModelSpec:
         """The role's model; candidate coders each get another model or temperature."""
         spec = self.settings.model_for(role)
-        if candidate is not None:
-            spec = self.settings.candidate_model(spec, candidate)
-        model = self.models(spec, role, UsageLedger(), agent)
-        if self.watch is not None and hasattr(model, "stop"):
-            self.watch.guard(model)
-        return model
+        return spec if candidate is None else self.settings.candidate_model(spec, candidate)
+
+    def context_window(self, spec: ModelSpec, model: ChatModel, role: Role) -> ContextWindow:
+        """The window of an agent's `model`: configured, else as its server says, else the default. Summaries
+        are written by the configured summarizer (booked as the agent's calls) or by the model itself."""
+        settings = self.settings.context
+        summarizer = settings.summarizer and self.models(settings.summarizer, role, model.ledger, model.agent)
+        return ContextWindow(context_window(spec) or settings.default_window, settings, summarizer)
 
     def limits(self) -> AgentLimits:
         budgets = self.settings.budgets
@@ -238,6 +253,13 @@ class StepLog:
     def tool_result(self, step: int, observation: ToolObservation, arguments: Any) -> None:
         self._emit(AgentToolResult(step=step, tool=observation.name, arguments=_bounded(arguments),
                                    ok=observation.ok, output=observation.text))
+
+    def condensed(self, step: int, condensation: Condensation) -> None:
+        self._emit(AgentCondensed(step=step, **condensation.model_dump()))
+
+    def notice(self, text: str) -> None:
+        """Something the director should know of this agent, such as an MCP server it runs without."""
+        self._emit(Notice(text=text))
 
     def finished(self, outcome: AgentOutcome) -> None:
         self._emit(AgentFinished(status=outcome.status, reason=outcome.reason, summary=outcome.summary,

@@ -31,6 +31,7 @@ class AgentReport(BaseModel):
     status: str
     steps: int
     tokens: int
+    cached_tokens: int = 0  # of the input tokens, read from the endpoint's prompt cache
     cost: float
     seconds: float
 
@@ -77,7 +78,8 @@ def build_report(job_id: str, state: JobState, repo: GitRepo, view: JobView, sec
         )
     agents = [
         AgentReport(agent=a.name, role=a.role, status=a.status, steps=a.steps, tokens=a.usage.input_tokens
-                    + a.usage.output_tokens, cost=a.usage.cost, seconds=a.seconds or 0.0)
+                    + a.usage.output_tokens, cached_tokens=a.usage.cached_input_tokens, cost=a.usage.cost,
+                    seconds=a.seconds or 0.0)
         for a in view.agents.values() if a.usage is not None
     ]
     total = view.usage()

@@ -225,6 +225,25 @@ class AgentToolResult(Event):
     output: str = ""
 
 
+class AgentCondensed(Event):
+    """The agent's history was shortened to fit its model's context window (agents.context); the summary
+    call's tokens and cost are on the agent's next message, which it precedes."""
+
+    kind: Literal["agent.condensed"] = "agent.condensed"
+    step: int
+    reason: str = Field(description="window: the history outgrew the window; overflow: the endpoint refused it")
+    tokens_before: int
+    tokens_after: int
+    messages_condensed: int = 0
+    observations_elided: int = 0
+    window: int
+    summary: str = ""
+
+    @property
+    def why(self) -> str:
+        return "after the endpoint refused it as too long" if self.reason == "overflow" else "to fit"
+
+
 class AgentFinished(Event):
     """The agent's end; `usage` sums its calls (already counted, call by call, on its messages)."""
 
@@ -304,8 +323,8 @@ AnyEvent = Annotated[
     JobSubmitted | JobQueued | JobStatusChanged | JobPrepared | JobWaiting | JobFinished | JobAccepted
     | JobDiscarded | Notice | DirectorNote | DirectorAnswer | PlanReady | PlanEdited | PlanApproved | PlanRejected
     | SubtaskStatus | SubtasksRetried | CandidateChosen | TestResult | ReviewGiven | MergeDone | AgentMessage
-    | AgentToolResult | AgentFinished | AgentCommit | SandboxSetup | NotificationRecorded | NotificationSent
-    | NotificationFailed | WorkerClaimed | WorkerReleased | GitHubRequest,
+    | AgentToolResult | AgentCondensed | AgentFinished | AgentCommit | SandboxSetup | NotificationRecorded
+    | NotificationSent | NotificationFailed | WorkerClaimed | WorkerReleased | GitHubRequest,
     Field(discriminator="kind"),
 ]
 _READER: TypeAdapter[Event] = TypeAdapter(AnyEvent)

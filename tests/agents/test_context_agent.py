@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from long_reads import BUG, BUGGY, CONDENSER, FIX, SUMMARY, TASK, WINDOW, module, thinking
+from long_reads import MODULES as FILES
 
 from agents.context import ContextWindow
 from agents.loop import AgentLimits, run_agent
@@ -17,30 +19,11 @@ from agents.tools import Toolset
 from sandboxes.base import WORKSPACE_MOUNT, Sandbox, SandboxSpec
 from sandboxes.local import LocalBackend
 
-WINDOW = 16_000
-FILES = 16
-FILE_CHARS = 20_000
-BUG = "    return round(total, 1)  # totals are shown to the cent"
-FIX = "    return round(total, 2)  # totals are shown to the cent"
-TASK = "Totals are shown rounded to 10 cents instead of to the cent. Find where and fix it."
-CONDENSER = render("condenser").split("\n")[0][:40]
-SUMMARY = "Files read: f00.py to f06.py (loops over items, nothing about rounding). Remaining: find the rounding."
-
-
-def source(n: int) -> str:
-    lines = [f"def total_{n}(items):", "    total = 0"]
-    j = 0
-    while sum(len(line) + 1 for line in lines) < FILE_CHARS - 200:
-        lines.append(f"    total += compute_{j % 7}(items[{j}], factor={(j * 7 + n) % 13})  # step {j}")
-        j += 1
-    lines.append(BUG if n == 7 else "    return total")
-    return "\n".join(lines) + "\n"
-
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     for n in range(FILES):
-        (tmp_path / f"f{n:02}.py").write_text(source(n))
+        (tmp_path / f"f{n:02}.py").write_text(module(n))
     return tmp_path
 
 
@@ -54,17 +37,11 @@ def sandbox(workspace: Path) -> Iterator[Sandbox]:
 
 
 def coder_script() -> dict[str, Any]:
-    """A model that reads every file, thinking aloud as real models do, then fixes f07.py and submits."""
+    """A model that reads every file, thinking aloud as real models do, then fixes the wrong one and submits."""
     steps: list[dict[str, Any]] = [
         {
             "match": {"role": "coder"},
-            "content": f"f{n - 1:02}.py only accumulates per-item amounts with compute_0 to compute_6 and returns "
-            "the running total unchanged, so the cents are not lost there; its factors stay below 13 and no "
-            "division or formatting happens. The rounding must happen where a total is returned, so I keep "
-            "going through the modules in order and look at the end of each one, where the total leaves it. "
-            f"Reading f{n:02}.py next."
-            if n
-            else "The totals are built in the f*.py modules; I read them in order, looking at how each returns.",
+            "content": thinking(f"f{n - 1:02}.py" if n else None, f"f{n:02}.py"),
             "tool_calls": [{"name": "view_file", "arguments": {"path": f"f{n:02}.py"}}],
         }
         for n in range(FILES)
@@ -72,12 +49,12 @@ def coder_script() -> dict[str, Any]:
     steps += [
         {
             "match": {"role": "coder"},
-            "content": "f07.py rounds to one decimal.",
-            "tool_calls": [{"name": "edit_file", "arguments": {"path": "f07.py", "old": BUG, "new": FIX}}],
+            "content": f"f{BUGGY:02}.py rounds to one decimal.",
+            "tool_calls": [{"name": "edit_file", "arguments": {"path": f"f{BUGGY:02}.py", "old": BUG, "new": FIX}}],
         },
         {
             "match": {"role": "coder"},
-            "tool_calls": [{"name": "submit", "arguments": {"summary": "f07.py now rounds totals to the cent"}}],
+            "tool_calls": [{"name": "submit", "arguments": {"summary": "the rounding is fixed"}}],
         },
     ]
     # First, so that a summary request takes it and no other entry; the agent's requests never match it.
@@ -126,7 +103,7 @@ def assert_saw_every_file(requests: list[Any]) -> None:
     assert len(answered) == FILES + 2
     assert all(r.messages[1] == {"role": "user", "content": TASK} for r in answered)
     for n, request in enumerate(answered[1 : FILES + 1]):
-        assert request.messages[-1]["role"] == "tool" and f"def total_{n}(items):" in request.messages[-1]["content"]
+        assert request.messages[-1]["role"] == "tool" and f'"""Ledger {n}: rates' in request.messages[-1]["content"]
 
 
 def test_a_coder_reading_more_than_its_window_finishes_within_it(scripted, sandbox, workspace):
@@ -135,7 +112,7 @@ def test_a_coder_reading_more_than_its_window_finishes_within_it(scripted, sandb
     outcome, events = run(server, sandbox, ContextWindow(WINDOW))
 
     assert outcome.submitted, outcome.reason
-    assert FIX in (workspace / "f07.py").read_text()
+    assert FIX in (workspace / f"f{BUGGY:02}.py").read_text()
     requests = server.requests
     assert all(r.status == 200 for r in requests), [(r.seq, r.status) for r in requests if r.status != 200]
     assert max(r.tokens for r in requests) <= WINDOW
@@ -163,7 +140,7 @@ def test_an_endpoint_with_a_smaller_window_than_believed_is_believed_after_one_r
     outcome, events = run(server, sandbox, ContextWindow(WINDOW * 2))
 
     assert outcome.submitted, outcome.reason
-    assert FIX in (workspace / "f07.py").read_text()
+    assert FIX in (workspace / f"f{BUGGY:02}.py").read_text()
     refused = [r for r in server.requests if r.status != 200]
     assert len(refused) == 1 and refused[0].status == 400  # then the stated window is used
     assert all(r.tokens <= WINDOW for r in server.requests if r.status == 200)

@@ -16,6 +16,8 @@ from sandboxes.base import SandboxSpec
 from sandboxes.local import LocalBackend, LocalSandbox
 
 MakeDirector = Callable[..., tuple[Director, FakeModels]]
+# The context window of a fake model whose script sets none: more than any core test sends.
+FAKE_WINDOW = 1_000_000
 
 
 def director_maker(tmp_path: Path) -> tuple[MakeDirector, list[Director]]:
@@ -26,8 +28,12 @@ def director_maker(tmp_path: Path) -> tuple[MakeDirector, list[Director]]:
         fake = models or FakeModels(script)
         base = load_settings(tmp_path)
         sandbox = base.sandbox.model_copy(update={"backend": "local"})
+        # The fake's window is the script's (it refuses longer requests, as the scripted server does); stated, so
+        # that no agent asks fake.invalid for it.
+        spec = ModelSpec(base_url="http://fake.invalid/v1", model="fake",
+                         context_window=fake.script.script.context_window or FAKE_WINDOW)
         config = base.model_copy(update={"state_dir": tmp_path / "state", "sandbox": sandbox,
-                                         "models": {"default": ModelSpec(base_url="http://fake.invalid/v1", model="fake")}, **settings})
+                                         "models": {"default": spec}, **settings})
         director = Director(config, models=fake)
         made.append(director)
         return director, fake

@@ -37,12 +37,33 @@ def test_repo_file_overrides_user_file_and_env_overrides_both(tmp_path: Path, mo
     ('[sandbox]\nbackend = "podman"\n', "sandbox.backend"),
     ('[models.architect]\nmodel = "x"\n', "unknown model role"),
     ('colour = "blue"\n', "colour"),
+    ('[context]\nkeep_observation = 2\n', "context.keep_observation"),
+    ('[mcp.servers.docs]\ncommand = "docs-server"\nport = 1\n', "mcp.servers.docs.port"),
+    ('[mcp.servers.docs]\nurl = "https://docs.example/mcp"\n', "allow_http = true"),
+    ('[mcp.servers.docs]\ncommand = "a"\nurl = "https://docs.example/mcp"\n', "either a command"),
+    ('[mcp.servers."my docs"]\ncommand = "a"\n', "letters, digits"),
+    ('[mcp.servers.docs]\ncommand = "a"\nroles = ["architect"]\n', "mcp.servers.docs.roles"),
 ])
 def test_bad_configuration_is_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
     _write(tmp_path / "shipyard.toml", text)
     with pytest.raises(ConfigError, match=message) as raised:
         load_settings(tmp_path)
     assert "\n" not in str(raised.value)
+
+
+def test_context_and_mcp_tables(tmp_path: Path) -> None:
+    _write(tmp_path / "shipyard.toml",
+           '[context]\ndefault_window = 65536\nkeep_observations = 5\n'
+           '[context.summarizer]\nmodel = "gpt-4.1-nano"\n'
+           '[mcp]\nallow_http = true\n'
+           '[mcp.servers.docs]\ncommand = "docs-server"\nargs = ["--stdio"]\nroles = ["planner", "coder"]\n'
+           '[mcp.servers.tickets]\nurl = "https://tickets.example/mcp"\n')
+    settings = load_settings(tmp_path)
+    assert settings.context.default_window == 65536 and settings.context.keep_observations == 5
+    assert settings.context.summarizer is not None and settings.context.summarizer.model == "gpt-4.1-nano"
+    assert list(settings.mcp.for_role("planner")) == ["docs"]
+    assert list(settings.mcp.for_role("coder")) == ["docs", "tickets"]  # as configured, for a stable prefix
+    assert list(settings.mcp.for_role("reviewer")) == []
 
 
 def test_secrets_are_masked() -> None:

@@ -12,12 +12,14 @@ from rich.text import Text
 from agents.plan import Plan
 from orchestrator.engine.report import Report
 from orchestrator.store.events import (
+    AgentCondensed,
     AgentFinished,
     AgentMessage,
     AgentToolResult,
     Event,
     JobFinished,
     JobStatusChanged,
+    Notice,
     ReviewGiven,
     SubtaskStatus,
     TestResult,
@@ -76,6 +78,12 @@ def event_line(event: Event) -> Text:
             detail = f"{event.decision}: {event.summary}"
         case AgentFinished():
             detail = f"{event.status} after {event.steps} steps: {short(event.reason, 100)}"
+        case AgentCondensed():
+            detail = (f"history condensed {event.why}: {event.tokens_before:,} -> {event.tokens_after:,} tokens "
+                      f"of a {event.window:,} window ({event.messages_condensed} messages summarized, "
+                      f"{event.observations_elided} observations elided)")
+        case Notice():
+            detail = short(event.text, 200)
         case _:
             detail = short(event.payload, 140)
     return Text.assemble((when, "dim"), " ", (f"{who:<18}", "bold"), " ", (f"{event.kind:<18}", "cyan"), " ", detail)
@@ -101,7 +109,8 @@ def report_view(report: Report) -> RenderableType:
     head.add_row("changes", report.diff_stat.summary())
     head.add_row("tests before", _tests(report.tests_before))
     head.add_row("tests after", _tests(report.tests_after))
-    head.add_row("total", f"{report.total.input_tokens + report.total.output_tokens} tokens, "
+    head.add_row("total", f"{report.total.input_tokens + report.total.output_tokens} tokens "
+                          f"({report.total.cached_input_tokens} of them cached), "
                           f"${report.total.cost:.4f}, {report.seconds:.1f} s")
     if report.stop_reason:
         head.add_row("stopped", Text(report.stop_reason, style="red"))
@@ -113,10 +122,11 @@ def report_view(report: Report) -> RenderableType:
         subtasks.add_row(f"{sub.id} {sub.title}", styled(sub.status), sub.branch,
                          {True: "passed", False: "FAILED", None: "-"}[sub.tests_passed], str(sub.fix_rounds),
                          review + (f"\n{sub.reason}" if sub.reason else ""))
-    agents = Table("agent", "role", "status", "steps", "tokens", "cost", "time", title="agents", expand=True)
+    agents = Table("agent", "role", "status", "steps", "tokens", "cached", "cost", "time", title="agents",
+                   expand=True)
     for agent in report.agents:
         agents.add_row(agent.agent, agent.role, agent.status, str(agent.steps), str(agent.tokens),
-                       f"${agent.cost:.4f}", f"{agent.seconds:.1f} s")
+                       str(agent.cached_tokens), f"${agent.cost:.4f}", f"{agent.seconds:.1f} s")
     return Group(head, subtasks, agents)
 
 

@@ -1,0 +1,222 @@
+"""Tools from MCP servers, offered to an agent beside the built-in ones (the official `mcp` SDK).
+
+A stdio server runs INSIDE the agent's sandbox (`Sandbox.spawn`): it gets the sandbox's limits and
+network rule, sees the workspace as the agent's commands do, and none of the host's environment or
+files. A streamable-HTTP server is reached from the host, outside any sandbox, which is why the
+configuration must allow it.
+
+An agent's servers start when it starts and stop when it ends. A server that does not start is
+reported in a line and the agent runs without it. Its tools are named `<server>__<tool>`; a call is
+run as any tool's: what fails is an observation the model reads (never an exception into the loop),
+and what it returns is bounded like every observation (agents.tools.Toolset).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from mcp import Client
+from mcp import types as mcp_types
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agents.mcp_transport import ProcessTransport
+from agents.model_errors import one_line
+from agents.models import Role
+from agents.tools import Tool, ToolError, ToolLimits, compact_schema
+from sandboxes.base import Sandbox
+
+# OpenAI's rule for function names.
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_-]")
+MAX_NAME_CHARS = 64
+# A tool's description is sent with every request: a server cannot make it long.
+MAX_DESCRIPTION_CHARS = 1_000
+# Tools offered of one server, and pages of its listing read, at most.
+MAX_TOOLS_PER_SERVER = 64
+MAX_LISTING_PAGES = 10
+# Seconds to wait for a failed server's exit code, to say it.
+EXIT_WAIT = 0.5
+
+Report = Callable[[str], None]
+
+
+class McpServerError(RuntimeError):
+    """A server could not be started or listed; the message says why, in a line."""
+
+
+class McpServerSpec(BaseModel):
+    """One MCP server: a stdio command run in the agent's sandbox, or a streamable-HTTP URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str | None = Field(None, description="the program of a stdio server, started inside the agent's sandbox")
+    args: list[str] = Field(default_factory=list, description="its arguments")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="added to its environment in the sandbox (no secrets: the sandbox sees them)"
+    )
+    url: str | None = Field(None, description="a streamable-HTTP server, reached from the host ([mcp] allow_http)")
+    roles: list[Role] = Field(["coder", "test_fixer"], description="the roles whose agents get its tools")
+    start_timeout: float = Field(30.0, gt=0, description="seconds to start and list its tools")
+    call_timeout: float = Field(120.0, gt=0, description="seconds one tool call may take")
+
+    @model_validator(mode="after")
+    def _command_or_url(self) -> McpServerSpec:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("an MCP server needs either a command (stdio) or a url (streamable HTTP), not both")
+        return self
+
+
+class _Arguments(BaseModel):
+    # The server checks arguments against its own schema, and its error is the observation.
+    model_config = ConfigDict(extra="allow")
+
+
+@dataclass(frozen=True)
+class McpTool(Tool):
+    """A tool of an MCP server: its schema is the server's."""
+
+    input_schema: dict[str, Any] = field(default_factory=dict)
+
+    def parameters(self) -> dict[str, Any]:
+        return self.input_schema
+
+
+class McpServers:
+    """The MCP servers of one agent run, and how to say that one could not be used."""
+
+    def __init__(self, servers: Mapping[str, McpServerSpec] | None = None, report: Report | None = None):
+        self.servers = dict(servers or {})
+        self.report = report or (lambda line: None)
+
+    @contextmanager
+    def tools(self, sandbox: Sandbox) -> Iterator[list[Tool]]:
+        """The servers started (stdio ones in `sandbox`) and their tools, in the order configured; stopped
+        when the block ends."""
+        if not self.servers:
+            yield []
+            return
+        with start_blocking_portal() as portal, ExitStack() as connections:
+            tools: list[Tool] = []
+            for name, spec in self.servers.items():
+                try:
+                    tools += _server_tools(portal, connections, sandbox, name, spec, {t.name for t in tools})
+                except Exception as exc:  # noqa: BLE001 - an MCP server is optional: the agent runs without it
+                    self.report(f"MCP server {name!r} did not start, so the agent runs without it: {exc}")
+            yield tools
+
+
+def _server_tools(portal: BlockingPortal, connections: ExitStack, sandbox: Sandbox, name: str, spec: McpServerSpec,
+                  taken: set[str]) -> list[Tool]:
+    """Connect to the server (its connection stays open in `connections`) and make tools of its listing."""
+    transport: ProcessTransport | None = None
+    if spec.command is not None:
+        transport = ProcessTransport(sandbox.spawn([spec.command, *spec.args], env=spec.env))
+        target: Any = transport.streams()
+    else:
+        target = spec.url
+    client = Client(target, read_timeout_seconds=spec.start_timeout)
+    try:
+        connections.enter_context(portal.wrap_async_context_manager(client))
+        listed = portal.call(_listing, client)
+    except Exception as exc:
+        if transport is not None:
+            transport.process.kill()
+        raise McpServerError(_failure(exc, transport)) from None
+    server = _Server(portal, client, name, spec, transport)
+    tools = []
+    for tool in listed[:MAX_TOOLS_PER_SERVER]:
+        offered = _NOT_IN_NAME.sub("_", f"{name}__{tool.name}")[:MAX_NAME_CHARS]
+        if offered in taken:
+            continue
+        taken.add(offered)
+        description = tool.description or tool.title or tool.name
+        tools.append(McpTool(
+            name=offered,
+            description=_clip(f"{description} (a tool of the MCP server {name})", MAX_DESCRIPTION_CHARS),
+            args_model=_Arguments,
+            run=partial(server.call, tool.name),
+            read_only=False,
+            input_schema=compact_schema(tool.input_schema or {"type": "object", "properties": {}}),
+        ))
+    return tools
+
+
+async def _listing(client: Client) -> list[mcp_types.Tool]:
+    tools: list[mcp_types.Tool] = []
+    cursor = None
+    for _ in range(MAX_LISTING_PAGES):
+        page = await client.list_tools(cursor=cursor)
+        tools += page.tools
+        cursor = page.next_cursor
+        if cursor is None or len(tools) >= MAX_TOOLS_PER_SERVER:
+            break
+    return tools
+
+
+@dataclass
+class _Server:
+    """A connected server, whose tools' calls go through the portal's event loop."""
+
+    portal: BlockingPortal
+    client: Client
+    name: str
+    spec: McpServerSpec
+    transport: ProcessTransport | None
+
+    def call(self, tool: str, sandbox: Sandbox, args: BaseModel, limits: ToolLimits) -> str:
+        """Run `tool`; ToolError with the reason when the call, or the tool itself, fails."""
+        call = partial(self.client.call_tool, tool, args.model_dump(), read_timeout_seconds=self.spec.call_timeout)
+        try:
+            result = self.portal.call(call)
+        except Exception as exc:  # noqa: BLE001 - whatever the SDK or the server does, the model reads a line
+            raise ToolError(f"the MCP server {self.name!r} failed on {tool}: {_failure(exc, self.transport)}") from None
+        text = _result_text(result)
+        if result.is_error:
+            raise ToolError(text or f"{tool} reported an error without saying which")
+        return text or "(no output)"
+
+
+def _result_text(result: mcp_types.CallToolResult) -> str:
+    """What a tool returned, as text: its text parts, and a line for each part that is not text."""
+    parts = []
+    for part in result.content:
+        match part:
+            case mcp_types.TextContent():
+                parts.append(part.text)
+            case mcp_types.EmbeddedResource(resource=mcp_types.TextResourceContents() as resource):
+                parts.append(resource.text)
+            case mcp_types.EmbeddedResource(resource=resource):
+                parts.append(f"[binary resource {resource.uri} not shown]")
+            case mcp_types.ResourceLink():
+                parts.append(f"[resource {part.uri}]")
+            case _:
+                parts.append(f"[{part.type} not shown: only text is]")
+    if not parts and result.structured_content is not None:
+        parts.append(str(result.structured_content))
+    return "\n".join(parts)
+
+
+def _failure(exc: BaseException, transport: ProcessTransport | None) -> str:
+    """Why a server failed, in a line: the error, what the transport saw, the end of the server's stderr."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:  # from the SDK's task groups
+        exc = exc.exceptions[0]
+    why = one_line(str(exc), 200) or type(exc).__name__
+    if transport is not None:
+        if transport.problem:
+            why += f"; {transport.problem}"
+        code = transport.process.wait(EXIT_WAIT)
+        if code is not None:
+            why += f"; it exited with code {code}"
+        errors = [line for line in transport.process.stderr.splitlines() if line.strip()]
+        if errors:
+            why += f"; its stderr ends: {one_line(errors[-1], 200)}"
+    return why
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
