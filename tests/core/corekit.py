@@ -22,12 +22,15 @@ def director_maker(tmp_path: Path) -> tuple[MakeDirector, list[Director]]:
     """A Director whose agents answer from `script` in this process, in local sandboxes."""
     made: list[Director] = []
 
-    def make(script: Any, models: FakeModels | None = None, **settings: Any) -> tuple[Director, FakeModels]:
+    def make(script: Any, models: FakeModels | None = None, priced: bool = False,
+             **settings: Any) -> tuple[Director, FakeModels]:
         fake = models or FakeModels(script)
+        prices = {"input_price": 1.0, "output_price": 1.0} if priced else {}  # USD per million tokens
         base = load_settings(tmp_path)
         sandbox = base.sandbox.model_copy(update={"backend": "local"})
+        model = ModelSpec(base_url="http://fake.invalid/v1", model="fake", **prices)
         config = base.model_copy(update={"state_dir": tmp_path / "state", "sandbox": sandbox,
-                                         "models": {"default": ModelSpec(base_url="http://fake.invalid/v1", model="fake")}, **settings})
+                                         "models": {"default": model}, **settings})
         director = Director(config, models=fake)
         made.append(director)
         return director, fake
