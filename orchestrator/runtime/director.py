@@ -203,6 +203,19 @@ class Director:
             raise JobStateError(f"job {job_id} has no answer to its plan yet")
         self.queue.enqueue(job_id, "answer", answer.resume_value())
 
+    def topup_later(self, job_id: str, amount: float, by: str = "") -> None:
+        """A top-up for a worker to act on; return at once."""
+        self._topped_up(job_id, amount, by)
+        self.queue.enqueue(job_id, "answer", {"topup": amount})
+
+    def _topped_up(self, job_id: str, amount: float, by: str) -> Job:
+        job = self.get(job_id)
+        if job.task.campaign is None or job.status != JobStatus.AWAITING_BUDGET:
+            raise JobStateError(f"job {job_id} is {job.status.value}: only a campaign waiting for budget "
+                                "takes a top-up")
+        self.records.events.append(CampaignToppedUp(job_id=job_id, amount=amount, by=by))
+        return job
+
     def answer_here(self, job_id: str, resume: dict[str, object]) -> Job:
         """What a worker does with a queued answer (to a plan, or a top-up): run the job on in this process."""
         job = self.get(job_id)
@@ -213,12 +226,9 @@ class Director:
     # -- campaigns ---------------------------------------------------------------------
 
     def topup(self, job_id: str, amount: float, by: str = "") -> Job:
-        """Give a campaign that waits for budget `amount` USD more; it goes on where it stood."""
-        job = self.get(job_id)
-        if job.task.campaign is None or job.status != JobStatus.AWAITING_BUDGET:
-            raise JobStateError(f"job {job_id} is {job.status.value}: only a campaign waiting for budget "
-                                "takes a top-up")
-        self.records.events.append(CampaignToppedUp(job_id=job_id, amount=amount, by=by))
+        """Give a campaign that waits for budget `amount` USD more; it goes on where it stood (here, or on the
+        worker that holds it, followed until it settles)."""
+        job = self._topped_up(job_id, amount, by)
         resume = {"topup": amount}
         if not self.queue.holds(job_id):
             return self._advance(job, resume=resume)

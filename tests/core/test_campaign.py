@@ -32,7 +32,8 @@ def _repo(tmp_path: Path) -> Path:
 
 def _option(key: str, cost: int = 1, risk: int = 1) -> dict[str, Any]:
     title = FIXES[key][0]
-    return {"plan": {"summary": title, "subtasks": [{"id": "s1", "title": title, "instructions": f"{title} in units.py"}]},
+    subtasks = [{"id": "s1", "title": title, "instructions": f"{title} in units.py"}]
+    return {"plan": {"summary": title, "subtasks": subtasks},
             "cost": cost, "risk": risk, "rationale": "one wrong formula"}
 
 
