@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from agents.model_errors import ModelContextError, ModelError, ModelUnavailableError
 from agents.models import ModelSpec
+from agents.pricing import Price, cost
 from agents.scripted_model.script import ChatRequest, Script
 from agents.scripted_model.server import ScriptedModel, too_long
 from agents.tokens import count_messages, count_tools
@@ -44,7 +45,7 @@ class FakeModels:
         self._lock = threading.Lock()
 
     def __call__(self, spec: ModelSpec, role: str, ledger: UsageLedger, agent: str | None) -> FakeChatModel:
-        return FakeChatModel(self, role, ledger, agent, spec.model)
+        return FakeChatModel(self, role, ledger, agent, spec.model, spec.price_override)
 
     @property
     def pending(self) -> list[int]:
@@ -71,8 +72,9 @@ class FakeChatModel:
     """One agent's model (agents.loop.ChatModel)."""
 
     def __init__(self, models: FakeModels, role: str, ledger: UsageLedger | None = None, agent: str | None = None,
-                 model: str = "fake"):
+                 model: str = "fake", price: Price | None = None):
         self.models = models
+        self.price = price
         self.role = role
         self.agent = agent
         self.model = model
@@ -100,9 +102,10 @@ class FakeChatModel:
                 continue
             calls.append({"name": call.name, "args": args, "id": call_id, "type": "tool_call"})
         reply = AIMessage(content=entry.content or "", tool_calls=calls, invalid_tool_calls=invalid)
+        answer = count_messages([reply])
         self.ledger.record(Usage(role=self.role, model=self.model, agent=self.agent, input_tokens=prompt,
-                                 output_tokens=count_messages([reply]), cost=0.0, priced=False, estimated=True,
-                                 latency=0.0))
+                                 output_tokens=answer, cost=cost(self.model, prompt, answer, self.price),
+                                 priced=self.price is not None, estimated=True, latency=0.0))
         return reply
 
 

@@ -62,3 +62,20 @@ class ReviewVerdict(BaseModel):
     @property
     def approved(self) -> bool:
         return self.decision == "approve"
+
+
+class PlanOption(BaseModel):
+    """One way forward a campaign's planner proposes, with its own estimate of what it costs and risks."""
+
+    plan: Plan
+    cost: int = Field(ge=1, le=5, description="the effort it takes, 1 (a line) to 5 (a rewrite)")
+    risk: int = Field(ge=1, le=5, description="how likely it breaks something or fails, 1 (hardly) to 5 (likely)")
+    rationale: str = Field(min_length=1, description="why this way, and what it leaves for later")
+
+
+class PlanOptions(BaseModel):
+    options: list[PlanOption] = Field(min_length=1, max_length=4)
+
+    def ranked(self) -> list[PlanOption]:
+        """Cheapest and safest first; the planner's order breaks ties."""
+        return sorted(self.options, key=lambda o: o.cost + o.risk)

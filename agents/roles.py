@@ -17,7 +17,7 @@ from agents.context import ContextWindow
 from agents.loop import AgentLimits, AgentObserver, AgentOutcome, Budget, ChatModel, run_agent
 from agents.mcp_tools import McpServers
 from agents.models import Role
-from agents.plan import Plan, ReviewVerdict, Subtask
+from agents.plan import Plan, PlanOptions, ReviewVerdict, Subtask
 from agents.prompts import render
 from agents.repo_info import file_tree, read_readme
 from agents.repo_map import build_repo_map
@@ -73,6 +73,10 @@ REVIEWER = RoleSpec("reviewer", "reviewer", "reviewer", "reviewer_task", _READ_T
     "submit_review", "Submit the review verdict: approve, or request_changes with concrete comments.",
     ReviewVerdict))
 RESOLVER = RoleSpec("resolver", "coder", "resolver", "resolver_task", ALL_TOOLS)
+CAMPAIGN_PLANNER = RoleSpec(
+    "planner", "planner", "campaign_planner", "campaign_planner_task", _READ_TOOLS, _answer_tool(
+        "submit_options", "Submit the alternative plans for the next iteration, each with its cost, risk and "
+        "rationale.", PlanOptions))
 
 
 @dataclass
@@ -90,9 +94,11 @@ class RoleRun:
     mcp: McpServers = field(default_factory=McpServers)
 
 
-def run_role(spec: RoleSpec, run: RoleRun, **inputs: Any) -> AgentOutcome:
+def run_role(spec: RoleSpec, run: RoleRun, system_inputs: dict[str, Any] | None = None,
+             **inputs: Any) -> AgentOutcome:
     """Render the role's prompts with `inputs` and run the loop until it submits or stops."""
-    system = render(spec.system, workspace=WORKSPACE_MOUNT, network=run.sandbox.spec.network)
+    system = render(spec.system, workspace=WORKSPACE_MOUNT, network=run.sandbox.spec.network,
+                    **(system_inputs or {}))
     task = render(spec.task, notes=run.notes, **inputs)
     with run.mcp.tools(run.sandbox) as mcp_tools:
         # Built-in tools, the servers' and the answer, always in this order: a stable prefix for prompt caches.
@@ -111,6 +117,21 @@ def plan(run: RoleRun, task: str, test_command: str | None) -> tuple[Plan, Agent
     if not outcome.submitted:
         raise RoleError("planner", outcome)
     return Plan.model_validate(outcome.submission), outcome
+
+
+def propose(run: RoleRun, goal: str, verifier: str, figure_rule: str, iteration: int, output: str,
+            figure: float | None, first_figure: float | None, journal: str, options: int,
+            test_command: str | None) -> PlanOptions:
+    """A campaign's next iteration: up to `options` alternative plans, each with its cost and risk."""
+    outcome = run_role(CAMPAIGN_PLANNER, run, {"options": options}, goal=goal, verifier=verifier,
+                       figure_rule=figure_rule, iteration=iteration,
+                       output=cap_output(output, PROMPT_LIMITS.test_output_chars)[0], figure=figure,
+                       first_figure=first_figure, journal=journal, test_command=test_command,
+                       file_tree=file_tree(run.sandbox))
+    if not outcome.submitted:
+        raise RoleError("campaign planner", outcome)
+    proposed = PlanOptions.model_validate(outcome.submission)
+    return PlanOptions(options=proposed.ranked()[:options])
 
 
 def code(run: RoleRun, task: str, subtask: Subtask, test_command: str | None,

@@ -88,3 +88,16 @@ def short(value: Any, limit: int = 80) -> str:
 def first_line(text: str | None, limit: int = 80) -> str:
     lines = (text or "").strip().splitlines()
     return short(lines[0] if lines else "", limit)
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float | None]) -> str:
+    """The values as bars, lowest to highest; a value missing (no figure) as a space."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return ""
+    low, high = min(known), max(known)
+    span = (high - low) or 1.0
+    return "".join(" " if v is None else _BARS[round((v - low) / span * (len(_BARS) - 1))] for v in values)

@@ -16,15 +16,18 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 
 from agents.loop import AgentOutcome
-from agents.plan import Plan, ReviewVerdict, Subtask
+from agents.plan import Plan, PlanOption, PlanOptions, ReviewVerdict, Subtask
 from agents.usage import UsageTotals
 from orchestrator.config.settings import Settings
+from orchestrator.engine.campaign import JournalEntry
 from orchestrator.engine.state import SubtaskResult, TestRun
 from orchestrator.engine.subtask import StageResult
+from orchestrator.engine.verifier import Measurement
 from orchestrator.store.db import is_postgres, libpq_url, store_url
 
 # The types a checkpoint may hold; LangGraph refuses to revive any others.
-CHECKPOINTED_TYPES = (Plan, Subtask, ReviewVerdict, TestRun, SubtaskResult, StageResult, AgentOutcome, UsageTotals)
+CHECKPOINTED_TYPES = (Plan, Subtask, ReviewVerdict, TestRun, SubtaskResult, StageResult, AgentOutcome, UsageTotals,
+                      PlanOption, PlanOptions, Measurement, JournalEntry)
 SERDE = JsonPlusSerializer(allowed_msgpack_modules=[(t.__module__, t.__name__) for t in CHECKPOINTED_TYPES])
 
 

@@ -60,6 +60,9 @@ def build_graph(ctx: JobContext) -> StateGraph:
 
     def plan(state: JobState) -> dict[str, Any]:
         s.set_status(JobStatus.PLANNING)
+        if s.task.plan is not None:  # chosen already: a campaign's option
+            s.emit(PlanReady(role="planner", plan=s.task.plan))
+            return {"plan": s.task.plan}
         ws = s.workspace("plan", state["base_sha"], branch=s.job_branch)
         agent = AgentId(role="planner")
         try:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from langgraph.graph import StateGraph
 from langgraph.types import Command
 
 from agents.model_errors import ModelError
 from agents.models import ROLES, api_key
 from agents.roles import RoleError
 from orchestrator.config.settings import Settings, for_job
+from orchestrator.engine.campaign import Announce, build_campaign_graph
+from orchestrator.engine.campaign_report import build_campaign_report
 from orchestrator.engine.checkpoints import checkpointer
 from orchestrator.engine.context import JobCancelled, JobContext, ModelSource, endpoint_model
 from orchestrator.engine.graph import build_graph
@@ -40,20 +43,21 @@ def open_repo(settings: Settings, source: str) -> GitRepo:
 
 
 def advance(settings: Settings, records: JobRecords, job: Job, resume: dict[str, Any] | None = None,
-            rewind: dict[str, Any] | None = None, models: ModelSource = endpoint_model) -> Job:
+            rewind: dict[str, Any] | None = None, models: ModelSource = endpoint_model,
+            announce: Announce = lambda job, message: None) -> Job:
     """Run the job's graph from wherever its checkpoint stands (new, crashed mid-way, answered)
     until it ends or waits for approval. `rewind` rewrites the state first, as a retry does."""
     started = time.monotonic()
     settings = for_job(settings, job.settings)
     watch = JobWatch(job.id, records.jobs).start()
     try:
-        return _advance(settings, records, job, watch, resume, rewind, models, started)
+        return _advance(settings, records, job, watch, resume, rewind, models, announce, started)
     finally:
         watch.close()
 
 
 def _advance(settings: Settings, records: JobRecords, job: Job, watch: JobWatch, resume: dict[str, Any] | None,
-             rewind: dict[str, Any] | None, models: ModelSource, started: float) -> Job:
+             rewind: dict[str, Any] | None, models: ModelSource, announce: Announce, started: float) -> Job:
     try:
         ctx = _context(settings, records, job, models)
     except CANNOT_GO_ON as exc:
@@ -62,7 +66,7 @@ def _advance(settings: Settings, records: JobRecords, job: Job, watch: JobWatch,
     ctx.watch = watch
     config = {"configurable": {"thread_id": job.id}, "max_concurrency": GRAPH_THREADS}
     with checkpointer(settings) as saver:
-        app = build_graph(ctx).compile(checkpointer=saver)
+        app = _graph(settings, records, ctx, models, announce).compile(checkpointer=saver)
         snapshot = app.get_state(config)
         if rewind is not None:
             # As if integration had just finished without these results: the graph
@@ -88,10 +92,32 @@ def _advance(settings: Settings, records: JobRecords, job: Job, watch: JobWatch,
         snapshot = app.get_state(config)
     if watch.reason is not None:
         return _stopped(records, job, watch)
-    if snapshot.next:  # waiting at the approval interrupt
-        records.events.append(JobWaiting(job_id=job.id))
+    if snapshot.next:  # waiting at an interrupt: the plan's approval, or a campaign's top-up
+        waiting_for = "budget" if job.task.campaign else "plan approval"
+        records.events.append(JobWaiting(job_id=job.id, waiting_for=waiting_for))
         return records.jobs.get(job.id)
+    if job.task.campaign is not None:
+        return _finish_campaign(records, job, snapshot.values, ctx, time.monotonic() - started)
     return _finish(records, job, snapshot.values, ctx, time.monotonic() - started)
+
+
+def _graph(settings: Settings, records: JobRecords, ctx: JobContext, models: ModelSource,
+           announce: Announce) -> StateGraph:
+    if ctx.task.campaign is None:
+        return build_graph(ctx)
+    return build_campaign_graph(ctx, records, lambda child: advance(settings, records, child, models=models),
+                                announce)
+
+
+def _finish_campaign(records: JobRecords, job: Job, state: dict[str, Any], ctx: JobContext, seconds: float) -> Job:
+    children = [j for entry in state.get("journal", []) for j in entry.jobs]
+    spent = records.events.spent(job.id) + sum(records.events.spent(j) for j in children)
+    report = build_campaign_report(job.id, state, ctx.repo.resolve(state["branch"]), spent, seconds)
+    status = JobStatus.SUCCEEDED if report.passed else JobStatus.FAILED
+    if records.jobs.get(job.id).status == JobStatus.CANCELLED:
+        status = JobStatus.CANCELLED
+    return records.finish(job.id, status, error=report.stop_reason, report=report.model_dump(mode="json"),
+                          branch=report.branch)
 
 
 def _ended_by(records: JobRecords, job: Job, watch: JobWatch, exc: Exception) -> Job:

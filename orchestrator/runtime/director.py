@@ -11,20 +11,22 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from agents.plan import Plan
 from orchestrator.config.settings import Settings, job_snapshot
+from orchestrator.engine.campaign_report import CampaignReport
 from orchestrator.engine.context import ModelSource, endpoint_model
 from orchestrator.engine.report import Report
 from orchestrator.engine.runner import advance, interrupted_reason, open_repo, preflight
 from orchestrator.engine.watch import stop_running
 from orchestrator.runtime import background
-from orchestrator.runtime.notify import Inbox
+from orchestrator.runtime.notify import Inbox, Notifier, announcer, configured_sinks
 from orchestrator.runtime.prune import PruneResult, prune
 from orchestrator.runtime.queue import JobQueue
 from orchestrator.store.db import open_store, store_url
 from orchestrator.store.events import (
+    CampaignToppedUp,
     DirectorAnswer,
     DirectorNote,
     Event,
@@ -54,6 +56,9 @@ class Director:
         self.models = models  # what the agents of jobs run here talk to
         self.records = JobRecords(open_store(store_url(settings)))
         self.queue = JobQueue(settings, self.records.jobs, self.records.events)
+        # A campaign's digest after each iteration goes to the inbox and the notification sinks.
+        self.announce = announcer(Notifier(self.records.engine, self.records.events,
+                                           configured_sinks(settings.notifications)))
 
     # -- reading ---------------------------------------------------------------------
 
@@ -86,7 +91,13 @@ class Director:
 
     def report(self, job_id: str) -> Report | None:
         job = self.get(job_id)
-        return Report.model_validate(job.report) if job.report else None
+        if not job.report or job.task.campaign is not None:
+            return None
+        return Report.model_validate(job.report)
+
+    def campaign_report(self, job_id: str) -> CampaignReport | None:
+        job = self.get(job_id)
+        return CampaignReport.model_validate(job.report) if job.report and job.task.campaign else None
 
     def diff(self, job_id: str) -> str:
         """The job branch's changes against where the job started."""
@@ -109,7 +120,7 @@ class Director:
     def settled(self, job_id: str) -> bool:
         """Whether the job has stopped moving: ended, or waiting for the director."""
         status = self.get(job_id).status
-        return status.finished or status == JobStatus.AWAITING_APPROVAL
+        return status.finished or status.waiting
 
     # -- running ---------------------------------------------------------------------
 
@@ -128,9 +139,9 @@ class Director:
     def run(self, job_id: str) -> Job:
         """Run a job from wherever it is (new, crashed mid-way) until it ends or waits for approval."""
         job = self.get(job_id)
-        if job.status == JobStatus.AWAITING_APPROVAL:
+        if job.status.waiting:
             return job
-        return advance(self.settings, self.records, job, models=self.models)
+        return self._advance(job)
 
     resume = run
 
@@ -179,7 +190,7 @@ class Director:
         if answer is None:
             raise JobStateError(f"job {job_id} has no answer to its plan yet: `shipyard approve` or `reject` it")
         if not self.queue.holds(job.id):
-            return advance(self.settings, self.records, job, resume=answer.resume_value(), models=self.models)
+            return self._advance(job, resume=answer.resume_value())
         queued = self.queue.enqueue(job.id, "answer", answer.resume_value())
         if queued is None:
             raise JobStateError(f"job {job.id} already has an answer queued; a worker (`shipyard serve`) takes it")
@@ -192,9 +203,39 @@ class Director:
             raise JobStateError(f"job {job_id} has no answer to its plan yet")
         self.queue.enqueue(job_id, "answer", answer.resume_value())
 
+    def topup_later(self, job_id: str, amount: float, by: str = "") -> None:
+        """A top-up for a worker to act on; return at once."""
+        self._topped_up(job_id, amount, by)
+        self.queue.enqueue(job_id, "answer", {"topup": amount})
+
+    def _topped_up(self, job_id: str, amount: float, by: str) -> Job:
+        job = self.get(job_id)
+        if job.task.campaign is None or job.status != JobStatus.AWAITING_BUDGET:
+            raise JobStateError(f"job {job_id} is {job.status.value}: only a campaign waiting for budget "
+                                "takes a top-up")
+        self.records.events.append(CampaignToppedUp(job_id=job_id, amount=amount, by=by))
+        return job
+
     def answer_here(self, job_id: str, resume: dict[str, object]) -> Job:
-        """What a worker does with a queued answer: run the job on in this process."""
-        return advance(self.settings, self.records, self._awaiting(job_id), resume=dict(resume), models=self.models)
+        """What a worker does with a queued answer (to a plan, or a top-up): run the job on in this process."""
+        job = self.get(job_id)
+        if not job.status.waiting:
+            raise JobStateError(f"job {job_id} is {job.status.value}: nothing waits for an answer")
+        return self._advance(job, resume=dict(resume))
+
+    # -- campaigns ---------------------------------------------------------------------
+
+    def topup(self, job_id: str, amount: float, by: str = "") -> Job:
+        """Give a campaign that waits for budget `amount` USD more; it goes on where it stood (here, or on the
+        worker that holds it, followed until it settles)."""
+        job = self._topped_up(job_id, amount, by)
+        resume = {"topup": amount}
+        if not self.queue.holds(job_id):
+            return self._advance(job, resume=resume)
+        queued = self.queue.enqueue(job_id, "answer", resume)
+        if queued is None:
+            raise JobStateError(f"job {job_id} already has an answer queued; a worker (`shipyard serve`) takes it")
+        return self.queue.wait(job_id, after=queued.id)
 
     # -- steering ----------------------------------------------------------------------
 
@@ -220,8 +261,7 @@ class Director:
         self.records.events.append(SubtasksRetried(job_id=job_id, subtasks=sorted(chosen), kept=kept))
         self.records.jobs.update(job_id, JobStatus.RUNNING, error=None, report=None)
         forget = {i: None for i in chosen}
-        return advance(self.settings, self.records, job, rewind={"results": forget, "stop_reason": None},
-                       models=self.models)
+        return self._advance(job, rewind={"results": forget, "stop_reason": None})
 
     def cancel(self, job_id: str) -> Job:
         """Mark the job cancelled; whatever runs it stops at its next step."""
@@ -274,6 +314,10 @@ class Director:
         return prune(self.settings, self.records, self.queue, older_than, dry_run)
 
     # -- internals -----------------------------------------------------------------------
+
+    def _advance(self, job: Job, **how: Any) -> Job:
+        """The job's graph on from its checkpoint, in this process, with this director's models and sinks."""
+        return advance(self.settings, self.records, job, models=self.models, announce=self.announce, **how)
 
     def close(self) -> None:
         """Let go of the queue's connection (commands that enqueued end with this)."""

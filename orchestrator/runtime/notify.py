@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 import httpx
@@ -24,7 +25,7 @@ from orchestrator.store.jobs import Job, JobStatus
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["finished", "failed", "waiting"]
+Kind = Literal["finished", "failed", "waiting", "digest"]
 
 
 class Notification(BaseModel):
@@ -56,8 +57,11 @@ class Sink(Protocol):
 
 def notification_for(job: Job) -> Notification | None:
     """What to tell about the job in its present state; None while it is queued or running."""
-    if job.status == JobStatus.AWAITING_APPROVAL:
+    if job.status == JobStatus.AWAITING_BUDGET:
         kind: Kind = "waiting"
+        message = f"campaign {job.id} waits for budget: shipyard campaign topup {job.id} USD"
+    elif job.status == JobStatus.AWAITING_APPROVAL:
+        kind = "waiting"
         message = f"job {job.id} waits for your approval of its plan: shipyard approve {job.id}"
     elif job.status == JobStatus.FAILED:
         kind, message = "failed", f"job {job.id} failed: {job.error or 'see shipyard show ' + job.id}"
@@ -200,3 +204,15 @@ class Inbox:
         if ids:
             with self.engine.begin() as conn:
                 conn.execute(update(notifications).where(notifications.c.id.in_(ids)).values(read=True))
+
+
+def announcer(notifier: Notifier) -> Callable[[Job, str], None]:
+    """What the engine calls with a campaign's digest after each iteration: the inbox, then every sink."""
+
+    def announce(job: Job, message: str) -> None:
+        notification = Notification(kind="digest", message=message, job=job, ts=time.time())
+        notifier.record(notification)
+        for sink in notifier.sinks:
+            notifier.deliver(sink, notification)
+
+    return announce

@@ -131,7 +131,7 @@ class Worker:
         deadline = time.monotonic() + 2 * STALE
         while True:
             try:
-                if job.status != JobStatus.AWAITING_APPROVAL:
+                if not job.status.waiting:
                     return self.director.run(job.id)
                 if action == "answer" and answer is not None:
                     return self.director.answer_here(job.id, answer)

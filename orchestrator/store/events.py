@@ -269,6 +269,57 @@ class SandboxSetup(Event):
     output: str = ""
 
 
+# -- campaigns -----------------------------------------------------------------------------
+
+
+class CampaignMeasured(Event):
+    """The verifier's word on a commit of the campaign (its branch, or an option's job branch)."""
+
+    kind: Literal["campaign.measured"] = "campaign.measured"
+    iteration: int
+    sha: str
+    passed: bool
+    figure: float | None = None
+    of: str = Field("campaign", description="'campaign' for its branch, else the option's job id")
+
+
+class CampaignOptions(Event):
+    kind: Literal["campaign.options"] = "campaign.options"
+    iteration: int
+    options: list[dict[str, Any]] = Field(description="title, cost, risk, rationale of each, best ranked first")
+    jobs: list[str] = []
+
+
+class CampaignChosen(Event):
+    kind: Literal["campaign.chosen"] = "campaign.chosen"
+    iteration: int
+    winner: str | None = Field(description="the job whose branch was merged, or None when none moved the figure")
+    scores: dict[str, dict[str, Any]] = {}
+
+
+class CampaignDigest(Event):
+    """After each iteration: what the director should know, in a few lines."""
+
+    kind: Literal["campaign.digest"] = "campaign.digest"
+    iteration: int
+    text: str
+    figure_before: float | None = None
+    figure_now: float | None = None
+    spent: float = 0.0
+
+
+class CampaignPaused(Event):
+    kind: Literal["campaign.paused"] = "campaign.paused"
+    spent: float
+    budget: float
+
+
+class CampaignToppedUp(Event):
+    kind: Literal["campaign.topped_up"] = "campaign.topped_up"
+    amount: float
+    by: str = ""
+
+
 # -- runtime and front ends ------------------------------------------------------------------
 
 
@@ -324,7 +375,8 @@ AnyEvent = Annotated[
     | JobDiscarded | Notice | DirectorNote | DirectorAnswer | PlanReady | PlanEdited | PlanApproved | PlanRejected
     | SubtaskStatus | SubtasksRetried | CandidateChosen | TestResult | ReviewGiven | MergeDone | AgentMessage
     | AgentToolResult | AgentCondensed | AgentFinished | AgentCommit | SandboxSetup | NotificationRecorded
-    | NotificationSent | NotificationFailed | WorkerClaimed | WorkerReleased | GitHubRequest,
+    | NotificationSent | NotificationFailed | WorkerClaimed | WorkerReleased | GitHubRequest | CampaignMeasured
+    | CampaignOptions | CampaignChosen | CampaignDigest | CampaignPaused | CampaignToppedUp,
     Field(discriminator="kind"),
 ]
 _READER: TypeAdapter[Event] = TypeAdapter(AnyEvent)

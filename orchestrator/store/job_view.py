@@ -112,6 +112,12 @@ class JobView:
         self.worker: str | None = None
         self.accepted: ev.JobAccepted | None = None
         self.discarded = False
+        # A campaign's course: its branch's figure at the start and after each iteration, what it is doing.
+        self.figures: list[float | None] = []
+        self.iteration = 0
+        self.option_jobs: list[str] = []  # the jobs of the iteration under way
+        self.digests: list[str] = []
+        self.paused: ev.CampaignPaused | None = None
         self.plan_version = 0  # bumped when the plan is replaced, so views rebuild
         # What changed since the views last looked: "plan", "subtask:<id>", "agent:<name>", "agents"
         # (one more), "tests", "verdicts", "commits", "usage" (tokens, cost), "job" (status, accepted...).
@@ -252,6 +258,22 @@ class JobView:
             case ev.WorkerClaimed():
                 self.worker = event.worker
                 self.changed.add("job")
+            case ev.CampaignMeasured(of="campaign"):
+                self.figures.append(event.figure)
+                self.changed.add("campaign")
+            case ev.CampaignOptions():
+                self.iteration, self.option_jobs = event.iteration, list(event.jobs)
+                self.changed.add("campaign")
+            case ev.CampaignDigest():
+                self.digests.append(event.text)
+                self.option_jobs = []
+                self.changed.add("campaign")
+            case ev.CampaignPaused():
+                self.paused = event
+                self.changed.add("campaign")
+            case ev.CampaignToppedUp():
+                self.paused = None
+                self.changed.add("campaign")
 
     def _agent_event(self, event: ev.AgentMessage | ev.AgentToolResult | ev.AgentFinished) -> None:
         name = event.agent or ""

@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Engine, insert, or_, select, update
 
+from agents.plan import Plan
 from orchestrator.store.db import jobs
+
+
+class Campaign(BaseModel):
+    """A goal held by a verifier, pursued in iterations of jobs on one branch until the verifier passes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verifier: str = Field(min_length=1, description="a command: exit 0 when the goal holds; what it prints says how "
+                          "far it is (a number)")
+    figure: Literal["lower", "higher"] = Field("lower", description="which way the verifier's number improves")
+    figure_pattern: str | None = Field(None, description="a regex whose first group (else whole match) is the "
+                                       "number; default: the last number of the verifier's last line that has one")
+    budget: float | None = Field(None, ge=0, description="USD for the whole campaign; it pauses when spent")
+    iteration_budget: float | None = Field(None, ge=0, description="USD for one iteration (all its options)")
+    options: int = Field(1, ge=1, le=4, description="alternative plans run side by side in each iteration")
+    stall_after: int = Field(3, ge=1, description="iterations without progress after which it stops and says why")
+    max_iterations: int = Field(20, ge=1)
+
+    @field_validator("figure_pattern")
+    @classmethod
+    def _a_regex(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression ({exc})") from None
+        return pattern
 
 
 class Task(BaseModel):
@@ -25,17 +54,26 @@ class Task(BaseModel):
     network: bool = Field(False, description="let sandboxes reach the network")
     test_command: str | None = Field(None, description="overrides the configured or detected test command")
     image: str | None = Field(None, description="overrides the configured sandbox image")
+    campaign: Campaign | None = Field(None, description="the task is a goal pursued over iterations of jobs")
+    plan: Plan | None = Field(None, description="the plan to follow instead of asking the planner")
+    parent: str | None = Field(None, description="the campaign this job is an iteration's option of")
 
 
 class JobStatus(StrEnum):
     QUEUED = "queued"
     PLANNING = "planning"
     AWAITING_APPROVAL = "awaiting_approval"
+    AWAITING_BUDGET = "awaiting_budget"  # a campaign whose budget is spent: a top-up goes on
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+
+    @property
+    def waiting(self) -> bool:
+        """Stopped until the director answers: a plan to approve, a campaign to top up."""
+        return self in (JobStatus.AWAITING_APPROVAL, JobStatus.AWAITING_BUDGET)
 
     @property
     def finished(self) -> bool:

@@ -221,6 +221,16 @@ class GitRepo:
         """Merge a finished job into `into_branch` of the user's repo (see accept.accept_job)."""
         return accept_job(self, job_branch, into_branch)
 
+    def fast_forward(self, branch: str, to: str) -> str:
+        """Move `branch` on to `to`, a commit that already holds all of it; WorkspaceError if it does not."""
+        check_branch(branch)
+        with self.locked():
+            old, new = self.resolve(branch), self.resolve(to)
+            if self.git(["merge-base", "--is-ancestor", old, new], check=False).returncode != 0:
+                raise WorkspaceError(f"{to} does not build on {branch}: it cannot be fast-forwarded there")
+            self.git(["update-ref", f"refs/heads/{branch}", new, old])
+            return new
+
     def is_merged(self, branch: str, into: str) -> bool:
         """Whether every commit of `branch` is in `into` (False when either does not exist)."""
         try:

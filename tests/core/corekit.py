@@ -24,14 +24,16 @@ def director_maker(tmp_path: Path) -> tuple[MakeDirector, list[Director]]:
     """A Director whose agents answer from `script` in this process, in local sandboxes."""
     made: list[Director] = []
 
-    def make(script: Any, models: FakeModels | None = None, **settings: Any) -> tuple[Director, FakeModels]:
+    def make(script: Any, models: FakeModels | None = None, priced: bool = False,
+             **settings: Any) -> tuple[Director, FakeModels]:
         fake = models or FakeModels(script)
+        prices = {"input_price": 1.0, "output_price": 1.0} if priced else {}  # USD per million tokens
         base = load_settings(tmp_path)
         sandbox = base.sandbox.model_copy(update={"backend": "local"})
         # The fake's window is the script's (it refuses longer requests, as the scripted server does); stated, so
         # that no agent asks fake.invalid for it.
         spec = ModelSpec(base_url="http://fake.invalid/v1", model="fake",
-                         context_window=fake.script.script.context_window or FAKE_WINDOW)
+                         context_window=fake.script.script.context_window or FAKE_WINDOW, **prices)
         config = base.model_copy(update={"state_dir": tmp_path / "state", "sandbox": sandbox,
                                          "models": {"default": spec}, **settings})
         director = Director(config, models=fake)

@@ -161,3 +161,4 @@ def test_repo_config() -> None:
     assert not parse_repo_config(None).ci.fix_failures, "fixing checks is asked for, never assumed"
     with pytest.raises(RepoConfigError, match=r"^\.shipyard\.toml: ci\.max_rounds: Input should be less than"):
         parse_repo_config("[ci]\nmax_rounds = 50\n")
+

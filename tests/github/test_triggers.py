@@ -23,6 +23,7 @@ from orchestrator.apps.github.triggers import (
     InstallationChanged,
     Reject,
     Run,
+    TopUp,
     command_text,
     interpret,
 )
@@ -150,3 +151,20 @@ def test_other_events_are_not_parsed_and_bad_ones_say_why() -> None:
         broken = payload("issues.labeled")
         del broken["issue"]["number"]
         parse_event("issues", broken)
+
+
+def _comment(body: str):  # noqa: ANN202
+    event = parse_event("issue_comment", payload("issue_comment.created", comment__body=body))
+    return interpret(event, SETTINGS)  # type: ignore[arg-type]
+
+
+def test_campaign_and_topup_commands() -> None:
+    run = _comment("/shipyard campaign raise coverage of src/ to 90% --until `coverage report --fail-under=90`")
+    assert isinstance(run, Run) and run.campaign is not None
+    assert run.campaign.goal == "raise coverage of src/ to 90%" == run.request
+    assert run.campaign.verifier == "coverage report --fail-under=90"
+    plain = _comment("/shipyard campaign with no verifier")
+    assert isinstance(plain, Run) and plain.campaign is None  # an ordinary request, as written
+    topup = _comment("/shipyard topup $2.50")
+    assert isinstance(topup, TopUp) and topup.amount == 2.5
+    assert isinstance(_comment("/shipyard topup lots"), Ignore)

@@ -18,12 +18,30 @@ from agents.plan import Plan
 from agents.scripted_model import ScriptedModelServer
 from agents.validation import problems
 from orchestrator.apps.cli import options
-from orchestrator.apps.cli.render import event_line, jobs_table, plan_table, progress_view, report_view, say_error
-from orchestrator.apps.demo import INSTRUCTION, SCRIPT, demo_settings, make_sample_repo
+from orchestrator.apps.cli.render import (
+    campaign_progress,
+    campaign_report_view,
+    event_line,
+    jobs_table,
+    plan_table,
+    progress_view,
+    report_view,
+    say_error,
+)
+from orchestrator.apps.demo import (
+    CAMPAIGN_GOAL,
+    CAMPAIGN_REPO,
+    CAMPAIGN_SCRIPT,
+    CAMPAIGN_VERIFIER,
+    INSTRUCTION,
+    SCRIPT,
+    demo_settings,
+    make_sample_repo,
+)
 from orchestrator.config.settings import load_settings
 from orchestrator.runtime.director import Director
 from orchestrator.store.events import to_row
-from orchestrator.store.jobs import Job, JobStatus, Task
+from orchestrator.store.jobs import Campaign, Job, JobStatus, Task
 
 console = Console()
 
@@ -69,29 +87,40 @@ def run(
         typer.echo(job.id)
         return
     console.print(f"job [bold]{job.id}[/] on {job.task.repo} from {job.task.base}", highlight=False)
-    _drive(director, job.id, lambda: director.run(job.id))
+    drive(director, job.id, lambda: director.run(job.id))
 
 
 def demo(
+    which: str = typer.Argument("job", help="job (the default) or campaign"),
     workdir: Path | None = typer.Option(None, "--dir", help="where to put the sample repo (default: a new temp dir)"),
     backend: str | None = typer.Option(None, "--backend", help="sandbox backend (default: from the configuration)"),
 ) -> None:
-    """The whole flow on a bundled sample repo, with a SCRIPTED model (no model endpoint needed)."""
+    """The whole flow on a bundled sample repo, with a SCRIPTED model (no model endpoint needed): a job, or
+    (`demo campaign`) a campaign of three iterations towards a goal its verifier checks."""
+    if which not in ("job", "campaign"):
+        raise typer.BadParameter(f"'{which}': choose job or campaign", param_hint="WHICH")
     workdir = (workdir or Path(tempfile.mkdtemp(prefix="shipyard-demo-"))).resolve()
-    console.print(
-        "[yellow bold]This demo uses a scripted model:[/] every model answer is replayed from "
-        f"{SCRIPT.name}. The sandboxes, git branches, tests and HTTP calls are real."
-    )
-    repo = make_sample_repo(workdir / "inventory")
-    with ScriptedModelServer(SCRIPT) as server:
+    script = CAMPAIGN_SCRIPT if which == "campaign" else SCRIPT
+    console.print(Text.assemble(("This demo uses a scripted model:", "yellow bold"), f" every model answer is replayed "
+                                f"from {script.name}. The sandboxes, git branches, tests and HTTP calls are real."))
+    if which == "campaign":
+        repo = make_sample_repo(workdir / "units", CAMPAIGN_REPO)
+        # The verifier is the campaign's test: the unit tests fail until its goal holds.
+        task = Task(instruction=CAMPAIGN_GOAL, repo=str(repo), base="main", test_command="true",
+                    campaign=Campaign(verifier=CAMPAIGN_VERIFIER, options=2))
+        check = CAMPAIGN_VERIFIER
+    else:
+        repo = make_sample_repo(workdir / "inventory")
+        task, check = Task(instruction=INSTRUCTION, repo=str(repo), base="main"), "python3 -m pytest -q"
+    with ScriptedModelServer(script) as server:
         director = Director(demo_settings(workdir, server.base_url, backend))
-        job = director.submit(Task(instruction=INSTRUCTION, repo=str(repo), base="main"))
-        console.print(f"sample repo: {repo}\ntask: {INSTRUCTION}\njob [bold]{job.id}[/]")
-        _drive(director, job.id, lambda: director.run(job.id), exit_at_end=False)
+        job = director.submit(task)
+        console.print(f"sample repo: {repo}\ntask: {task.instruction}\n{which} [bold]{job.id}[/]")
+        drive(director, job.id, lambda: director.run(job.id), exit_at_end=False)
     final = director.get(job.id)
     console.print(
         f"\nSee for yourself:\n  cd {repo}\n  git log --oneline --graph shipyard/{job.id}\n"
-        f"  git checkout shipyard/{job.id} && python3 -m pytest -q\n"
+        f"  git checkout shipyard/{job.id} && {check}\n"
         f"The demo's jobs, events and checkpoints are in {workdir / 'state'}; "
         f"`shipyard` commands read them with SHIPYARD_STATE_DIR={workdir / 'state'}"
     )
@@ -101,7 +130,7 @@ def demo(
 def resume(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
     """Continue a job whose process died, from its last checkpoint; finished work is not redone."""
     director, job = _found(job_id)
-    _drive(director, job.id, lambda: director.resume(job.id))
+    drive(director, job.id, lambda: director.resume(job.id))
 
 
 def approve(
@@ -111,7 +140,7 @@ def approve(
     """Approve the plan of a waiting job (optionally an edited plan) and run it."""
     director, job = _found(job_id)
     plan = _edited_plan(plan_file) if plan_file else None
-    _drive(director, job.id, lambda: director.approve(job.id, plan))
+    drive(director, job.id, lambda: director.approve(job.id, plan))
 
 
 def _edited_plan(path: Path) -> Plan:
@@ -150,9 +179,16 @@ def show(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")
     plan = director.plan(job.id)
     if plan:
         console.print(plan_table(plan))
-    report = director.report(job.id)
+    _report(director, job.id)
+
+
+def _report(director: Director, job_id: str) -> None:
+    report = director.report(job_id)
     if report:
         console.print(report_view(report))
+    campaign = director.campaign_report(job_id)
+    if campaign:
+        console.print(campaign_report_view(campaign))
 
 
 def logs(
@@ -215,7 +251,7 @@ def retry(
 ) -> None:
     """Run a failed job's failed subtasks again; what succeeded stays, earlier attempts keep their branches."""
     director, job = _found(job_id)
-    _drive(director, job.id, lambda: director.retry(job.id, subtasks or None))
+    drive(director, job.id, lambda: director.retry(job.id, subtasks or None))
 
 
 def cancel(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
@@ -259,9 +295,10 @@ def _interrupted(director: Director, job_id: str, thread: threading.Thread) -> N
     raise typer.Exit(130)
 
 
-def _drive(director: Director, job_id: str, work, exit_at_end: bool = True) -> None:  # type: ignore[no-untyped-def]
+def drive(director: Director, job_id: str, work, exit_at_end: bool = True) -> None:  # type: ignore[no-untyped-def]
     """Run `work` in a thread while showing the job's live progress; then the plan or report."""
     view = director.view(job_id)
+    shown = campaign_progress if director.get(job_id).task.campaign else progress_view
     failure: list[BaseException] = []
 
     def target() -> None:
@@ -273,10 +310,10 @@ def _drive(director: Director, job_id: str, work, exit_at_end: bool = True) -> N
     thread = threading.Thread(target=target, name=f"job-{job_id}", daemon=True)
     thread.start()
     try:
-        with Live(progress_view(view), console=console, refresh_per_second=8, transient=False) as live:
+        with Live(shown(view), console=console, refresh_per_second=8, transient=False) as live:
             for event in director.follow(job_id, after=view.cursor, poll=0.1, until=lambda: not thread.is_alive()):
                 view.apply(event)
-                live.update(progress_view(view))
+                live.update(shown(view))
     except KeyboardInterrupt:
         _interrupted(director, job_id, thread)
     console.print()
@@ -291,9 +328,11 @@ def _drive(director: Director, job_id: str, work, exit_at_end: bool = True) -> N
         console.print(Text.assemble("The plan waits for you: ", (f"shipyard approve {job_id}", "bold"), " or ",
                                     (f"shipyard reject {job_id}", "bold")))
         return
-    report = director.report(job_id)
-    if report:
-        console.print(report_view(report))
+    if job.status == JobStatus.AWAITING_BUDGET:
+        console.print(Text.assemble("The campaign's budget is spent; it waits for you: ",
+                                    (f"shipyard campaign topup {job_id} USD", "bold")))
+        return
+    _report(director, job_id)
     if job.error:
         console.print(Text.assemble((f"job {job_id} {job.status.value}: ", "red"), job.error))
     if exit_at_end:

@@ -15,6 +15,7 @@ from agents.model_errors import ModelError
 from agents.scripted_model import ScriptError
 from agents.validation import problems
 from orchestrator.apps.cli import (
+    campaign_commands,
     config_commands,
     eval_commands,
     github_commands,
@@ -42,6 +43,7 @@ app = typer.Typer(
     add_completion=False,
 )
 job_commands.register(app)
+campaign_commands.register(app)
 worker_commands.register(app)
 eval_commands.register(app)
 app.command()(tui_command)

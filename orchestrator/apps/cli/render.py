@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agents.plan import Plan
+from orchestrator.engine.campaign_report import CampaignReport
 from orchestrator.engine.report import Report
 from orchestrator.store.events import (
     AgentCondensed,
@@ -26,7 +27,7 @@ from orchestrator.store.events import (
 )
 from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Job
-from tui.format import STYLE, age, short
+from tui.format import STYLE, age, short, sparkline
 
 
 def say_error(message: str) -> None:
@@ -99,6 +100,38 @@ def progress_view(view: JobView) -> RenderableType:
     head = Text.assemble(("job ", "bold"), view.job_id, "  ", styled(view.status or "queued"),
                          f"  tokens {view.tokens}  cost ${view.cost:.4f}")
     return Group(head, table)
+
+
+def campaign_progress(view: JobView) -> RenderableType:
+    """The live view of a campaign: its figure over time, the iteration under way, the digests so far."""
+    figures = " → ".join("-" if f is None else f"{f:g}" for f in view.figures)
+    head = Text.assemble(("campaign ", "bold"), view.job_id, "  ", styled(view.status or "queued"),
+                         f"  iteration {view.iteration or 1}  figure {sparkline(view.figures)} {figures}",
+                         f"  cost ${view.cost:.4f}")
+    lines = [head, *(Text(f"  {digest}") for digest in view.digests[-5:])]
+    if view.option_jobs:
+        lines.append(Text(f"  running: {', '.join(view.option_jobs)}", style="cyan"))
+    if view.paused is not None:
+        lines.append(Text(f"  waiting for budget: ${view.paused.spent:.4f} spent of ${view.paused.budget:.4f}",
+                          style="yellow"))
+    return Group(*lines)
+
+
+def campaign_report_view(report: CampaignReport) -> RenderableType:
+    head = Table.grid(padding=(0, 2))
+    head.add_row("campaign", report.job_id)
+    head.add_row("status", styled(report.status))
+    head.add_row("branch", Text(report.branch, style="bold"))
+    head.add_row("figure", f"{sparkline(report.figures)}  "
+                           + " → ".join("-" if f is None else f"{f:g}" for f in report.figures))
+    head.add_row("total", f"${report.cost:.4f}, {report.seconds:.1f} s")
+    if report.stop_reason:
+        head.add_row("stopped", Text(report.stop_reason, style="red"))
+    iterations = Table("iteration", "tried", "merged", "figure", title="iterations", expand=True)
+    for entry in report.iterations:
+        iterations.add_row(str(entry.iteration), " | ".join(entry.options), ", ".join(entry.merged) or "-",
+                           f"{entry.figure_before} → {entry.figure_after}")
+    return Group(head, iterations)
 
 
 def report_view(report: Report) -> RenderableType:

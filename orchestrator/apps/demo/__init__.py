@@ -20,6 +20,10 @@ from orchestrator.store.jobs import Job, Task
 DEMO_DIR = Path(__file__).parent
 SAMPLE_REPO = DEMO_DIR / "sample_repo"
 SCRIPT = DEMO_DIR / "script.yaml"
+CAMPAIGN_REPO = DEMO_DIR / "campaign_repo"
+CAMPAIGN_SCRIPT = DEMO_DIR / "campaign_script.yaml"
+CAMPAIGN_GOAL = "Make every unit conversion right."
+CAMPAIGN_VERIFIER = "python3 verify.py"
 INSTRUCTION = (
     "The total value ignores quantities and its test fails: fix it. Then add discount(total, percent), "
     "which refuses percentages outside 0-100, and stock_report(items), which lists each item's stock "
@@ -35,9 +39,9 @@ class DemoRun:
     server: ScriptedModelServer
 
 
-def make_sample_repo(path: Path) -> Path:
-    """A fresh git repo with the sample project committed on `main`."""
-    shutil.copytree(SAMPLE_REPO, path, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+def make_sample_repo(path: Path, source: Path = SAMPLE_REPO) -> Path:
+    """A fresh git repo with the sample project (or `source`) committed on `main`."""
+    shutil.copytree(source, path, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
     env = {"GIT_AUTHOR_NAME": "Demo", "GIT_AUTHOR_EMAIL": "demo@example.invalid",
            "GIT_COMMITTER_NAME": "Demo", "GIT_COMMITTER_EMAIL": "demo@example.invalid", "PATH": "/usr/bin:/bin"}
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "Sample inventory project"]):

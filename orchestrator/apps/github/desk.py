@@ -39,11 +39,12 @@ from orchestrator.apps.github.triggers import (
     Reject,
     Run,
     Thread,
+    TopUp,
     interpret,
 )
 from orchestrator.config.settings import Settings
 from orchestrator.store.job_view import JobView
-from orchestrator.store.jobs import Job, JobStatus, Task
+from orchestrator.store.jobs import Campaign, Job, JobStatus, Task
 from sandboxes.git.branches import branch_name
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,8 @@ class Desk:
                                 f"with the `{self.config.trigger_label}` label or a "
                                 f"`{self.config.command_prefix} <what to do>` comment.", key)
             return f"refused {intent.user}: no write access"
+        if isinstance(intent, TopUp):
+            return self._topup(intent, key)
         if isinstance(intent, Run):
             started = self.prepare(delivery.id, intent)
             if isinstance(started, Refusal):
@@ -183,6 +186,15 @@ class Desk:
             answer = {"action": "reject", "reason": intent.reason or f"rejected by {intent.user} on GitHub"}
         self.jobs.answer(waiting[0], answer, intent.user)
         return f"{answer['action']} job {waiting[0]} for {intent.user}"
+
+    def _topup(self, intent: TopUp, key: str) -> str:
+        thread = intent.thread
+        waiting = self.jobs.waiting_for_budget([r.job_id for r in self.records.jobs_in(thread.repo, thread.number)])
+        if not waiting:
+            self._reply(thread, f"@{intent.user} no campaign here waits for budget.", key)
+            return "no campaign waiting"
+        self.jobs.topup(waiting[0], intent.amount, intent.user)
+        return f"topped up campaign {waiting[0]} by ${intent.amount:g} for {intent.user}"
 
     def prepare(self, delivery_id: str, run: Run) -> str | Refusal:
         """Start a job for `run` (once per delivery): its id, or why it cannot start."""
@@ -221,7 +233,9 @@ class Desk:
         trusted = trusted_authors(comments, lambda login: self.github.may_write(installation, repo, login))
         task = Task(instruction=instruction(run, comments, trusted), repo=str(clone.git_dir), base=base,
                     approve_plan=self.config.approve_plan or config.approve_plan,
-                    max_cost=config.max_cost(self.settings), test_command=config.test_command, image=config.image)
+                    max_cost=config.max_cost(self.settings), test_command=config.test_command, image=config.image,
+                    campaign=Campaign(verifier=run.campaign.verifier, budget=config.max_cost(self.settings))
+                    if run.campaign else None)
         job = self.jobs.submit(task)
         self.records.add_job(job_id=job.id, delivery_id=delivery_id, installation=installation, repo=repo,
                              number=thread.number, is_pull=thread.is_pull, requested_by=run.user, title=run.title,

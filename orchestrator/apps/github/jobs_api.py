@@ -52,6 +52,13 @@ class JobsAPI:
     def waiting_for_approval(self, job_ids: list[str]) -> list[str]:
         return [j for j in job_ids if (job := self.get(j)) is not None and job.status == JobStatus.AWAITING_APPROVAL]
 
+    def waiting_for_budget(self, job_ids: list[str]) -> list[str]:
+        return [j for j in job_ids if (job := self.get(j)) is not None and job.status == JobStatus.AWAITING_BUDGET]
+
+    def topup(self, job_id: str, amount: float, user: str) -> None:
+        """More budget for a campaign waiting for it; a worker runs it on."""
+        self.director.topup_later(job_id, amount, by=user)
+
     def answer(self, job_id: str, answer: dict[str, Any], user: str) -> None:
         """Approve or reject the job's waiting plan for `user`; a worker runs it on."""
         self.director.record_answer(job_id, DirectorAnswer(action=answer["action"], reason=answer.get("reason", ""),

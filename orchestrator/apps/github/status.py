@@ -12,6 +12,7 @@ WORDS = {
     JobStatus.QUEUED: "queued: waiting for a worker",
     JobStatus.PLANNING: "planning",
     JobStatus.AWAITING_APPROVAL: "waiting for approval of the plan",
+    JobStatus.AWAITING_BUDGET: "waiting for budget",
     JobStatus.RUNNING: "working",
     JobStatus.SUCCEEDED: "done",
     JobStatus.FAILED: "failed",
@@ -23,7 +24,14 @@ WORDS = {
 def status_comment(job: Job, progress: JobView, prefix: str, outcome: str | None = None) -> str:
     """The status comment's text; `outcome` is the last word once the job's result is delivered. It carries
     no running cost: that changes with every model call, and each change would be an edit of the comment."""
-    lines = [f"{HEADER} job {job.id}: {WORDS[job.status]}."]
+    what = "campaign" if job.task.campaign else "job"
+    lines = [f"{HEADER} {what} {job.id}: {WORDS.get(job.status, job.status.value)}."]
+    if job.task.campaign and progress.figures:
+        shown = " → ".join("-" if f is None else f"{f:g}" for f in progress.figures)
+        lines += ["", f"Verifier (`{plain(job.task.campaign.verifier, 200)}`): {shown}"]
+        lines += [f"- {plain(digest, 300)}" for digest in progress.digests[-5:]]
+        if job.status == JobStatus.AWAITING_BUDGET:
+            lines += ["", f"Reply `{prefix} topup <USD>` to go on."]
     if progress.summary:
         lines += ["", f"Plan: {plain(progress.summary)}"]
         waiting = job.status == JobStatus.AWAITING_APPROVAL

@@ -38,6 +38,13 @@ class ReviewSpot(BaseModel):
     diff_hunk: str
 
 
+class CampaignAsk(BaseModel):
+    """`/shipyard campaign GOAL --until COMMAND`: a goal held by its verifier."""
+
+    goal: str
+    verifier: str
+
+
 class Run(BaseModel):
     kind: Literal["run"] = "run"
     thread: Thread
@@ -46,6 +53,7 @@ class Run(BaseModel):
     title: str
     body: str
     review: ReviewSpot | None = None
+    campaign: CampaignAsk | None = None
 
 
 class Refusal(BaseModel):
@@ -65,6 +73,15 @@ class Reject(BaseModel):
     thread: Thread
     user: str
     reason: str
+
+
+class TopUp(BaseModel):
+    """`/shipyard topup USD`: more budget for the campaign of this thread that waits for it."""
+
+    kind: Literal["topup"] = "topup"
+    thread: Thread
+    user: str
+    amount: float
 
 
 class InstallationChanged(BaseModel):
@@ -94,7 +111,7 @@ class Ignore(BaseModel):
     reason: str
 
 
-Intent = Run | Approve | Reject | InstallationChanged | CheckResult | Ignore
+Intent = Run | Approve | Reject | TopUp | InstallationChanged | CheckResult | Ignore
 
 # Check conclusions that call for a fix; the others (cancelled, skipped, neutral, stale...) call for nothing.
 FAILED = frozenset({"failure", "timed_out", "startup_failure"})
@@ -161,7 +178,30 @@ def interpret(event: WebhookEvent, settings: GitHubSettings) -> Intent:
         return Approve(thread=thread, user=user)
     if word.lower() == "reject":
         return Reject(thread=thread, user=user, reason=" ".join(rest).strip())
-    return Run(thread=thread, user=user, request=text, title=title, body=body, review=review)
+    if word.lower() == "topup":
+        amount = _amount(" ".join(rest))
+        if amount is None:
+            return Ignore(reason=f"`topup` needs an amount of USD, not {' '.join(rest)[:40]!r}")
+        return TopUp(thread=thread, user=user, amount=amount)
+    campaign = _campaign(" ".join(rest)) if word.lower() == "campaign" else None
+    return Run(thread=thread, user=user, request=campaign.goal if campaign else text, title=title, body=body,
+               review=review, campaign=campaign)
+
+
+def _campaign(text: str) -> CampaignAsk | None:
+    goal, found, verifier = text.partition("--until")
+    verifier = verifier.strip().splitlines()[0].strip().strip("`") if verifier.strip() else ""
+    if not found or not goal.strip() or not verifier:
+        return None
+    return CampaignAsk(goal=goal.strip(), verifier=verifier)
+
+
+def _amount(text: str) -> float | None:
+    try:
+        amount = float(text.strip().lstrip("$").split()[0])
+    except (ValueError, IndexError):
+        return None
+    return amount if amount > 0 else None
 
 
 def _check_result(event: WorkflowRunEvent | CheckRunEvent | StatusEvent) -> CheckResult | Ignore:
