@@ -265,10 +265,7 @@ class Director:
 
     def cancel(self, job_id: str) -> Job:
         """Mark the job cancelled; whatever runs it stops at its next step."""
-        job = self.get(job_id)
-        if job.status.finished:
-            return job
-        return self.records.set_status(job_id, JobStatus.CANCELLED, error="cancelled by the director")
+        return self.records.cancel(job_id)
 
     def note(self, job_id: str, text: str) -> None:
         """A note from the director, read by every agent that starts after it, in every role."""
