@@ -39,14 +39,18 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def sandbox(backend: DockerBackend, workspace: Path) -> Iterator[DockerSandbox]:
+@pytest.fixture(params=["channel", "docker-exec"])
+def sandbox(request: pytest.FixtureRequest, client: docker.DockerClient, image: str,
+            workspace: Path) -> Iterator[DockerSandbox]:
+    """Each command over the exec channel, and (its fallback) as a docker exec: the two must not differ."""
     spec = SandboxSpec(
         workspace=workspace,
         limits=SandboxLimits(memory_mb=512, pids=128),
         env={"SPEC_VAR": "spec"},
     )
+    backend = DockerBackend(client, channel_python="python3" if request.param == "channel" else None)
     with backend.start(spec) as sandbox:
+        assert sandbox.channel_open == (request.param == "channel")
         yield sandbox
 
 
