@@ -43,7 +43,7 @@ from agents.specs import OPENAI_BASE_URL, ROLES, ModelSpec, Role
 from agents.tokens import count_messages, count_text
 from agents.usage import Usage, UsageLedger
 
-__all__ = ["OPENAI_BASE_URL", "ROLES", "ModelClient", "ModelSpec", "Role", "api_key"]
+__all__ = ["OPENAI_BASE_URL", "ROLES", "ModelClient", "ModelSpec", "Role", "api_key", "warm_up"]
 
 # Seconds between looks at whether a call in flight is to be given up.
 STOP_POLL = 0.1
@@ -190,6 +190,13 @@ class ModelClient:
                 latency=latency,
             )
         )
+
+
+def warm_up() -> None:
+    """Build what the first model call of a process would otherwise build on its way: the shared HTTP pool and
+    the token tables (most of a second on a small machine). Called on a thread while a job prepares."""
+    _http_client()
+    count_text("warm")
 
 
 @cache

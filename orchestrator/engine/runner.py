@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -9,7 +10,7 @@ from langgraph.graph import StateGraph
 from langgraph.types import Command
 
 from agents.model_errors import ModelError
-from agents.models import ROLES, api_key
+from agents.models import ROLES, api_key, warm_up
 from agents.roles import RoleError
 from orchestrator.config.settings import Settings, for_job
 from orchestrator.engine.campaign import Announce, build_campaign_graph
@@ -64,6 +65,8 @@ def _advance(settings: Settings, records: JobRecords, job: Job, watch: JobWatch,
         # Nothing was spent: the repo, the disk or the sandboxes cannot be used. Said before any agent runs.
         return records.finish(job.id, JobStatus.FAILED, error=str(exc))
     ctx.watch = watch
+    # The planner's first call would pay for these: built while the baseline tests run instead.
+    threading.Thread(target=warm_up, name=f"warm-up-{job.id}", daemon=True).start()
     config = {"configurable": {"thread_id": job.id}, "max_concurrency": GRAPH_THREADS}
     with checkpointer(settings) as saver:
         app = _graph(settings, records, ctx, models, announce).compile(checkpointer=saver)
