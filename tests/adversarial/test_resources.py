@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kit import Bystander, can_mount, make_backend, small_filesystem
+from kit import Bystander, can_mount, fill_disk, make_backend, small_filesystem
 
 from agents.tools import ToolObservation, Toolset
-from sandboxes.base import Sandbox, SandboxLimits, SandboxSpec
+from sandboxes.base import DiskWatch, Sandbox, SandboxLimits, SandboxSpec
 
 LIMITS = SandboxLimits(memory_mb=256, pids=64, tmp_mb=64, cpus=1.0, exec_timeout=4)
 
@@ -91,6 +91,24 @@ def test_disk_fill_of_the_workspace(backend_name: str, bystander: Sandbox, tmp_p
             # The agent can clean up after itself, and work again.
             cleaned = tools.call("run_command", {"command": "rm -f fill*; echo cleaned"})
             assert "cleaned" in cleaned.text and "[shipyard" not in cleaned.text, cleaned.text
+
+
+@pytest.mark.skipif(not can_mount(), reason="needs root to mount a small file system")
+def test_the_disk_watch_spares_a_clean_up_while_others_write_a_little(tmp_path: Path) -> None:
+    """The race seen under load: a clean-up starts on a disk below the floor, and before the space it frees
+    shows, other writers take a little more. Only a command that keeps filling the disk is killed."""
+    with small_filesystem(tmp_path / "disk", 64) as disk:
+        ballast = fill_disk(disk, leave_bytes=8 << 20)  # 8 MB free: below a 32 MB floor
+        watch = DiskWatch(disk, 32)  # the clean-up command starts now
+        (disk / "state.db").write_bytes(b"\0" * (1 << 20))  # Shipyard's own state, meanwhile
+        os.sync()
+        assert watch() is None, "a clean-up is not killed for what others wrote"
+        ballast.unlink()
+        assert watch() is None
+        filler = DiskWatch(disk, 32)
+        fill_disk(disk, leave_bytes=8 << 20)
+        os.sync()
+        assert "less than the 32 MB kept free" in (filler() or ""), "a command filling the disk is killed"
 
 
 def test_a_process_ignoring_sigterm(abuser: Toolset, bystander: Sandbox) -> None:
