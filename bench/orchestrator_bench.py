@@ -81,7 +81,7 @@ def _plain_loop(steps: int) -> float:
 
 
 def fan_out(subtasks: int, latency: float, backend: str) -> dict[str, float]:
-    ids = [f"s{i}" for i in range(1, subtasks + 1)]
+    ids = [f"s{i:02}" for i in range(1, subtasks + 1)]  # "s1" would match s10's requests too
     script: list[dict[str, Any]] = [plan_entry(*(subtask(i, f"write {i}") for i in ids))]
     for i in ids:
         script.append(coder(i, call("create_file", path=f"{i}.txt", content=i), call("submit", summary=i)))
