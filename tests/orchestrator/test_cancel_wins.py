@@ -56,11 +56,11 @@ def test_cancel_and_end_racing_always_agree(tmp_path: Path) -> None:
         start = threading.Barrier(2)
         cancelled: list[bool] = []
 
-        def cancel(job_id: str = job_id) -> None:
+        def cancel(job_id: str = job_id, start: threading.Barrier = start, cancelled: list[bool] = cancelled) -> None:
             start.wait()
             cancelled.append(records.jobs.cancel(job_id))
 
-        def finish(job_id: str = job_id) -> None:
+        def finish(job_id: str = job_id, start: threading.Barrier = start) -> None:
             start.wait()
             records.finish(job_id, JobStatus.SUCCEEDED)
 
