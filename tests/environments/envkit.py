@@ -53,7 +53,7 @@ def src_layout_repo(path: Path) -> Path:
 
 
 def devcontainer_repo(path: Path, base: str) -> Path:
-    """A dev container built from a Dockerfile FROM `base` (local: nothing is pulled), whose
+    """A dev container built from a Dockerfile FROM `base` (local: nothing is pulled; pip offline), whose
     postCreateCommand (argv form) and onCreateCommand (object form) set the project up."""
     return make_repo(path, {
         ".devcontainer/devcontainer.json": "// the development environment\n{\n"
@@ -61,7 +61,7 @@ def devcontainer_repo(path: Path, base: str) -> Path:
                                            '  "containerEnv": {"GREETING": "hello"},\n'
                                            '  "onCreateCommand": {"marker": "echo created > /etc/greet-created"},\n'
                                            '  "postCreateCommand": ["pip", "install", "--no-deps", "-e", "."],\n}\n',
-        ".devcontainer/Dockerfile": f"FROM {base}\nENV PIP_BREAK_SYSTEM_PACKAGES=1 GREET_IMAGE=yes\n",
+        ".devcontainer/Dockerfile": f"FROM {base}\nENV PIP_BREAK_SYSTEM_PACKAGES=1 PIP_NO_INDEX=1 PIP_NO_BUILD_ISOLATION=0\n",
         "pyproject.toml": '[project]\nname = "greet"\nversion = "0.1"\n\n[tool.setuptools]\npackages = ["greet"]\n',
         "greet/__init__.py": "import os\n\n\ndef hello(name):\n    return f\"{os.environ['GREETING']} {name}\"\n",
         "tests/test_greet.py": "import pathlib\n\nfrom greet import hello\n\n\ndef test_hello():\n"
