@@ -61,7 +61,8 @@ def devcontainer_repo(path: Path, base: str) -> Path:
                                            '  "containerEnv": {"GREETING": "hello"},\n'
                                            '  "onCreateCommand": {"marker": "echo created > /etc/greet-created"},\n'
                                            '  "postCreateCommand": ["pip", "install", "--no-deps", "-e", "."],\n}\n',
-        ".devcontainer/Dockerfile": f"FROM {base}\nENV PIP_BREAK_SYSTEM_PACKAGES=1 PIP_NO_INDEX=1 PIP_NO_BUILD_ISOLATION=0\n",
+        ".devcontainer/Dockerfile": f"FROM {base}\n"
+                                    "ENV PIP_BREAK_SYSTEM_PACKAGES=1 PIP_NO_INDEX=1 PIP_NO_BUILD_ISOLATION=0\n",
         "pyproject.toml": '[project]\nname = "greet"\nversion = "0.1"\n\n[tool.setuptools]\npackages = ["greet"]\n',
         "greet/__init__.py": "import os\n\n\ndef hello(name):\n    return f\"{os.environ['GREETING']} {name}\"\n",
         "tests/test_greet.py": "import pathlib\n\nfrom greet import hello\n\n\ndef test_hello():\n"
