@@ -63,7 +63,8 @@ class SandboxSettings(_Table):
     image: str = "shipyard-sandbox:latest"
     dockerfile: Path | None = Field(None, description="a directory with a Dockerfile (relative: in the repo) to build "
                                     "the project environment's image from")
-    network: bool = Field(False, description="let agents reach the network (setup commands included)")
+    network: bool = Field(False, description="let agents and test runs reach the network (the environment's "
+                          "setup has its own: environment.network)")
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
 
 

@@ -213,8 +213,10 @@ class JobContext:
         with self._environment_lock:
             if self._environment is None:
                 base = self.repo.resolve(self.task.base)
+                guard = self.watch.guard if self.watch is not None else lambda sandbox: None
                 self._environment = (ensure_environment(self.repo, base, self.settings, self.backend, self.emit,
-                                                        image=self.task.image, labels={"job": self.job_id}),)
+                                                        image=self.task.image, labels={"job": self.job_id},
+                                                        guard=guard),)
             return self._environment[0]
 
     @contextmanager

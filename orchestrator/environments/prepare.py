@@ -25,7 +25,16 @@ from orchestrator.config.settings import Settings
 from orchestrator.environments.cache import IMAGE_REPOSITORY, KEY_LABEL, EnvironmentCache, PreparedEnvironment
 from orchestrator.environments.recipe import ENV_DIR, Recipe, SetupStep, recipe_for
 from orchestrator.store.events import EnvironmentReady, EnvironmentSetup, Event, Notice
-from sandboxes.base import BASE_ENV, ExecResult, Mount, SandboxBackend, SandboxError, SandboxSpec, cap_output
+from sandboxes.base import (
+    BASE_ENV,
+    ExecResult,
+    Mount,
+    Sandbox,
+    SandboxBackend,
+    SandboxError,
+    SandboxSpec,
+    cap_output,
+)
 from sandboxes.docker_backend import DockerBackend, DockerSandbox
 from sandboxes.git.repo import GitRepo
 from sandboxes.image_build import build_from
@@ -101,10 +110,11 @@ def environment_key(repo: GitRepo, sha: str, recipe: Recipe, settings: Settings,
 
 
 def ensure_environment(repo: GitRepo, sha: str, settings: Settings, backend: SandboxBackend, emit: Emit,
-                       image: str | None = None, labels: dict[str, str] | None = None,
-                       rebuild: bool = False) -> PreparedEnvironment | None:
+                       image: str | None = None, labels: dict[str, str] | None = None, rebuild: bool = False,
+                       guard: Callable[[Sandbox], None] = lambda sandbox: None) -> PreparedEnvironment | None:
     """The prepared environment of `repo` at `sha`, set up now unless the cache has it; None when the
-    repository needs none (or the backend is local). Events: env.setup per command run, env.ready."""
+    repository needs none (or the backend is local). Events: env.setup per command run, env.ready.
+    `guard` is shown the setup's sandbox (so that a cancelled job stops it)."""
     recipe = read_recipe(repo, sha, settings, backend, image)
     if recipe.source == "none":
         return None
@@ -122,7 +132,7 @@ def ensure_environment(repo: GitRepo, sha: str, settings: Settings, backend: San
             found = cache.touch(found)
             emit(_ready(found, reused=True))
             return found
-        prepared = _prepare(repo, sha, recipe, key, settings, backend, emit, labels or {})
+        prepared = _prepare(repo, sha, recipe, key, settings, backend, emit, labels or {}, guard)
         cache.save(prepared)
     emit(_ready(prepared, reused=False))
     return prepared
@@ -151,7 +161,7 @@ def _still_there(env: PreparedEnvironment, backend: SandboxBackend) -> bool:
 
 
 def _prepare(repo: GitRepo, sha: str, recipe: Recipe, key: str, settings: Settings, backend: SandboxBackend,
-             emit: Emit, labels: dict[str, str]) -> PreparedEnvironment:
+             emit: Emit, labels: dict[str, str], guard: Callable[[Sandbox], None]) -> PreparedEnvironment:
     started = time.monotonic()
     cache = EnvironmentCache(settings.state_dir)
     directory = cache.directory(key)
@@ -178,6 +188,7 @@ def _prepare(repo: GitRepo, sha: str, recipe: Recipe, key: str, settings: Settin
             root.mkdir()
             spec = spec.model_copy(update={"mounts": [Mount(source=root, target=ENV_DIR, writable=True)]})
         with backend.start(spec) as sandbox:
+            guard(sandbox)
             if docker:
                 _run(sandbox.exec(["mkdir", "-p", ENV_DIR], timeout=60), SetupStep(origin="shipyard",
                      command=f"mkdir -p {ENV_DIR}"), emit=None)
