@@ -87,6 +87,6 @@ class EnvironmentCache:
         return sorted((env for env in found if env is not None), key=lambda env: env.used, reverse=True)
 
     def forget(self, key: str) -> None:
-        """Remove what is on disk of `key` (its image is the caller's to remove)."""
+        """Remove what is on disk of `key` (its image is the caller's to remove). Its lock file stays: another
+        process may be waiting on it."""
         shutil.rmtree(self.directory(key), ignore_errors=True)
-        (self.root / f"{key}.lock").unlink(missing_ok=True)
