@@ -69,6 +69,7 @@ def test_a_third_party_dependency_is_installed_once_and_reused(tmp_path: Path, j
     assert "python3 -m pytest" in (report.tests_before.command or "")
     assert report.tests_before.passed is True and report.tests_after.passed is True
     assert "1 passed" in report.tests_after.output
+    assert (report.environment or "").startswith(f"detected on {jobs.backend}, set up in ")
     view = director.view(job.id)
     assert view.environment is not None and view.environment.key == ready.key and len(view.setup_runs) == 2
 
@@ -78,6 +79,9 @@ def test_a_third_party_dependency_is_installed_once_and_reused(tmp_path: Path, j
     assert kinds(second_director, second, "env.setup") == []
     (again,) = kinds(second_director, second, "env.ready")
     assert (again.key, again.reused) == (ready.key, True)
+    second_report = second_director.report(second.id)
+    assert second_report is not None and (second_report.environment or "").startswith(f"detected on {jobs.backend}, "
+                                                                                        "reused")
     assert [env.key for env in EnvironmentCache(tmp_path / "state").all()] == [ready.key]
 
 
@@ -139,7 +143,9 @@ def test_a_dev_container_is_built_set_up_and_committed(tmp_path: Path) -> None:
         report = director.report(job.id)
         assert report is not None
         # Both tests pass only in the committed image: containerEnv reaches the tests, /etc holds the marker.
+        assert "python3 -m pytest" in (report.tests_before.command or "")
         assert report.tests_before.passed is True and "2 passed" in report.tests_after.output
+        assert (report.environment or "").startswith("devcontainer on docker, set up in ")
 
         again_director, again = run_job(scripted, repo, script, environment=EnvironmentSettings(network=False))
         assert again.status == JobStatus.SUCCEEDED, again.error
