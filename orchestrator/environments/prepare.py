@@ -200,6 +200,8 @@ def _prepare(repo: GitRepo, sha: str, recipe: Recipe, key: str, settings: Settin
                 sandbox.freeze(IMAGE_REPOSITORY, key[:16], {KEY_LABEL: key})
     except BaseException:
         cache.forget(key)
+        if isinstance(backend, DockerBackend) and recipe.dockerfile:  # no manifest names it: prune would miss it
+            backend.remove_image(f"{IMAGE_REPOSITORY}-base:{key[:16]}")
         raise
     finally:
         _remove_checkout(repo, checkout)

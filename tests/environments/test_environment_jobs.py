@@ -21,7 +21,9 @@ from envkit import (
 from helpers import ScriptedJobs, git
 
 from orchestrator.config.settings import EnvironmentSettings
+from orchestrator.engine.runner import open_repo
 from orchestrator.environments.cache import EnvironmentCache
+from orchestrator.environments.manage import describe
 from orchestrator.store.jobs import JobStatus
 from sandboxes.docker_backend import DockerBackend
 from sandboxes.image_build import DEFAULT_TAG
@@ -155,3 +157,25 @@ def test_a_dev_container_is_built_set_up_and_committed(tmp_path: Path) -> None:
         for env in EnvironmentCache(tmp_path / "state").all():
             DockerBackend().remove_image(env.image or "")
             DockerBackend().remove_image(f"shipyard-env-base:{env.key[:16]}")
+
+
+@pytest.mark.docker
+def test_a_failed_dev_container_setup_leaves_no_image(tmp_path: Path) -> None:
+    found = DockerBackend().availability(DEFAULT_TAG)
+    if not found.ok:
+        pytest.skip(found.detail)
+    repo = devcontainer_repo(tmp_path / "greet", base=DEFAULT_TAG)
+    config = repo / ".devcontainer/devcontainer.json"
+    config.write_text(config.read_text().replace('"echo created > /etc/greet-created"', '"echo no; exit 3"'))
+    git(repo, "commit", "-qam", "a setup that fails")
+    scripted = ScriptedJobs(tmp_path, "docker")
+    try:
+        director, job = run_job(scripted, repo, one_change_script("greet/__init__.py", "a", "b"),
+                                environment=EnvironmentSettings(network=False))
+    finally:
+        scripted.close()
+    assert job.status == JobStatus.FAILED
+    assert job.error == "environment setup failed: `echo no; exit 3` (onCreateCommand) exited 3: no"
+    key = describe(director.settings, open_repo(director.settings, str(repo)), "main").key
+    assert key is not None
+    assert docker.from_env().images.list(filters={"label": f"shipyard.env={key}"}) == []
