@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from agents.usage import UsageTotals
 from orchestrator.engine.state import JobState, TestRun
+from orchestrator.store.events import EnvironmentReady
 from orchestrator.store.job_view import JobView
 from sandboxes.git.repo import GitRepo
 from sandboxes.git.results import DiffStat
@@ -51,6 +52,7 @@ class Report(BaseModel):
     total: UsageTotals
     seconds: float
     stop_reason: str | None
+    environment: str | None = None  # the project environment the sandboxes started from, in a few words
 
     @property
     def succeeded(self) -> bool:
@@ -91,4 +93,14 @@ def build_report(job_id: str, state: JobState, repo: GitRepo, view: JobView, sec
         head_sha=head_sha, diff_stat=repo.diff_stat(base_sha, head_sha), tests_before=state.get("tests_before"),
         tests_after=after, plan_summary=plan.summary if plan else "", subtasks=subtasks, agents=agents,
         total=total, seconds=round(seconds, 1), stop_reason=state.get("stop_reason"),
+        environment=describe_environment(view.environment),
     )
+
+
+def describe_environment(ready: EnvironmentReady | None) -> str | None:
+    """`detected (python...), set up in 12.3 s` or `devcontainer, reused`: what the sandboxes started from."""
+    if ready is None:
+        return None
+    how = "reused" if ready.reused else f"set up in {ready.seconds:.1f} s"
+    image = f", image {ready.image}" if ready.image else ""
+    return f"{ready.source} on {ready.backend}, {how} (key {ready.key[:12]}{image})"

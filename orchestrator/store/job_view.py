@@ -104,6 +104,9 @@ class JobView:
         self.test_command: str | None = None
         self.tests_before: bool | None = None
         self.tests_after: TestRecord | None = None
+        # The project environment the job's sandboxes start from, and the setup commands run for it.
+        self.environment: ev.EnvironmentReady | None = None
+        self.setup_runs: deque[ev.EnvironmentSetup] = deque(maxlen=MAX_RECORDS)
         self.tokens = 0
         self.cost = 0.0
         self.started: float | None = None
@@ -239,6 +242,12 @@ class JobView:
                 self.test_command = event.test_command
                 self.tests_before = event.tests_before
                 self.changed.update(("job", "tests"))
+            case ev.EnvironmentSetup():
+                self.setup_runs.append(event)
+                self.changed.add("job")
+            case ev.EnvironmentReady():
+                self.environment = event
+                self.changed.add("job")
             case ev.JobStatusChanged():
                 self.status = event.status
                 self.ended = None
