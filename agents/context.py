@@ -30,10 +30,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from agents.model_errors import ModelContextError
 from agents.prompts import render
+from agents.specs import DEFAULT_ANSWER_ROOM, ContextOptions
 from agents.tokens import content_text, count_messages, count_text, count_tools
 
 # Mark what this module put into a conversation; langchain does not send either field.
@@ -44,8 +45,6 @@ ELIDED = "shipyard_elided"
 # ("maximum context length is 8192 tokens"), llama.cpp ("available context size (8192 tokens)").
 _STATED_WINDOW = re.compile(r"maximum context length is (\d+)|context size \((\d+) tokens\)", re.IGNORECASE)
 
-# The answer room when none is configured: a quarter of the window, at most this.
-DEFAULT_ANSWER_ROOM = 4096
 
 # Characters shown to the summarizer of each step in its transcript, tried in turn until the
 # transcript fits its request (None: all of them).
@@ -66,24 +65,6 @@ class ToolChat(Protocol):
 
 class ContextOverflow(ModelContextError):
     """The conversation cannot be made to fit: the task and the latest step alone are too large."""
-
-
-class ContextOptions(BaseModel):
-    """How a conversation is fitted into a window; the window itself is the model's."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    answer_room: int | None = Field(
-        None,
-        gt=0,
-        description=f"tokens kept free for the answer; default: a quarter of the window, at most {DEFAULT_ANSWER_ROOM}",
-    )
-    keep_observations: int = Field(3, ge=0, description="latest tool results kept in full when old ones are elided")
-    recent_share: float = Field(
-        0.5, gt=0, lt=1, description="share of the budget a condensation keeps for the latest steps"
-    )
-    summary_share: float = Field(0.15, gt=0, lt=0.5, description="the longest summary, as a share of the budget")
-    margin: float = Field(0.1, ge=0, lt=0.5, description="share of the window left free for the token count's error")
 
 
 class Condensation(BaseModel):

@@ -23,11 +23,11 @@ from typing import Any
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from mcp import Client
 from mcp import types as mcp_types
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict
 
 from agents.mcp_transport import ProcessTransport
 from agents.model_errors import one_line
-from agents.models import Role
+from agents.specs import McpServerSpec
 from agents.tools import Tool, ToolError, ToolLimits, compact_schema
 from sandboxes.base import Sandbox
 
@@ -47,28 +47,6 @@ Report = Callable[[str], None]
 
 class McpServerError(RuntimeError):
     """A server could not be started or listed; the message says why, in a line."""
-
-
-class McpServerSpec(BaseModel):
-    """One MCP server: a stdio command run in the agent's sandbox, or a streamable-HTTP URL."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    command: str | None = Field(None, description="the program of a stdio server, started inside the agent's sandbox")
-    args: list[str] = Field(default_factory=list, description="its arguments")
-    env: dict[str, str] = Field(
-        default_factory=dict, description="added to its environment in the sandbox (no secrets: the sandbox sees them)"
-    )
-    url: str | None = Field(None, description="a streamable-HTTP server, reached from the host ([mcp] allow_http)")
-    roles: list[Role] = Field(["coder", "test_fixer"], description="the roles whose agents get its tools")
-    start_timeout: float = Field(30.0, gt=0, description="seconds to start and list its tools")
-    call_timeout: float = Field(120.0, gt=0, description="seconds one tool call may take")
-
-    @model_validator(mode="after")
-    def _command_or_url(self) -> McpServerSpec:
-        if (self.command is None) == (self.url is None):
-            raise ValueError("an MCP server needs either a command (stdio) or a url (streamable HTTP), not both")
-        return self
 
 
 class _Arguments(BaseModel):

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import cache
-from typing import Any, Literal, get_args
+from typing import Any
 
 import openai
 from langchain_core.exceptions import ContextOverflowError
@@ -27,7 +26,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import SecretStr
 
 from agents.model_errors import (
     BASE_URL_HINT,
@@ -39,14 +38,12 @@ from agents.model_errors import (
 )
 from agents.model_replies import REASONING_KEY, tidy_reply
 from agents.model_wire import NormalisingHttpClient
-from agents.pricing import Price, cost, price_for
+from agents.pricing import cost, price_for
+from agents.specs import OPENAI_BASE_URL, ROLES, ModelSpec, Role
 from agents.tokens import count_messages, count_text
 from agents.usage import Usage, UsageLedger
 
-Role = Literal["planner", "coder", "test_fixer", "reviewer"]
-ROLES: tuple[Role, ...] = get_args(Role)
-
-OPENAI_BASE_URL = "https://api.openai.com/v1"
+__all__ = ["OPENAI_BASE_URL", "ROLES", "ModelClient", "ModelSpec", "Role", "api_key", "warm_up"]
 
 # Seconds between looks at whether a call in flight is to be given up.
 STOP_POLL = 0.1
@@ -57,50 +54,6 @@ ROLE_HEADER = "X-Shipyard-Role"
 # Local servers (Ollama, vLLM, llama.cpp, LM Studio) often need no key, but the SDK
 # insists on one.
 NO_KEY = "no-key"
-
-
-class ModelSpec(BaseModel):
-    """Which model serves a role, and how to reach it. The API key itself is never stored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: str | None = Field(None, description=f"None means OpenAI ({OPENAI_BASE_URL})")
-    model: str
-    api_key_env: str = Field("OPENAI_API_KEY", description="the NAME of the environment variable holding the key")
-    temperature: float | None = None
-    max_tokens: int | None = Field(None, gt=0)
-    timeout: float = Field(120, gt=0, description="seconds per HTTP attempt")
-    max_retries: int = Field(4, ge=0)
-    stream: bool = False
-    input_price: float | None = Field(None, ge=0, description="USD per million input tokens; overrides the table")
-    output_price: float | None = Field(None, ge=0, description="USD per million output tokens; overrides the table")
-    cached_input_price: float | None = Field(
-        None, ge=0, description="USD per million input tokens read from the prompt cache; with input_price"
-    )
-    context_window: int | None = Field(
-        None, gt=0, description="tokens the model takes in; None: asked from the server (agents.context_window)"
-    )
-
-    @field_validator("base_url")
-    @classmethod
-    def _a_url(cls, url: str | None) -> str | None:
-        if url is not None and not re.match(r"^https?://[^\s/]+", url):
-            raise ValueError(f"{url!r} is not an http:// or https:// URL; write e.g. http://localhost:11434/v1")
-        return url
-
-    @model_validator(mode="after")
-    def _prices_together(self) -> ModelSpec:
-        if (self.input_price is None) != (self.output_price is None):
-            raise ValueError("give both input_price and output_price, or neither")
-        if self.cached_input_price is not None and self.input_price is None:
-            raise ValueError("cached_input_price needs input_price and output_price")
-        return self
-
-    @property
-    def price_override(self) -> Price | None:
-        if self.input_price is None or self.output_price is None:
-            return None
-        return Price(self.input_price, self.output_price, self.cached_input_price)
 
 
 def api_key(spec: ModelSpec, role: str) -> str:
@@ -237,6 +190,13 @@ class ModelClient:
                 latency=latency,
             )
         )
+
+
+def warm_up() -> None:
+    """Build what the first model call of a process would otherwise build on its way: the shared HTTP pool and
+    the token tables (most of a second on a small machine). Called on a thread while a job prepares."""
+    _http_client()
+    count_text("warm")
 
 
 @cache

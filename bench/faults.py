@@ -391,7 +391,9 @@ def _disk_full(work: Path, trial: int) -> Outcome:
         return Outcome(note="skipped: needs root to mount a small file system")
     repo = make_repo(work / "repo", {"README.md": "# chain\n"})
     with kit.small_filesystem(work / "disk", 64) as disk, ScriptedModelServer(kit.chain_script(3, 0.2)) as server:
-        settings = kit.job_settings(work, server.base_url, "bubblewrap", test_command="true", state_dir=disk / "state")
+        # A floor the 64 MB disk is above until the ballast fills it (the default 512 MB would refuse the job).
+        settings = kit.job_settings(work, server.base_url, "bubblewrap", test_command="true", state_dir=disk / "state",
+                                    limits=SandboxLimits(min_free_mb=16))
         runner = Director(settings)
         job = runner.submit(Task(instruction="chain", repo=str(repo), base="main"))
         process = kit.start_runner(settings, job.id)

@@ -178,19 +178,23 @@ class DiskWatch:
     with it Shipyard's state and every other agent's work. The free space left is cheap
     to check while a command runs (one statvfs), whoever is filling the disk. A command
     is killed once free space is below the floor and lower than when it started, so that
-    one freeing space (the agent cleaning up after itself) runs to its end.
+    one freeing space (the agent cleaning up after itself) runs to its end. Lower by a slack
+    (an eighth of the floor): while a clean-up runs, the space it frees may not show yet while
+    other writers (Shipyard's own state, the file system's metadata, the writeback of a command
+    killed just before) take a little; a command filling the disk eats the slack in moments.
     """
 
     def __init__(self, workspace: Path, min_free_mb: int):
         self._workspace = workspace
         self._min_free_mb = min_free_mb
+        self._slack = max(1, min_free_mb // 8)
         self._at_start = _free_mb(workspace) if min_free_mb > 0 else None
 
     def __call__(self) -> str | None:
         if self._at_start is None:
             return None
         free = _free_mb(self._workspace)
-        if free is None or free >= min(self._min_free_mb, self._at_start):
+        if free is None or free >= min(self._min_free_mb, self._at_start - self._slack):
             return None
         return (
             f"the command was killed: the disk holding the workspace has {free} MB free, less than the "

@@ -1,6 +1,7 @@
 """The Docker sandbox backend: one locked-down container per sandbox.
 
-The container only sleeps; every command is a `docker exec` into it. The root file
+The container only sleeps; commands go to the exec server kept in it (exec_channel.py), or,
+where it cannot run, each is a `docker exec` into it. The root file
 system is read-only, /tmp is a tmpfs, the workspace is the one writable bind mount,
 there is no network unless the spec allows it, no capabilities, no privilege
 escalation, and memory, CPU and process limits (see docker_containers). Of the
@@ -46,6 +47,7 @@ from sandboxes.docker_containers import (
     wait_for_daemon,
 )
 from sandboxes.docker_process import DockerProcess, start_process
+from sandboxes.exec_channel import ChannelLost, ExecChannel
 from sandboxes.git.read_only import ReadOnlyGit, read_only_git
 from sandboxes.image_build import DEFAULT_TAG
 from sandboxes.process import TIMEOUT_EXIT, WATCH_INTERVAL, OutputCapture, command_env, exec_result
@@ -72,8 +74,10 @@ exit "$status"
 class DockerBackend:
     name = "docker"
 
-    def __init__(self, client: docker.DockerClient | None = None):
+    def __init__(self, client: docker.DockerClient | None = None, channel_python: str | None = "python3"):
         self._client = client
+        # The interpreter that runs each sandbox's exec server; None: every command is a docker exec.
+        self.channel_python = channel_python
 
     def availability(self, image: str = DEFAULT_TAG) -> Availability:
         try:
@@ -107,7 +111,7 @@ class DockerBackend:
             if git:
                 git.close()
             raise
-        sandbox = DockerSandbox(client, container, setup, git)
+        sandbox = DockerSandbox(client, container, setup, git, self.channel_python)
         try:
             sandbox._prepare()
         except BaseException:
@@ -170,7 +174,8 @@ class DockerSandbox(WorkspaceSandbox):
     """A started container. Commands run in it; files are accessed on the host side."""
 
     def __init__(
-        self, client: docker.DockerClient, container: Container, setup: ContainerSetup, git: ReadOnlyGit | None
+        self, client: docker.DockerClient, container: Container, setup: ContainerSetup, git: ReadOnlyGit | None,
+        channel_python: str | None = None,
     ):
         super().__init__(setup.spec, setup.workspace)
         self.name = container.name
@@ -181,6 +186,8 @@ class DockerSandbox(WorkspaceSandbox):
         self._shell = "sh"
         self._keepalive_pid = ""
         self._reviving = False
+        self._channel_python = channel_python
+        self._channel: ExecChannel | None = None
         live.track(self)
 
     def _run_command(self, cmd: str | list[str], timeout: float, env: dict[str, str], workdir: Path) -> ExecResult:
@@ -250,6 +257,7 @@ class DockerSandbox(WorkspaceSandbox):
     def stop(self) -> None:
         container, self._container = self._container, None
         live.untrack(self)
+        self._drop_channel()
         if container is not None:
             remove_container(container, self.name)
         if self._git:
@@ -266,6 +274,57 @@ class DockerSandbox(WorkspaceSandbox):
         # bash when the image has it (what agents and READMEs assume), else POSIX sh.
         # Not a login shell: /etc/profile would reset PATH and drop a venv put on it.
         self._shell = "bash" if len(lines) > 1 and lines[1].strip() else "sh"
+        self._open_channel()
+
+    @property
+    def channel_open(self) -> bool:
+        """Whether commands go over the exec channel (else each is a docker exec)."""
+        return self._channel is not None and not self._channel.broken
+
+    def _open_channel(self) -> None:
+        container = self._container
+        if self._channel_python is not None and container is not None:
+            self._channel = ExecChannel.open(self._client.api, container.id, self._channel_python)
+            if self._channel is None:  # no python3 in the image, say: docker exec for good
+                self._channel_python = None
+
+    def _drop_channel(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
+
+    def _over_channel(
+        self, argv: list[str], cwd: str, deadline: float
+    ) -> tuple[int, OutputCapture, OutputCapture, bool, str | None] | None:
+        """Run the command over the exec channel; None when it must be a docker exec instead."""
+        container = self._container
+        if container is None:
+            return None
+        if self._channel is None or self._channel.broken:
+            self._drop_channel()
+            self._open_channel()  # lost with the command before it (killed, timed out): a fresh one
+        channel = self._channel
+        if channel is None:
+            return None
+        limit = self.spec.limits.output_limit
+        stdout, stderr = OutputCapture(limit), OutputCapture(limit)
+        disk = DiskWatch(self._files.root, self.spec.limits.min_free_mb)
+        try:
+            ran = channel.try_run(argv, cwd, deadline, stdout, stderr, disk, lambda: self._kill_strays(container.id))
+        except ChannelLost:
+            self._drop_channel()
+            if self._container_running():
+                return 137, stdout, stderr, False, ("the sandbox's exec server was killed while the command ran "
+                                                     "(out of memory?); the next command gets a fresh one")
+            return 137, stdout, stderr, False, None  # the container stopped: said by the caller
+        if ran is None:
+            return None
+        exit_code, host_timed_out, killed = ran
+        if channel.broken:
+            # The command outlived its in-container timeout: kill what runs (the server too) and stop listening.
+            self._drop_channel()
+            self._kill_strays(container.id, keep_server=False)
+        return exit_code, stdout, stderr, host_timed_out, killed
 
     def _supervised(self, cmd: str | list[str], timeout: float, env: dict[str, str]) -> list[str]:
         """The argv of a docker exec running `cmd` under SUPERVISOR with exactly `env`."""
@@ -283,6 +342,9 @@ class DockerSandbox(WorkspaceSandbox):
         container = self._container
         if container is None:
             raise SandboxError(f"sandbox {self.name} is stopped")
+        over_channel = self._over_channel(argv, cwd, deadline)
+        if over_channel is not None:
+            return over_channel
         api = self._client.api
         disk = DiskWatch(self._files.root, self.spec.limits.min_free_mb)
         try:
@@ -348,6 +410,7 @@ class DockerSandbox(WorkspaceSandbox):
         what = f"sandbox {self.name} lost its container and"
         wait_for_daemon(self._client, what)
         old, self._container = self._container, None
+        self._drop_channel()
         if old is not None:
             remove_container(old, self.name)
         log.warning("sandbox %s lost its container; starting a fresh one", self.name)
@@ -359,9 +422,11 @@ class DockerSandbox(WorkspaceSandbox):
         finally:
             self._reviving = False
 
-    def _kill_strays(self, container_id: str) -> None:
-        """Kill every process in the container but its init and the keep-alive sleep."""
+    def _kill_strays(self, container_id: str, keep_server: bool = True) -> None:
+        """Kill every process in the container but its init, the keep-alive sleep and the exec server."""
         keep = f"1 {self._keepalive_pid}"
+        if keep_server and self._channel is not None:
+            keep += f" {self._channel.server_pid}"
         script = (
             'for p in /proc/[0-9]*; do p=${p#/proc/}; case " $KEEP $$ " in *" $p "*) ;; '
             "*) kill -KILL $p 2>/dev/null;; esac; done"

@@ -21,9 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from agents.context import ContextOptions
-from agents.mcp_tools import McpServerSpec
-from agents.models import ROLES, ModelSpec, Role
+from agents.specs import ROLES, ContextOptions, McpServerSpec, ModelSpec, Role
 from agents.validation import problems
 from sandboxes.base import SandboxLimits
 

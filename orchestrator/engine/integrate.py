@@ -20,9 +20,13 @@ def integrate_results(s: JobContext, the_plan: Plan, approved: list[SubtaskResul
         message = f"Merge {result.branch}: {sub.title}"
         path = s.worktree_path("integrate")
         s.repo.discard_workspace(path)  # left mid-merge by a run that was killed: this merge starts over
-        merge = s.repo.merge(s.job_branch, result.branch, path, keep_conflicted=True, message=message)
+        # A clean merge needs no checkout of the job branch (most of a fan-out's integration time); only a
+        # conflict gets a worktree, for the agent that resolves it.
+        merge = s.repo.merge_clean(s.job_branch, result.branch, message=message) or s.repo.merge(
+            s.job_branch, result.branch, path, keep_conflicted=True, message=message)
         if merge.ok:
-            s.repo.remove_workspace(s.repo.open_workspace(path))
+            if path.exists():  # merged in a worktree after all
+                s.repo.remove_workspace(s.repo.open_workspace(path))
             s.emit(MergeDone(subtask=sub.id, ok=True, sha=merge.sha, branch=result.branch))
             updated[sub.id] = result.model_copy(update={"status": "merged"})
             continue

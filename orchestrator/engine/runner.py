@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -9,7 +10,7 @@ from langgraph.graph import StateGraph
 from langgraph.types import Command
 
 from agents.model_errors import ModelError
-from agents.models import ROLES, api_key
+from agents.models import ROLES, api_key, warm_up
 from agents.roles import RoleError
 from orchestrator.config.settings import Settings, for_job
 from orchestrator.engine.campaign import Announce, build_campaign_graph
@@ -21,7 +22,7 @@ from orchestrator.engine.report import Report, build_report
 from orchestrator.engine.watch import JobWatch
 from orchestrator.store.events import JobWaiting, Notice
 from orchestrator.store.job_view import JobView
-from orchestrator.store.jobs import Job, JobStatus, Task
+from orchestrator.store.jobs import CANCELLED_REASON, Job, JobStatus, Task
 from orchestrator.store.records import JobRecords
 from sandboxes.base import SandboxError, check_disk
 from sandboxes.git.command import WorkspaceError
@@ -64,6 +65,8 @@ def _advance(settings: Settings, records: JobRecords, job: Job, watch: JobWatch,
         # Nothing was spent: the repo, the disk or the sandboxes cannot be used. Said before any agent runs.
         return records.finish(job.id, JobStatus.FAILED, error=str(exc))
     ctx.watch = watch
+    # The planner's first call would pay for these: built while the baseline tests run instead.
+    threading.Thread(target=warm_up, name=f"warm-up-{job.id}", daemon=True).start()
     config = {"configurable": {"thread_id": job.id}, "max_concurrency": GRAPH_THREADS}
     with checkpointer(settings) as saver:
         app = _graph(settings, records, ctx, models, announce).compile(checkpointer=saver)
@@ -73,6 +76,7 @@ def _advance(settings: Settings, records: JobRecords, job: Job, watch: JobWatch,
             # dispatches them again, then integrates and verifies.
             app.update_state(config, rewind, as_node="integrate")
             snapshot = app.get_state(config)
+        ended = resume is None and not (snapshot.next or snapshot.tasks) and snapshot.created_at is not None
         if resume is not None:
             graph_input: Any = Command(resume=resume)
         elif snapshot.next or snapshot.tasks:
@@ -83,13 +87,16 @@ def _advance(settings: Settings, records: JobRecords, job: Job, watch: JobWatch,
             graph_input = {}
         if job.status == JobStatus.QUEUED:
             records.jobs.advance(job.id, JobStatus.PLANNING)
-        try:
-            # Sync durability: a stage's result is on disk before the next stage starts, so a
-            # SIGKILL can cost at most the stage in flight, never one that already finished.
-            app.invoke(graph_input, config, durability="sync")
-        except Exception as exc:
-            return _ended_by(records, job, watch, exc)
-        snapshot = app.get_state(config)
+        if not ended:
+            # A graph at its end (killed after its last checkpoint, before the job's row said so) is
+            # only reported: invoking it would start it over, planner and all.
+            try:
+                # Sync durability: a stage's result is on disk before the next stage starts, so a
+                # SIGKILL can cost at most the stage in flight, never one that already finished.
+                app.invoke(graph_input, config, durability="sync")
+            except Exception as exc:
+                return _ended_by(records, job, watch, exc)
+            snapshot = app.get_state(config)
     if watch.reason is not None:
         return _stopped(records, job, watch)
     if snapshot.next:  # waiting at an interrupt: the plan's approval, or a campaign's top-up
@@ -114,8 +121,6 @@ def _finish_campaign(records: JobRecords, job: Job, state: dict[str, Any], ctx: 
     spent = records.events.spent(job.id) + sum(records.events.spent(j) for j in children)
     report = build_campaign_report(job.id, state, ctx.repo.resolve(state["branch"]), spent, seconds)
     status = JobStatus.SUCCEEDED if report.passed else JobStatus.FAILED
-    if records.jobs.get(job.id).status == JobStatus.CANCELLED:
-        status = JobStatus.CANCELLED
     return records.finish(job.id, status, error=report.stop_reason, report=report.model_dump(mode="json"),
                           branch=report.branch)
 
@@ -139,7 +144,7 @@ def _stopped(records: JobRecords, job: Job, watch: JobWatch) -> Job:
         return records.jobs.get(job.id)
     if watch.reason == "interrupted":
         return records.finish(job.id, JobStatus.FAILED, error=interrupted_reason(job.id))
-    return records.finish(job.id, JobStatus.CANCELLED, error="cancelled by the director")
+    return records.finish(job.id, JobStatus.CANCELLED, error=CANCELLED_REASON)
 
 
 def interrupted_reason(job_id: str) -> str:
@@ -172,8 +177,6 @@ def _finish(records: JobRecords, job: Job, state: dict[str, Any], ctx: JobContex
     report = build_report(job.id, state, ctx.repo, view, seconds)
     status = JobStatus.SUCCEEDED if report.succeeded else JobStatus.FAILED
     error = report.stop_reason or (None if report.succeeded else why_failed(report))
-    if records.jobs.get(job.id).status == JobStatus.CANCELLED:
-        status, error = JobStatus.CANCELLED, "cancelled by the director"
     return records.finish(job.id, status, error=error, report=report.model_dump(mode="json"),
                           branch=report.job_branch)
 

@@ -11,18 +11,14 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from agents.plan import Plan
 from orchestrator.config.settings import Settings, job_snapshot
-from orchestrator.engine.campaign_report import CampaignReport
-from orchestrator.engine.context import ModelSource, endpoint_model
 from orchestrator.engine.report import Report
-from orchestrator.engine.runner import advance, interrupted_reason, open_repo, preflight
 from orchestrator.engine.watch import stop_running
 from orchestrator.runtime import background
 from orchestrator.runtime.notify import Inbox, Notifier, announcer, configured_sinks
-from orchestrator.runtime.prune import PruneResult, prune
 from orchestrator.runtime.queue import JobQueue
 from orchestrator.store.db import open_store, store_url
 from orchestrator.store.events import (
@@ -45,15 +41,23 @@ from sandboxes.git.command import WorkspaceError
 from sandboxes.git.repo import GitRepo
 from sandboxes.git.results import MergeResult
 
+if TYPE_CHECKING:
+    from orchestrator.engine.campaign_report import CampaignReport
+    from orchestrator.engine.context import ModelSource
+    from orchestrator.runtime.prune import PruneResult
+
+# The engine (LangGraph, the model clients, the sandboxes) is imported by the actions that run a job, not by
+# the director itself: reading commands (`shipyard jobs`, `show`, the TUI) start without the model stack.
+
 
 class JobStateError(ValueError):
     """The job is not in a state where that action makes sense."""
 
 
 class Director:
-    def __init__(self, settings: Settings, models: ModelSource = endpoint_model):
+    def __init__(self, settings: Settings, models: ModelSource | None = None):
         self.settings = settings
-        self.models = models  # what the agents of jobs run here talk to
+        self.models = models  # what the agents of jobs run here talk to; None: the configured endpoints
         self.records = JobRecords(open_store(store_url(settings)))
         self.queue = JobQueue(settings, self.records.jobs, self.records.events)
         # A campaign's digest after each iteration goes to the inbox and the notification sinks.
@@ -97,7 +101,11 @@ class Director:
 
     def campaign_report(self, job_id: str) -> CampaignReport | None:
         job = self.get(job_id)
-        return CampaignReport.model_validate(job.report) if job.report and job.task.campaign else None
+        if not job.report or job.task.campaign is None:
+            return None
+        from orchestrator.engine.campaign_report import CampaignReport  # LangGraph's: only for a campaign
+
+        return CampaignReport.model_validate(job.report)
 
     def diff(self, job_id: str) -> str:
         """The job branch's changes against where the job started."""
@@ -128,6 +136,8 @@ class Director:
         """Record a job for `task`, checking first that it can run at all: its repo and base exist, every
         role has a usable model, a sandbox backend answers, the disk has room. A job that could never run
         is refused here, before it is a record and a branch."""
+        from orchestrator.engine.runner import open_repo, preflight
+
         preflight(self.settings, task)
         repo = open_repo(self.settings, task.repo)
         if task.base == "HEAD":
@@ -265,10 +275,7 @@ class Director:
 
     def cancel(self, job_id: str) -> Job:
         """Mark the job cancelled; whatever runs it stops at its next step."""
-        job = self.get(job_id)
-        if job.status.finished:
-            return job
-        return self.records.set_status(job_id, JobStatus.CANCELLED, error="cancelled by the director")
+        return self.records.cancel(job_id)
 
     def note(self, job_id: str, text: str) -> None:
         """A note from the director, read by every agent that starts after it, in every role."""
@@ -278,6 +285,8 @@ class Director:
     def interrupt(self, job_id: str, grace: Callable[[], object] = lambda: None) -> str:
         """Ctrl-C: stop the job's work in this process at once — its sandboxes, its model calls — keeping all
         it did; `grace()` waits a moment for the job to end itself. The line that tells the director."""
+        from orchestrator.engine.runner import interrupted_reason
+
         stop_running(job_id)
         grace()
         if not self.settled(job_id):
@@ -311,13 +320,19 @@ class Director:
 
     def prune(self, older_than: float, dry_run: bool = False) -> PruneResult:
         """Forget finished jobs older than `older_than` seconds whose branches are gone."""
+        from orchestrator.runtime.prune import prune
+
         return prune(self.settings, self.records, self.queue, older_than, dry_run)
 
     # -- internals -----------------------------------------------------------------------
 
     def _advance(self, job: Job, **how: Any) -> Job:
         """The job's graph on from its checkpoint, in this process, with this director's models and sinks."""
-        return advance(self.settings, self.records, job, models=self.models, announce=self.announce, **how)
+        from orchestrator.engine.context import endpoint_model
+        from orchestrator.engine.runner import advance
+
+        return advance(self.settings, self.records, job, models=self.models or endpoint_model,
+                       announce=self.announce, **how)
 
     def close(self) -> None:
         """Let go of the queue's connection (commands that enqueued end with this)."""
@@ -330,6 +345,8 @@ class Director:
         return job
 
     def _repo(self, job: Job) -> GitRepo:
+        from orchestrator.engine.runner import open_repo
+
         return open_repo(self.settings, job.task.repo)
 
 

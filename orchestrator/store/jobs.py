@@ -80,6 +80,9 @@ class JobStatus(StrEnum):
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.CANCELLED)
 
 
+CANCELLED_REASON = "cancelled by the director"
+
+
 class Job(BaseModel):
     id: str
     status: JobStatus
@@ -174,6 +177,30 @@ class JobStore:
         with self.engine.begin() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.holder == holder)
                          .values(holder=None, held_at=None))
+
+    def settle(self, job_id: str, status: JobStatus, **fields: Any) -> JobStatus:
+        """End the job as `status` in one statement, unless the director cancelled it first: then it stays
+        cancelled (with `fields` kept). The status that stands. One UPDATE, so that a `shipyard cancel`
+        landing while the job ends is never overwritten."""
+        values: dict[str, Any] = {"updated_at": time.time(), **fields}
+        with self.engine.begin() as conn:
+            if status != JobStatus.CANCELLED:
+                moved = conn.execute(update(jobs).where(jobs.c.id == job_id,
+                                                        jobs.c.status != JobStatus.CANCELLED.value)
+                                     .values(status=status.value, **values)).rowcount
+                if moved:
+                    return status
+            values["error"] = CANCELLED_REASON
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(status=JobStatus.CANCELLED.value, **values))
+        return JobStatus.CANCELLED
+
+    def cancel(self, job_id: str) -> bool:
+        """Mark the job cancelled unless it has ended already; whether it was."""
+        ended = [s.value for s in JobStatus if s.finished]
+        with self.engine.begin() as conn:
+            return bool(conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status.not_in(ended))
+                                     .values(status=JobStatus.CANCELLED.value, error=CANCELLED_REASON,
+                                             updated_at=time.time())).rowcount)
 
     def update(self, job_id: str, status: JobStatus | None = None, **fields: Any) -> None:
         values: dict[str, Any] = {"updated_at": time.time(), **fields}

@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from orchestrator.store.event_log import EventLog
 from orchestrator.store.events import JobFinished, JobStatusChanged, JobSubmitted
-from orchestrator.store.jobs import Job, JobStatus, JobStore, Task
+from orchestrator.store.jobs import CANCELLED_REASON, Job, JobStatus, JobStore, Task
 
 
 class JobRecords:
@@ -33,6 +33,14 @@ class JobRecords:
         fields: dict[str, Any] = {"error": error}
         if report is not None:
             fields["report"] = report
-        self.jobs.update(job_id, status, **fields)
+        # A cancel that lands while the job ends wins, however close the two are.
+        if self.jobs.settle(job_id, status, **fields) != status:
+            status, error = JobStatus.CANCELLED, CANCELLED_REASON
         self.events.append(JobFinished(job_id=job_id, status=status.value, error=error, branch=branch))
+        return self.jobs.get(job_id)
+
+    def cancel(self, job_id: str) -> Job:
+        """Mark the job cancelled (whatever runs it stops at once); a job that has ended stays as it ended."""
+        if self.jobs.cancel(job_id):
+            self.events.append(JobStatusChanged(job_id=job_id, status=JobStatus.CANCELLED.value))
         return self.jobs.get(job_id)

@@ -159,6 +159,32 @@ class GitRepo:
         out = self.git(["diff-tree", "-r", "-z", "--numstat", "--find-renames", *self._fork_point(a, b)]).stdout
         return parse_numstat(out)
 
+    def merge_clean(self, into_branch: str, from_branch: str, *, role: str = "integrator",
+                    message: str | None = None) -> MergeResult | None:
+        """Merge from_branch into into_branch (a merge commit) without a worktree, when it merges cleanly; None
+        when it conflicts (then `merge` with keep_conflicted leaves it for an agent). Nothing is checked out:
+        the merged tree is computed in the object store (`git merge-tree`, the same ort merge as `git merge`)
+        and the branch moves only if nobody moved it meanwhile."""
+        check_branch(into_branch)
+        identity = commit_identity(role, None)
+        message = message or f"Merge {from_branch} into {into_branch}"
+        with self.locked():
+            ours = self.branch_sha(into_branch)
+            if ours is None:
+                raise WorkspaceError(f"no branch {into_branch} to merge into; create it with ensure_branch()")
+            theirs = self.resolve(from_branch)
+            if self.git(["merge-base", "--is-ancestor", theirs, ours], check=False).returncode == 0:
+                return MergeResult(ok=True, sha=ours, message="already up to date")  # merged before a crash
+            tree = self.git(["merge-tree", "--write-tree", "--no-messages", ours, theirs], check=False)
+            if tree.returncode == 1:
+                return None
+            if tree.returncode != 0:
+                self.git(["merge-tree", "--write-tree", ours, theirs])  # raises, saying why
+            merged = self.git(["commit-tree", tree.stdout.split()[0], "-p", ours, "-p", theirs, "-m", message],
+                              env=identity).stdout.strip()
+            self.git(["update-ref", "-m", message, f"refs/heads/{into_branch}", merged, ours])
+        return MergeResult(ok=True, sha=merged, message=message)
+
     def merge(
         self,
         into_branch: str,

@@ -471,11 +471,27 @@ def _run_job(settings: Settings, job_id: str, die_after_writes_to: str | None) -
     Director(settings).run(job_id)
 
 
+# `die_after_writes_to` this: the runner dies once the graph's last checkpoint is saved (the final
+# tests are in it), before the job's row says it ended.
+LAST_CHECKPOINT = "the last checkpoint"
+
+
 def _die_after_writes(channel: str) -> None:
     """SIGKILL this process as soon as a graph task's writes to `channel` are saved: the moment a
     step's work is in the checkpoint store, before the checkpoint of the next step exists."""
     from langgraph.checkpoint.sqlite import SqliteSaver
 
+    if channel == LAST_CHECKPOINT:
+        put = SqliteSaver.put
+
+        def put_then_die(self: Any, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+            saved = put(self, config, checkpoint, metadata, new_versions)
+            if "tests_after" in checkpoint["channel_values"]:
+                os.kill(os.getpid(), 9)
+            return saved
+
+        SqliteSaver.put = put_then_die  # type: ignore[method-assign]
+        return
     put_writes = SqliteSaver.put_writes
 
     def put_then_die(self: Any, config: Any, writes: Any, task_id: str, task_path: str = "") -> None:

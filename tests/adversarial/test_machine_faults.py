@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from helpers import git, make_repo
 from kit import (
+    LAST_CHECKPOINT,
     can_mount,
     chain_script,
     fill_disk,
@@ -269,10 +270,11 @@ def test_a_sandbox_container_killed_under_its_agent_is_replaced(tmp_path: Path) 
 
 
 @pytest.mark.bubblewrap
-@pytest.mark.parametrize("channel", ["plan", "results", "tests_after"])
+@pytest.mark.parametrize("channel", ["plan", "results", "tests_after", LAST_CHECKPOINT])
 def test_a_kill_between_a_steps_writes_and_the_next_checkpoint(tmp_path: Path, channel: str) -> None:
     """The narrowest window, hit on purpose: the runner dies right after a step's results are saved
-    (the plan; a subtask's or a merge's results; the final tests) and before the next checkpoint.
+    (the plan; a subtask's or a merge's results; the final tests) and before the next checkpoint, or
+    after the graph's last checkpoint and before the job's row says it ended.
     The resumed job applies them and goes on: nothing is planned, coded or merged twice."""
     backend = require_backend("bubblewrap")
     repo = make_repo(tmp_path / "repo", {"README.md": "# chain\n"})

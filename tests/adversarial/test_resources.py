@@ -9,10 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kit import Bystander, can_mount, make_backend, small_filesystem
+from kit import Bystander, can_mount, fill_disk, make_backend, small_filesystem
 
 from agents.tools import ToolObservation, Toolset
-from sandboxes.base import Sandbox, SandboxLimits, SandboxSpec
+from sandboxes.base import DiskWatch, Sandbox, SandboxLimits, SandboxSpec
+
+# Seconds within which a command cut off by a limit has ended, however loaded the machine: far less than it
+# would run if nothing cut it off (minutes, or forever), so that only a limit not enforced goes over it.
+KILLED_WITHIN = 90
 
 LIMITS = SandboxLimits(memory_mb=256, pids=64, tmp_mb=64, cpus=1.0, exec_timeout=4)
 
@@ -51,8 +55,8 @@ def abuse(tools: Toolset, bystander: Sandbox, command: str, timeout: float | Non
 
 
 def test_fork_bomb(abuser: Toolset, bystander: Sandbox) -> None:
-    observation, seconds = abuse(abuser, bystander, ":(){ :|:& };:; sleep 60", timeout=6)
-    assert seconds < 15, seconds
+    observation, seconds = abuse(abuser, bystander, ":(){ :|:& };:; sleep 600", timeout=6)
+    assert seconds < KILLED_WITHIN, seconds  # not the 600 s of its sleep
     assert observation.text.startswith("timed out after 6 s (the command was killed)"), observation.text[:300]
 
 
@@ -83,8 +87,8 @@ def test_disk_fill_of_the_workspace(backend_name: str, bystander: Sandbox, tmp_p
         (disk / "ws").mkdir()
         with make_backend(backend_name).start(SandboxSpec(workspace=disk / "ws", limits=limits)) as sandbox:
             tools = Toolset(sandbox)
-            observation, seconds = abuse(tools, bystander, command, timeout=120)
-            assert seconds < 30, seconds
+            observation, seconds = abuse(tools, bystander, command, timeout=600)
+            assert seconds < KILLED_WITHIN, seconds  # killed by the disk watch, not the timeout
             assert "less than the 256 MB kept free" in observation.text, observation.text[-500:]
             free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize >> 20
             assert free > 100, free
@@ -93,10 +97,28 @@ def test_disk_fill_of_the_workspace(backend_name: str, bystander: Sandbox, tmp_p
             assert "cleaned" in cleaned.text and "[shipyard" not in cleaned.text, cleaned.text
 
 
+@pytest.mark.skipif(not can_mount(), reason="needs root to mount a small file system")
+def test_the_disk_watch_spares_a_clean_up_while_others_write_a_little(tmp_path: Path) -> None:
+    """The race seen under load: a clean-up starts on a disk below the floor, and before the space it frees
+    shows, other writers take a little more. Only a command that keeps filling the disk is killed."""
+    with small_filesystem(tmp_path / "disk", 64) as disk:
+        ballast = fill_disk(disk, leave_bytes=8 << 20)  # 8 MB free: below a 32 MB floor
+        watch = DiskWatch(disk, 32)  # the clean-up command starts now
+        (disk / "state.db").write_bytes(b"\0" * (1 << 20))  # Shipyard's own state, meanwhile
+        os.sync()
+        assert watch() is None, "a clean-up is not killed for what others wrote"
+        ballast.unlink()
+        assert watch() is None
+        filler = DiskWatch(disk, 32)
+        fill_disk(disk, leave_bytes=8 << 20)
+        os.sync()
+        assert "less than the 32 MB kept free" in (filler() or ""), "a command filling the disk is killed"
+
+
 def test_a_process_ignoring_sigterm(abuser: Toolset, bystander: Sandbox) -> None:
     observation, seconds = abuse(abuser, bystander, "trap '' TERM INT HUP; while :; do sleep 1; done", timeout=3)
     assert observation.text.startswith("timed out after 3 s (the command was killed)"), observation.text[:300]
-    assert seconds < 10, seconds
+    assert seconds < KILLED_WITHIN, seconds
     # One left behind in the background, ignoring SIGTERM too, does not outlive its command.
     observation, _ = abuse(abuser, bystander, "(trap '' TERM INT HUP; exec sleep 300) & echo started")
     assert "started" in observation.text
@@ -108,7 +130,7 @@ def test_a_command_that_never_ends(abuser: Toolset, bystander: Sandbox) -> None:
     # No timeout given: the sandbox's default (4 s here) applies.
     observation, seconds = abuse(abuser, bystander, "while :; do :; done")
     assert observation.text.startswith("timed out after 4 s (the command was killed)"), observation.text[:300]
-    assert seconds < 12, seconds
+    assert seconds < KILLED_WITHIN, seconds
 
 
 @pytest.mark.parametrize("command", ["yes 'flood flood flood'", "head -c 300000000 /dev/zero | tr '\\0' x"],
@@ -116,4 +138,4 @@ def test_a_command_that_never_ends(abuser: Toolset, bystander: Sandbox) -> None:
 def test_output_flood(abuser: Toolset, bystander: Sandbox, command: str) -> None:
     observation, seconds = abuse(abuser, bystander, command, timeout=3)
     assert "characters omitted" in observation.text, observation.text[:300]
-    assert seconds < 12, seconds
+    assert seconds < KILLED_WITHIN, seconds

@@ -59,16 +59,21 @@ class WorkerProcess:
 
 
 # One subtask, every answer repeatable: any number of jobs can share the script.
-def quick_script(latency: float = 0.25, coder_latency: float | None = None) -> dict[str, Any]:
+def quick_script(latency: float = 0.25, coder_latency: float | None = None,
+                 once_latency: float | None = None) -> dict[str, Any]:
+    """A one-note job; every coder's first answer takes `coder_latency`, or only the very first one
+    `once_latency` (the jobs after it go at `latency`)."""
     first_coder = {"match": {"role": "coder", "last_role": "user"}, "repeat": True,
                    "tool_calls": [tool_call("create_file", path="NOTE.md", content="noted\n")]}
     if coder_latency is not None:
         first_coder["latency"] = coder_latency
+    once = [{**first_coder, "repeat": False, "latency": once_latency}] if once_latency is not None else []
     return {"latency": latency, "responses": [
         {"match": {"role": "planner"}, "repeat": True, "tool_calls": [tool_call(
             "submit_plan", summary="One note.", subtasks=[{
                 "id": "s1", "title": "Add a note", "instructions": "Create NOTE.md", "files": ["NOTE.md"],
                 "acceptance": ["NOTE.md exists"]}])]},
+        *once,
         first_coder,
         {"match": {"role": "coder", "last_role": "tool"}, "repeat": True,
          "tool_calls": [tool_call("submit", summary="Added NOTE.md.")]},

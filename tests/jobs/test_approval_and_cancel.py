@@ -52,9 +52,9 @@ def test_job_waits_for_approval_across_a_worker_restart(deploy: Callable[..., De
 
 
 def test_cancel_stops_a_job_running_on_a_worker(deploy: Callable[..., Deployment]) -> None:
-    # The coder's model call outlasts the `shipyard cancel` process however loaded the machine (#19: in-flight
-    # calls are not cut off yet, so the job stops at the step after it).
-    d = deploy(None, quick_script(coder_latency=10.0), WORKERS__CONCURRENCY="1")
+    # The first coder's model call outlasts any `shipyard cancel` however loaded the machine: the job cannot end on
+    # its own first. The cancel gives the call up at once (the watch stops the job's model clients).
+    d = deploy(None, quick_script(once_latency=600.0), WORKERS__CONCURRENCY="1")
     worker = d.start_worker()
     job = d.submit("add a note slowly")
     wait_for(lambda: any(e.payload.get("status") == "coding" for e in d.events(job, "subtask.status")), 60,

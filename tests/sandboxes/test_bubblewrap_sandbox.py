@@ -135,7 +135,7 @@ def test_timeout_kills_everything(sandbox: BubblewrapSandbox, cmd: str, seconds:
     result = sandbox.exec(cmd, timeout=2)
     assert result.timed_out and not result.ok
     assert result.exit_code == 124
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 60  # killed at its timeout, however loaded the machine
     # Killed at once; the kernel may take a moment to tear the pid namespace down.
     assert _wait_until(lambda: not _processes_with(f"sleep\x00{seconds}".encode()), 1)
 
@@ -208,7 +208,7 @@ def test_host_secrets_hidden(sandbox: BubblewrapSandbox) -> None:
 
 def test_fork_bomb_contained(make_sandbox: MakeSandbox) -> None:
     sandbox = make_sandbox(pids=64)
-    bomb = ":(){ :|:& };:; sleep 30"  # the sleep keeps the command, and the bomb, alive
+    bomb = ":(){ :|:& };:; sleep 600"  # the sleep keeps the command, and the bomb, alive
     results = []
     runner = threading.Thread(target=lambda: results.append(sandbox.exec(bomb, timeout=8)))
     started = time.monotonic()
@@ -218,7 +218,7 @@ def test_fork_bomb_contained(make_sandbox: MakeSandbox) -> None:
         # Every fork of the bomb's shell carries its command line, as do the two bwraps.
         peak = max(peak, len(_processes_with(bomb.encode())))
         time.sleep(0.05)
-    assert time.monotonic() - started < 11
+    assert time.monotonic() - started < 60  # killed at its timeout, not after its 600 s sleep
     assert not results[0].ok
     # A cgroup is exact (bwrap is in it too); the rlimit fallback allows `pids` more
     # processes than the user had when the command started, some of them since gone.

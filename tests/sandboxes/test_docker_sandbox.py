@@ -39,14 +39,18 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def sandbox(backend: DockerBackend, workspace: Path) -> Iterator[DockerSandbox]:
+@pytest.fixture(params=["channel", "docker-exec"])
+def sandbox(request: pytest.FixtureRequest, client: docker.DockerClient, image: str,
+            workspace: Path) -> Iterator[DockerSandbox]:
+    """Each command over the exec channel, and (its fallback) as a docker exec: the two must not differ."""
     spec = SandboxSpec(
         workspace=workspace,
         limits=SandboxLimits(memory_mb=512, pids=128),
         env={"SPEC_VAR": "spec"},
     )
+    backend = DockerBackend(client, channel_python="python3" if request.param == "channel" else None)
     with backend.start(spec) as sandbox:
+        assert sandbox.channel_open == (request.param == "channel")
         yield sandbox
 
 
@@ -66,7 +70,7 @@ def test_build_is_idempotent(image: str) -> None:
     lines: list[str] = []
     started = time.monotonic()
     build_image(image, log=lines.append)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 60  # nothing was built: a build takes minutes
     assert any("up to date" in line for line in lines)
 
 
@@ -105,7 +109,7 @@ def test_exec_exit_codes_and_streams(sandbox: DockerSandbox) -> None:
 def test_timeout_kills_the_command(sandbox: DockerSandbox) -> None:
     started = time.monotonic()
     result = sandbox.exec("sleep 600 & sleep 600", timeout=2)
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 60  # not its 600 s, however loaded the machine
     assert result.timed_out and result.exit_code == 124
     # The background sleep went with its command.
     assert "sleep 600" not in sandbox.exec(["ps", "-eo", "args"]).stdout.splitlines()
@@ -204,8 +208,8 @@ def test_non_root(sandbox: DockerSandbox) -> None:
 def test_fork_bomb_is_contained(sandbox: DockerSandbox) -> None:
     started = time.monotonic()
     # The sleep keeps the command, and so the bomb, going until the timeout.
-    result = sandbox.exec(":(){ :|:& };:; sleep 60", timeout=4)
-    assert time.monotonic() - started < 8
+    result = sandbox.exec(":(){ :|:& };:; sleep 600", timeout=4)
+    assert time.monotonic() - started < 60  # not its 600 s
     assert result.timed_out and "Resource temporarily unavailable" in result.stderr
     after = sandbox.exec("echo alive; ps -e | wc -l")
     assert after.ok and after.stdout.startswith("alive\n")
@@ -218,7 +222,7 @@ def test_host_deadline_is_a_safety_net(sandbox: DockerSandbox, monkeypatch: pyte
     monkeypatch.setattr(docker_backend, "HOST_GRACE", 1.0)
     started = time.monotonic()
     result = sandbox.exec("sleep 600", timeout=1)
-    assert result.timed_out and time.monotonic() - started < 5
+    assert result.timed_out and time.monotonic() - started < 60  # not its 600 s
     monkeypatch.undo()
     assert "sleep 600" not in sandbox.exec(["ps", "-eo", "args"]).stdout.splitlines()
 

@@ -49,13 +49,13 @@ def test_timeout_kills_the_process_group(sandbox: LocalSandbox, cmd: str) -> Non
     started = time.monotonic()
     result = sandbox.exec(cmd, timeout=1)
     assert result.timed_out and result.exit_code == 124
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 60  # not its 600 s, however loaded the machine
 
 
 def test_background_processes_do_not_outlive_the_command(sandbox: LocalSandbox) -> None:
     started = time.monotonic()
     result = sandbox.exec("sleep 600 & echo $!")
-    assert result.ok and time.monotonic() - started < 3
+    assert result.ok and time.monotonic() - started < 60  # the command did not wait for its 600 s child
     stat = Path(f"/proc/{int(result.stdout)}/stat")
     time.sleep(0.1)
     # Gone, or a zombie waiting for an init that reaps slowly (as in some containers).

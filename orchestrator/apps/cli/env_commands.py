@@ -11,9 +11,6 @@ from rich.table import Table
 
 from orchestrator.apps.cli import options
 from orchestrator.apps.cli.render import event_line
-from orchestrator.engine.runner import open_repo
-from orchestrator.environments import manage
-from orchestrator.runtime.prune import parse_age
 from orchestrator.store.events import Event
 from tui.format import age
 
@@ -32,6 +29,9 @@ def _print(event: Event) -> object:
 def build(repo: Path = REPO, base: str = BASE,
           rebuild: bool = typer.Option(False, "--rebuild", help="set it up again even if it is cached")) -> None:
     """Set the repository's environment up now (or find it cached), as its next job would."""
+    from orchestrator.engine.runner import open_repo  # the engine and docker: loaded by the command, not --help
+    from orchestrator.environments import manage
+
     settings = options.settings(None, repo)
     prepared = manage.build(settings, open_repo(settings, str(repo)), base, _print, rebuild=rebuild)
     if prepared is None:
@@ -46,6 +46,9 @@ def build(repo: Path = REPO, base: str = BASE,
 def show(repo: Path = REPO, base: str = BASE) -> None:
     """The repository's environment (where it comes from, its setup commands, whether it is cached), and
     every cached environment."""
+    from orchestrator.engine.runner import open_repo
+    from orchestrator.environments import manage
+
     settings = options.settings(None, repo)
     described = manage.describe(settings, open_repo(settings, str(repo)), base)
     recipe = described.recipe
@@ -73,6 +76,9 @@ def show(repo: Path = REPO, base: str = BASE) -> None:
 def prune(older_than: str | None = typer.Option(None, "--older-than",
                                                 help="only those unused for this long, e.g. 30d, 12h")) -> None:
     """Remove cached environments (their images too); the next job on their repositories sets them up again."""
+    from orchestrator.environments import manage
+    from orchestrator.runtime.prune import parse_age
+
     try:
         seconds = parse_age(older_than) if older_than else None
     except ValueError as exc:

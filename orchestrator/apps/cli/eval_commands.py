@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from agents.models import ModelSpec
-from agents.scripted_model import ScriptedModelServer
+from agents.specs import ModelSpec
 from orchestrator.apps.evaluation import mini_suite
 from orchestrator.apps.evaluation.grading import PytestRunner
 from orchestrator.apps.evaluation.instances import Instance, InstanceError, load_instances
 from orchestrator.apps.evaluation.mini_suite import MiniSuiteError
 from orchestrator.apps.evaluation.models_file import ModelsFileError, load_models_file
 from orchestrator.apps.evaluation.results import EvalReport, InstanceResult
-from orchestrator.apps.evaluation.runner import EvalError, EvalOptions, EvalRunner, Progress
 from orchestrator.config.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # the runner loads the sandboxes: imported when an evaluation runs
+    from orchestrator.apps.evaluation.runner import EvalOptions, Progress
 
 console = Console()
 
@@ -53,6 +54,9 @@ def eval_command(
     test_timeout: float = typer.Option(1800, "--test-timeout", min=1, help="seconds for one instance's tests"),
 ) -> None:
     """Run SWE-bench-style instances as Shipyard jobs and grade them by their hidden tests."""
+    from agents.scripted_model import ScriptedModelServer
+    from orchestrator.apps.evaluation.runner import EvalError, EvalOptions
+
     if (instances_file is None) == (not mini_suite_flag):
         _fail("give an INSTANCES.jsonl file or --mini-suite (not both)")
     try:
@@ -94,6 +98,8 @@ def eval_command(
 
 def _evaluate(settings: Settings, options: EvalOptions, source: Path, instances: list[Instance],
               python: str) -> EvalReport:
+    from orchestrator.apps.evaluation.runner import EvalRunner
+
     runner = EvalRunner(settings, options, source, PytestRunner(python))
     done = sum(runner.done(i) for i in instances)
     workers = options.workers

@@ -15,7 +15,6 @@ from rich.syntax import Syntax
 from rich.text import Text
 
 from agents.plan import Plan
-from agents.scripted_model import ScriptedModelServer
 from agents.validation import problems
 from orchestrator.apps.cli import options
 from orchestrator.apps.cli.render import (
@@ -27,16 +26,6 @@ from orchestrator.apps.cli.render import (
     progress_view,
     report_view,
     say_error,
-)
-from orchestrator.apps.demo import (
-    CAMPAIGN_GOAL,
-    CAMPAIGN_REPO,
-    CAMPAIGN_SCRIPT,
-    CAMPAIGN_VERIFIER,
-    INSTRUCTION,
-    SCRIPT,
-    demo_settings,
-    make_sample_repo,
 )
 from orchestrator.config.settings import load_settings
 from orchestrator.runtime.director import Director
@@ -97,6 +86,18 @@ def demo(
 ) -> None:
     """The whole flow on a bundled sample repo, with a SCRIPTED model (no model endpoint needed): a job, or
     (`demo campaign`) a campaign of three iterations towards a goal its verifier checks."""
+    from agents.scripted_model import ScriptedModelServer
+    from orchestrator.apps.demo import (
+        CAMPAIGN_GOAL,
+        CAMPAIGN_REPO,
+        CAMPAIGN_SCRIPT,
+        CAMPAIGN_VERIFIER,
+        INSTRUCTION,
+        SCRIPT,
+        demo_settings,
+        make_sample_repo,
+    )
+
     if which not in ("job", "campaign"):
         raise typer.BadParameter(f"'{which}': choose job or campaign", param_hint="WHICH")
     workdir = (workdir or Path(tempfile.mkdtemp(prefix="shipyard-demo-"))).resolve()

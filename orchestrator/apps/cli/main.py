@@ -11,8 +11,6 @@ from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
-from agents.model_errors import ModelError
-from agents.scripted_model import ScriptError
 from agents.validation import problems
 from orchestrator.apps.cli import (
     campaign_commands,
@@ -56,8 +54,15 @@ app.add_typer(github_commands.app, name="github")
 app.add_typer(models_commands.app, name="models")
 
 # Errors whose message already says what to do; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, SandboxError, WorkspaceError, ModelError, ScriptError, JobLookupError, JobStateError,
-               JobHeldError)
+USER_ERRORS = (ConfigError, SandboxError, WorkspaceError, JobLookupError, JobStateError, JobHeldError)
+# Those of modules that load the model stack, which a command imports only when it needs them: an error of
+# theirs can only come from a module already loaded.
+LAZY_USER_ERRORS = (("agents.model_errors", "ModelError"), ("agents.scripted_model.script", "ScriptError"))
+
+
+def _user_error(exc: BaseException) -> bool:
+    lazy = tuple(getattr(sys.modules[m], name) for m, name in LAZY_USER_ERRORS if m in sys.modules)
+    return isinstance(exc, USER_ERRORS + lazy)
 
 
 @app.callback()
@@ -92,9 +97,6 @@ def main() -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(1)
-    except USER_ERRORS as exc:
-        say_error(str(exc))
-        sys.exit(2)
     except ValidationError as exc:  # a model built from the command line, e.g. a Task with an empty instruction
         found = problems(exc, "input")
         say_error(f"invalid {exc.title}: {found}")
@@ -107,4 +109,9 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except Exception as exc:
+        if not _user_error(exc):
+            raise
+        say_error(str(exc))
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from agents.model_check import check_model
 from orchestrator.config.settings import ROLES, load_settings
 
 app = typer.Typer(help="Check the configured models.", no_args_is_help=True)
@@ -21,6 +20,8 @@ def check(
     """Ask each role's endpoint whether it is reachable, calls tools and how large its context is: a line per role."""
     if role is not None and role not in ROLES:
         raise typer.BadParameter(f"{role!r} is not a role: use one of {', '.join(ROLES)}", param_hint="--role")
+    from agents.model_check import check_model
+
     settings = load_settings(repo)
     console = Console(highlight=False, soft_wrap=True)
     failed = False

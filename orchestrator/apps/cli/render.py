@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from agents.plan import Plan
-from orchestrator.engine.campaign_report import CampaignReport
 from orchestrator.engine.report import Report
 from orchestrator.store.events import (
     AgentCondensed,
@@ -30,6 +29,9 @@ from orchestrator.store.events import (
 from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Job
 from tui.format import STYLE, age, short, sparkline
+
+if TYPE_CHECKING:
+    from orchestrator.engine.campaign_report import CampaignReport  # LangGraph's: imported where a campaign runs
 
 
 def say_error(message: str) -> None:

@@ -10,9 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.config.settings import load_settings
-from sandboxes.docker_containers import prune_orphans
-from sandboxes.image_build import build_image
-from sandboxes.select import doctor as backend_doctor
 
 app = typer.Typer(help="Build and check the sandboxes agents work in.", no_args_is_help=True)
 
@@ -26,6 +23,8 @@ def build(
     ),
 ) -> None:
     """Build the sandbox image (the bundled Debian one, or a repo's own Dockerfile)."""
+    from sandboxes.image_build import build_image
+
     settings = load_settings()
     chosen: Literal["auto", "dockerfile", "mmdebstrap"] = _method(method)
     image = build_image(
@@ -46,6 +45,8 @@ def _method(method: str) -> Literal["auto", "dockerfile", "mmdebstrap"]:
 @app.command("doctor")
 def doctor() -> None:
     """Report which sandbox backends work on this machine, and why not."""
+    from sandboxes.select import doctor as backend_doctor
+
     settings = load_settings()
     table = Table("backend", "works", "detail", title=f"sandboxes (image {settings.sandbox.image})")
     results = backend_doctor(settings.sandbox.image)
@@ -63,5 +64,7 @@ def prune(
     all_: bool = typer.Option(False, "--all", help="remove every Shipyard container, not only orphans of dead runs"),
 ) -> None:
     """Remove sandbox containers left behind by runs that died."""
+    from sandboxes.docker_containers import prune_orphans
+
     removed = prune_orphans(all=all_)
     Console().print(f"removed {len(removed)} container(s)" + (": " + ", ".join(removed) if removed else ""))

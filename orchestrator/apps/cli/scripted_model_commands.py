@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from agents.scripted_model import serve
-
 app = typer.Typer(help="Serve a scripted OpenAI-compatible model (no real model needed).", no_args_is_help=True)
 
 
@@ -18,4 +16,6 @@ def serve_command(
     port: int = typer.Option(8765, help="port to listen on"),
 ) -> None:
     """Replay SCRIPT as chat completions on http://HOST:PORT/v1 until interrupted."""
+    from agents.scripted_model import serve
+
     serve(script, host, port)

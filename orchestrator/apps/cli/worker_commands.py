@@ -14,9 +14,7 @@ from rich.table import Table
 
 from orchestrator.apps.cli import options
 from orchestrator.apps.cli.render import report_view, styled
-from orchestrator.apps.github.records import prune_github
 from orchestrator.runtime.director import Director
-from orchestrator.runtime.prune import parse_age
 from orchestrator.store.jobs import JobStatus
 from tui.format import age
 
@@ -100,6 +98,9 @@ def prune_command(
     db: str | None = options.DB,
 ) -> None:
     """Forget old finished jobs (events, checkpoints, reports); jobs whose branches exist stay."""
+    from orchestrator.apps.github.records import prune_github
+    from orchestrator.runtime.prune import parse_age
+
     try:
         seconds = parse_age(older_than)
     except ValueError as exc:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agents.models import ModelSpec
+from agents.specs import ModelSpec
 from agents.validation import problems
 from orchestrator.config.settings import ROLES
 
