@@ -233,7 +233,8 @@ class JobContext:
             yield sandbox
 
     def run_tests(self, sandbox: Sandbox, test: TestCommand | None, name: str, baseline: TestReport | None,
-                  targets: list[str] | None = None, no_command: str = "there is no test command") -> TestRun:
+                  targets: list[str] | None = None,
+                  no_command: str = "no tests ran: no test command was found or configured") -> TestRun:
         """Run the suite with per-test results and judge it against `baseline`; `targets` None: this run
         is the baseline itself."""
         report = run_suite(sandbox, test, name) if test is not None else not_run(no_command)
