@@ -164,8 +164,15 @@ def report_view(report: Report) -> RenderableType:
     head.add_row("tests before", _tests(report.tests_before, report.baseline_counts))
     head.add_row("tests after", _tests(report.tests_after))
     if report.pre_existing_failures:
-        head.add_row("failing at base", Text(_named(report.pre_existing_failures) + " (pre-existing: not the job's)",
-                                             style="yellow"))
+        fixed = set(report.tests_after.comparison.fixed) if report.tests_after and report.tests_after.comparison \
+            else set()
+        still = [t for t in report.pre_existing_failures if t not in fixed]
+        text = Text(style="yellow")
+        if still:
+            text.append(f"{_named(still)} (pre-existing, not held against the work)")
+        if fixed:
+            text.append(("; " if still else "") + f"fixed by the job: {_named(sorted(fixed))}", style="green")
+        head.add_row("failing at base", text)
     if report.instructions:
         head.add_row("instructions", ", ".join(report.instructions))
     head.add_row("total", f"{report.total.input_tokens + report.total.output_tokens} tokens "

@@ -33,11 +33,13 @@ def report_markdown(report: Report) -> str:
     if after is not None and after.comparison is not None and after.comparison.reasons:
         lines += ["", f"Against the base: {plain('; '.join(after.comparison.reasons), 600)}."]
     if report.pre_existing_failures:
+        fixed = set(after.comparison.fixed) if after is not None and after.comparison is not None else set()
         shown = report.pre_existing_failures[:MOST_NAMED]
         more = len(report.pre_existing_failures) - len(shown)
         total = len(report.pre_existing_failures)
         lines += ["", f"Failing before this change ({total}; pre-existing, not caused by it):",
-                  *(f"- `{_cell(test)}`" for test in shown), *([f"- and {more} more"] if more else [])]
+                  *(f"- `{_cell(test)}`" + (" — fixed now" if test in fixed else "") for test in shown),
+                  *([f"- and {more} more"] if more else [])]
     if after is not None and after.passed is False:
         lines += ["", "<details><summary>Output of the failing tests</summary>", "", "```",
                   after.output[-OUTPUT_TAIL:].replace("```", "'''"), "```", "</details>"]
