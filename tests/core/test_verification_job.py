@@ -26,6 +26,7 @@ from sandboxes.local import LocalBackend
 
 REMOTE = "tests/test_remote.py::test_auth_header"
 CHARTS = "tests/test_charts.py"
+SMOKE = "PYTHONPATH=. python3 checks/smoke.py"
 KELVIN_TEST = "\n\ndef test_c_to_k():\n    assert c_to_k(0) == 273.15\n"
 
 
@@ -222,3 +223,26 @@ def test_the_repository_instructions_reach_every_role_nested_ones_their_subtree(
         prompt = prompt_of(models, agent)
         assert "Run the tests with" in prompt and "integers of cents" in prompt, agent
     assert director.report(job.id).instructions == ["CONTRIBUTING.md (Testing)", "AGENTS.md"]
+
+
+def test_the_planner_may_refine_the_test_command_and_the_baseline_is_run_with_it(
+        tmp_path: Path, make_director: MakeDirector) -> None:
+    repo = realrepos.no_tests_repo(tmp_path / "tool")
+    realrepos.write(repo, {"checks/smoke.py": "from tool.cli import main\n\nmain()\n"})
+    realrepos.commit_all(repo, "a smoke check discovery cannot know of")
+    plan = plan_entry(subtask("s1", "greet the world"))
+    plan["tool_calls"][0]["arguments"]["test_command"] = SMOKE
+    director, models = make_director([
+        plan,
+        coder("s1", call("edit_file", path="tool/cli.py", old="print('hello')", new="print('hello, world')"),
+              call("submit", summary="greets")),
+        approve("s1"),
+    ])
+    job = director.run(director.submit(Task(instruction="greet", repo=str(repo), base="main")).id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    chosen = [e for e in director.events(job.id) if isinstance(e, TestCommandChosen)]
+    assert [(e.origin, e.command) for e in chosen] == [("none", None), ("planner", SMOKE)]
+    baselines = [e for e in director.events(job.id) if isinstance(e, TestBaseline)]
+    assert [b.exit_code for b in baselines] == [None, 0]
+    assert f"Test command: {SMOKE}" in prompt_of(models, "s1.coder.1")
+    assert director.report(job.id).test_command == SMOKE
