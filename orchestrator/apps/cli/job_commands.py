@@ -174,10 +174,14 @@ def jobs(status: JobStatus | None = typer.Option(None, "--status", help="only jo
 def show(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
     """Show a job: its task, plan, status and report."""
     director, job = _found(job_id)
-    console.print(Text.assemble(("job ", ""), (job.id, "bold"), f"  {job.status.value}\nrepo {job.task.repo} from "
+    console.print(Text.assemble(("job ", ""), (job.id, "bold"), f"  {job.status.label}\nrepo {job.task.repo} from "
                                 f"{job.task.base}\ntask: {job.task.instruction}"))
     if job.error:
         console.print(Text(job.error, style="red"))
+    if director.report(job.id) is None:  # under way: what it verifies with, from its events
+        for event in director.events(job.id, kinds=(TestCommandChosen, TestBaseline)):
+            if isinstance(event, TestCommandChosen | TestBaseline):
+                console.print(verification_line(event))
     plan = director.plan(job.id)
     if plan:
         console.print(plan_table(plan))
