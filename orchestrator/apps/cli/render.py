@@ -160,9 +160,9 @@ def report_view(report: Report) -> RenderableType:
     head.add_row("status", styled(report.status))
     head.add_row("job branch", Text(report.job_branch, style="bold"))
     head.add_row("changes", report.diff_stat.summary())
-    head.add_row("test command", Text.assemble((report.test_command or "none", "bold" if report.test_command else "dim"),
-                                               (f"  ({'; '.join(report.test_evidence)})", "dim")
-                                               if report.test_evidence else ""))
+    evidence = (f"  ({'; '.join(report.test_evidence)})", "dim") if report.test_evidence else ""
+    head.add_row("test command", Text.assemble((report.test_command or "none", "bold" if report.test_command
+                                                else "dim"), evidence))
     head.add_row("tests before", _tests(report.tests_before, report.baseline_counts))
     head.add_row("tests after", _tests(report.tests_after))
     if report.pre_existing_failures:
