@@ -92,7 +92,7 @@ def test_a_repo_without_tests_succeeds_unverified_with_its_own_exit_code(tmp_pat
     assert run.returncode == 3, run.stdout + run.stderr
     assert "tests: none — no tests found" in said(run) and "the job will be unverified" in said(run)
     assert "succeeded, unverified: not verified: no tests ran" in last_line(run)
-    reviews = [r for r in shipyard.server.requests() if r.role == "reviewer"]
+    reviews = [r for r in shipyard.server.requests if r.role == "reviewer"]
     assert reviews and "no tests ran" in reviews[0].messages[1]["content"]
     job_id = last_line(run).split()[1]
     result = shipyard("result", job_id)
