@@ -205,7 +205,7 @@ class ContextWindow:
         head, rest = messages[:head_end], messages[head_end:]
         starts = [i for i, m in enumerate(rest) if isinstance(m, AIMessage)]
         preamble = rest[: starts[0]] if starts else rest
-        steps = [rest[a:b] for a, b in zip(starts, starts[1:] + [len(rest)], strict=True)]
+        steps = [rest[a:b] for a, b in zip(starts, [*starts[1:], len(rest)][: len(starts)], strict=True)]
 
         # The latest step always; earlier ones while they take at most the recent share.
         tail = steps[-1:]

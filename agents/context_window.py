@@ -5,8 +5,9 @@ Servers that say, each in its own place (the last two at the server's root, not 
 - llama.cpp: `default_generation_settings.n_ctx` in GET /props;
 - Ollama: `<architecture>.context_length` in the `model_info` of POST /api/show. That is what the
   model can take; Ollama itself cuts prompts at its num_ctx (OLLAMA_CONTEXT_LENGTH) if that is less.
-OpenAI, LM Studio and most proxies say nothing: the answer is then None, and the caller uses a safe
-default. A server is asked once per process for each model.
+OpenAI's API says nothing either, but publishes its models' windows: those are known here. LM Studio
+and most proxies say nothing: the answer is then None, and the caller uses a safe default. A server is
+asked once per process for each model.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, NamedTuple
 import httpx
 
 from agents.models import OPENAI_BASE_URL, ModelSpec
+from agents.pricing import lookup
 
 # Seconds per question: the server answers from memory, and a server that is down must not hold the caller.
 PROBE_TIMEOUT = 5.0
@@ -25,7 +27,16 @@ PROBE_TIMEOUT = 5.0
 
 class ContextWindow(NamedTuple):
     tokens: int
-    source: str  # "configured", "vLLM /v1/models", "llama.cpp /props" or "Ollama /api/show"
+    source: str  # "configured", "OpenAI's model list", "vLLM /v1/models", "llama.cpp /props" or "Ollama /api/show"
+
+
+# Input plus output tokens, as OpenAI's model pages give them (checked 2025-08).
+OPENAI_WINDOWS: dict[str, int] = {
+    "gpt-4o": 128_000, "gpt-4o-mini": 128_000,
+    "gpt-4.1": 1_047_576, "gpt-4.1-mini": 1_047_576, "gpt-4.1-nano": 1_047_576,
+    "o3": 200_000, "o3-mini": 200_000, "o4-mini": 200_000,
+    "gpt-5": 400_000, "gpt-5-mini": 400_000, "gpt-5-nano": 400_000,
+}
 
 
 # What each server said, per (base URL, model).
@@ -44,7 +55,8 @@ def context_window_info(spec: ModelSpec) -> ContextWindow | None:
     if spec.context_window is not None:
         return ContextWindow(spec.context_window, "configured")
     if spec.base_url is None or spec.base_url.rstrip("/") == OPENAI_BASE_URL:
-        return None
+        tokens = lookup(OPENAI_WINDOWS, spec.model)
+        return ContextWindow(tokens, "OpenAI's model list") if tokens else None
     return _discovered(spec.base_url.rstrip("/"), spec.model, os.environ.get(spec.api_key_env, "").strip())
 
 

@@ -8,7 +8,9 @@ Llama or Qwen servers cost nothing per token), so a model that is not in the tab
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
+
+T = TypeVar("T")
 
 
 class Price(NamedTuple):
@@ -43,12 +45,17 @@ PRICES: dict[str, Price] = {
 _SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
+def lookup(table: dict[str, T], model: str) -> T | None:
+    """`model`'s entry in a table of OpenAI models, by its name or else its family's."""
+    name = model.strip().lower()
+    return table.get(name) or table.get(_SNAPSHOT.sub("", name))
+
+
 def price_for(model: str, override: Price | None = None) -> Price | None:
     """The price of `model`, or None when it is unknown (a local or custom model)."""
     if override is not None:
         return override
-    name = model.strip().lower()
-    return PRICES.get(name) or PRICES.get(_SNAPSHOT.sub("", name))
+    return lookup(PRICES, model)
 
 
 def cost(

@@ -171,7 +171,7 @@ def _pytest_config(files: WorkspaceReader, notes: list[str]) -> _PytestConfig | 
             return _ini_config(f"{name} [pytest]", section)
         if read_text(files, name) is not None:
             return _PytestConfig(source=name)  # pytest.ini counts even when empty
-    pyproject = _toml(files, "pyproject.toml", notes)
+    pyproject = read_toml(files, "pyproject.toml", notes)
     tool = pyproject.get("tool", {}) if isinstance(pyproject.get("tool"), dict) else {}
     pytest_table = tool.get("pytest")
     if isinstance(pytest_table, dict):
@@ -203,7 +203,7 @@ def _describe_config(config: _PytestConfig) -> str:
 def _tox_nox_hints(files: WorkspaceReader, evidence: list[str]) -> set[str]:
     """Which runners tox.ini and noxfile.py run ("pytest", "unittest"); each is noted in the evidence."""
     hints: set[str] = set()
-    tox = _ini_sections(files, "tox.ini")
+    tox = read_ini_sections(files, "tox.ini")
     for name, section in tox.items():
         if name == "testenv" or name.startswith("testenv:"):
             commands = section.get("commands", "")
@@ -273,14 +273,14 @@ def _environment_evidence(files: WorkspaceReader) -> list[str]:
     """What the tests need from their environment: the project installed, its dependencies."""
     evidence: list[str] = []
     for path in DEVCONTAINER_FILES:
-        commands = _devcontainer_commands(files, path)
+        commands = devcontainer_commands(files, path)
         installing = [f"{key}: `{value}`" for key, value in commands if _installs_project(value)]
         if installing:
             evidence.append(f"the dev container installs the project ({path} {'; '.join(installing)})")
         elif commands:
             evidence.append(f"the dev container ({path}) runs {commands[0][0]} but does not install the project: "
                             "the tests run against the source")
-    project = _toml(files, "pyproject.toml", []).get("project")
+    project = read_toml(files, "pyproject.toml", []).get("project")
     dependencies = project.get("dependencies") if isinstance(project, dict) else None
     if isinstance(dependencies, list) and dependencies:
         names = [re.split(r"[\s<>=!~;\[(]", str(d), maxsplit=1)[0] for d in dependencies]
@@ -294,7 +294,8 @@ def _environment_evidence(files: WorkspaceReader) -> list[str]:
     return evidence
 
 
-def _devcontainer_commands(files: WorkspaceReader, path: str) -> list[tuple[str, str]]:
+def devcontainer_commands(files: WorkspaceReader, path: str) -> list[tuple[str, str]]:
+    """The dev container's lifecycle commands in the order they run, as (key, shell command)."""
     text = read_text(files, path)
     if text is None:
         return []
@@ -431,7 +432,8 @@ def _recognise(command: str) -> tuple[Runner, ReportFormat]:
 # --- reading -----------------------------------------------------------------------------
 
 
-def _toml(files: WorkspaceReader, path: str, notes: list[str]) -> dict[str, Any]:
+def read_toml(files: WorkspaceReader, path: str, notes: list[str]) -> dict[str, Any]:
+    """The TOML file as data, {} when missing; a broken one is {} and a line in `notes`."""
     text = read_text(files, path)
     if text is None:
         return {}
@@ -448,7 +450,8 @@ def _toml_list(value: object) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
-def _ini_sections(files: WorkspaceReader, path: str, notes: list[str] | None = None) -> dict[str, dict[str, str]]:
+def read_ini_sections(files: WorkspaceReader, path: str, notes: list[str] | None = None) -> dict[str, dict[str, str]]:
+    """The INI file's sections (setup.cfg, tox.ini), {} when missing or broken (a line in `notes`)."""
     text = read_text(files, path)
     if text is None:
         return {}
@@ -463,7 +466,7 @@ def _ini_sections(files: WorkspaceReader, path: str, notes: list[str] | None = N
 
 
 def _ini_section(files: WorkspaceReader, path: str, section: str, notes: list[str]) -> dict[str, str] | None:
-    return _ini_sections(files, path, notes).get(section)
+    return read_ini_sections(files, path, notes).get(section)
 
 
 def _searched(path: str, tree_set: set[str]) -> bool:

@@ -44,12 +44,27 @@ class SandboxLimits(BaseModel):
     )
 
 
+class Mount(BaseModel):
+    """A host directory shown at `target` inside a sandbox (e.g. a prepared project environment)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: Path
+    target: str = Field(description="an absolute path outside the workspace")
+    writable: bool = False
+
+
 class SandboxSpec(BaseModel):
     """What to start: a workspace directory on the host and how to confine it."""
 
     workspace: Path
     image: str = "shipyard-sandbox:latest"
     network: bool = False
+    mounts: list[Mount] = Field(default_factory=list, description="more host directories, read-only unless writable")
+    prepare: bool = Field(
+        False, description="set a project environment up: on docker, root on a writable root file system, with "
+        "Docker's default capabilities (so package managers work); never for agents"
+    )
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
     env: dict[str, str] = Field(default_factory=dict, description="added to BASE_ENV for every command")
     labels: dict[str, str] = Field(default_factory=dict, description="e.g. job and agent ids, for pruning and display")

@@ -303,6 +303,8 @@ def _filesystem_args(
             args += ["--ro-bind", str(source), str(target)]
         read_only.append(str(git.git_dir))
     args += ["--dir", BASE_ENV["HOME"], "--bind", str(workspace), WORKSPACE_MOUNT]
+    for mount in spec.mounts:
+        args += ["--bind" if mount.writable else "--ro-bind", str(mount.source), mount.target]
     # Last, once every mount point exists: the root, /dev, the hidden places and the git directory
     # are read-only too (the scratch mounts and the workspace stay writable).
     for path in read_only:

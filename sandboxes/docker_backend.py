@@ -115,6 +115,42 @@ class DockerBackend:
             raise
         return sandbox
 
+    def image_env(self, image: str) -> dict[str, str]:
+        """The environment `image` declares (its ENV lines). Commands get exactly BASE_ENV and the spec's
+        env, so what an image needs of its own (its PATH, say) has to be passed on by name."""
+        try:
+            declared = self._get_client().images.get(image).attrs["Config"].get("Env") or []
+        except ImageNotFound:
+            raise SandboxError(missing_image_hint(image)) from None
+        except (DockerException, RequestException) as exc:
+            raise SandboxError(f"could not read the image {image}: {one_line(exc)}") from exc
+        return dict(item.split("=", 1) for item in declared if "=" in item)
+
+    def image_id(self, image: str) -> str | None:
+        """The id of `image`, or None when there is no such image here."""
+        try:
+            return str(self._get_client().images.get(image).id)
+        except ImageNotFound:
+            return None
+        except (DockerException, RequestException) as exc:
+            raise SandboxError(f"could not read the image {image}: {one_line(exc)}") from exc
+
+    def pull(self, image: str) -> None:
+        """Pull `image` from its registry; SandboxError (one line) when it cannot be had."""
+        try:
+            self._get_client().images.pull(image)
+        except (DockerException, RequestException) as exc:
+            raise SandboxError(f"the image {image} is not here and could not be pulled: {one_line(exc)}") from exc
+
+    def remove_image(self, image: str) -> None:
+        """Remove `image` if it exists (an image a container still uses stays, with a warning)."""
+        try:
+            self._get_client().images.remove(image)
+        except ImageNotFound:
+            pass
+        except (DockerException, RequestException) as exc:
+            log.warning("could not remove image %s: %s", image, one_line(exc))
+
     def _get_client(self) -> docker.DockerClient:
         if self._client is None:
             try:
@@ -192,6 +228,24 @@ class DockerSandbox(WorkspaceSandbox):
                 if entry == self._files.root:
                     break
                 own(entry, self._setup.uid, self._setup.gid)
+
+    def freeze(self, repository: str, tag: str, labels: dict[str, str]) -> str:
+        """Commit the container as image repository:tag with `labels` (a prepared environment); its id.
+
+        The workspace is a bind mount, so the image holds what was set up outside it; whatever root
+        wrote into the workspace is handed back to the workspace's owner first.
+        """
+        container = self._container
+        if container is None:
+            raise SandboxError(f"sandbox {self.name} is stopped")
+        owner = f"{self._setup.uid}:{self._setup.gid}"
+        self.exec(["chown", "-R", owner, WORKSPACE_MOUNT], timeout=120)
+        changes = [f"LABEL {key}={value}" for key, value in labels.items()]
+        try:
+            image = container.commit(repository=repository, tag=tag, changes=changes)
+        except (DockerException, RequestException) as exc:
+            raise SandboxError(f"could not save the environment of sandbox {self.name}: {one_line(exc)}") from exc
+        return str(image.id)
 
     def stop(self) -> None:
         container, self._container = self._container, None

@@ -157,6 +157,9 @@ def _create_container_now(client: docker.DockerClient, setup: ContainerSetup) ->
     # Docker refuses a CPU limit above the machine's count; a config written for a
     # bigger machine still works here, with every CPU.
     cpus = min(limits.cpus, float(client.info().get("NCPU") or limits.cpus))
+    # Preparing an environment runs as root on a writable root (what package managers need); the
+    # result is committed as an image and agents start from it locked down.
+    confined = {} if spec.prepare else {"cap_drop": ["ALL"]}
     try:
         container = client.containers.create(
             spec.image,
@@ -164,22 +167,24 @@ def _create_container_now(client: docker.DockerClient, setup: ContainerSetup) ->
             name=f"shipyard-{uuid.uuid4().hex[:12]}",
             labels=labels,
             init=True,
-            user=f"{setup.uid}:{setup.gid}",
+            user="0:0" if spec.prepare else f"{setup.uid}:{setup.gid}",
             working_dir=WORKSPACE_MOUNT,
             mounts=[
                 Mount(target=WORKSPACE_MOUNT, source=str(setup.workspace), type="bind", read_only=False),
                 *(Mount(target=str(inside), source=str(host), type="bind", read_only=True)
                   for host, inside in setup.read_only),
+                *(Mount(target=m.target, source=str(m.source), type="bind", read_only=not m.writable)
+                  for m in spec.mounts),
             ],
-            read_only=True,
+            read_only=not spec.prepare,
             tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={limits.tmp_mb}m,mode=1777"},
             network_mode=None if spec.network else "none",
             mem_limit=f"{limits.memory_mb}m",
             memswap_limit=f"{limits.memory_mb}m",
             nano_cpus=int(cpus * 1e9),
             pids_limit=limits.pids,
-            cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
+            **confined,
         )
     except DockerException as exc:
         raise SandboxError(f"could not create a container from {spec.image}: {exc}") from exc

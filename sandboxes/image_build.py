@@ -137,19 +137,31 @@ def _can_get_base_image(client: docker.DockerClient, log: Log) -> bool:
         return False
 
 
+def build_from(context: Path, dockerfile: Path, tag: str, labels: dict[str, str], log: Log = _stderr) -> str:
+    """Build `dockerfile` (any name, inside `context`) as `tag` with `labels`, pulling nothing; its image id."""
+    return _build_dockerfile(_client(), context, tag, labels, log, dockerfile)
+
+
 def _build_dockerfile(
     client: docker.DockerClient,
     context: Path,
     tag: str,
     labels: dict[str, str],
     log: Log,
+    dockerfile: Path | None = None,
 ) -> str:
-    if not (context / "Dockerfile").is_file():
-        raise ImageBuildError(f"{context} has no Dockerfile")
-    log(f"docker build {context} -t {tag}")
+    dockerfile = dockerfile or context / "Dockerfile"
+    if not dockerfile.is_file():
+        raise ImageBuildError(f"{context} has no {dockerfile.name}")
+    try:
+        relative = str(dockerfile.resolve().relative_to(context.resolve()))
+    except ValueError:
+        raise ImageBuildError(f"{dockerfile} is outside its build context {context}") from None
+    log(f"docker build {context} -f {relative} -t {tag}")
     image_id = None
     try:
-        for chunk in client.api.build(path=str(context), tag=tag, rm=True, decode=True, labels=labels):
+        for chunk in client.api.build(path=str(context), dockerfile=relative, tag=tag, rm=True, decode=True,
+                                      labels=labels):
             if "error" in chunk:
                 raise ImageBuildError(f"docker build of {context} failed: {chunk['error'].strip()}")
             if text := chunk.get("stream", "").rstrip():

@@ -61,9 +61,21 @@ class _Table(BaseModel):
 class SandboxSettings(_Table):
     backend: Literal["auto", "docker", "bubblewrap", "local"] = "auto"
     image: str = "shipyard-sandbox:latest"
-    dockerfile: Path | None = Field(None, description="a directory with a Dockerfile to build a per-repo image from")
-    network: bool = Field(False, description="let agents reach the network (setup commands included)")
+    dockerfile: Path | None = Field(None, description="a directory with a Dockerfile (relative: in the repo) to build "
+                                    "the project environment's image from")
+    network: bool = Field(False, description="let agents and test runs reach the network (the environment's "
+                          "setup has its own: environment.network)")
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
+
+
+class EnvironmentSettings(_Table):
+    """How a repository's project environment is set up: once, then frozen and cached (orchestrator.environments)."""
+
+    network: bool = Field(True, description="let the setup commands reach the network (agents never do, unless "
+                          "sandbox.network); off works for images that hold everything already")
+    env: dict[str, str] = Field(default_factory=dict, description="added to the setup commands' environment, e.g. "
+                                "PIP_INDEX_URL for a private index (not to the agents'; never put secrets here)")
+    timeout: float = Field(1800.0, gt=0, description="seconds each setup command may run")
 
 
 class BudgetSettings(_Table):
@@ -163,6 +175,7 @@ class Settings(BaseSettings):
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     github: GitHubSettings = Field(default_factory=GitHubSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    environment: EnvironmentSettings = Field(default_factory=EnvironmentSettings)
     models: dict[str, ModelSpec] = Field(
         default_factory=_default_models,
         description="per role (planner, coder, test_fixer, reviewer), falling back to 'default'",
@@ -175,7 +188,8 @@ class Settings(BaseSettings):
         description="models for --candidates N, used in turn; without them the coder's model at rising temperatures",
     )
     test_command: str | None = Field(None, description="else detected from the repo")
-    setup_command: str | None = Field(None, description="runs once per sandbox before the agent starts")
+    setup_command: str | None = Field(None, description="sets the project environment up (once, then cached), "
+                                      "unless the repo has a dev container or sandbox.dockerfile")
 
     @classmethod
     def settings_customise_sources(

@@ -6,6 +6,7 @@ A context is rebuilt whenever a job runs or resumes, and holds no copy of either
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,8 @@ from orchestrator.engine.state import TestRun
 from orchestrator.engine.test_results import TestReport, not_run, run_suite
 from orchestrator.engine.verification import judge
 from orchestrator.engine.watch import JobWatch
+from orchestrator.environments.cache import PreparedEnvironment
+from orchestrator.environments.prepare import ensure_environment
 from orchestrator.store.event_log import EventLog
 from orchestrator.store.events import (
     AgentCommit,
@@ -42,7 +45,6 @@ from orchestrator.store.events import (
     Event,
     JobStatusChanged,
     Notice,
-    SandboxSetup,
     TestResult,
 )
 from orchestrator.store.jobs import JobStatus, JobStore, Task
@@ -82,6 +84,8 @@ class JobContext:
     models: ModelSource = endpoint_model
     watch: JobWatch | None = None
     _last_cancel_check: float = field(default=0.0, repr=False)
+    _environment: tuple[PreparedEnvironment | None] | None = field(default=None, repr=False)
+    _environment_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- places -----------------------------------------------------------------
 
@@ -211,9 +215,21 @@ class JobContext:
 
     # -- sandboxes --------------------------------------------------------------
 
+    def environment(self) -> PreparedEnvironment | None:
+        """The project environment every sandbox of the job starts from (None: the plain image), prepared
+        the first time it is asked for in this process unless the cache has it. Defined by the job's base."""
+        with self._environment_lock:
+            if self._environment is None:
+                base = self.repo.resolve(self.task.base)
+                guard = self.watch.guard if self.watch is not None else lambda sandbox: None
+                self._environment = (ensure_environment(self.repo, base, self.settings, self.backend, self.emit,
+                                                        image=self.task.image, labels={"job": self.job_id},
+                                                        guard=guard),)
+            return self._environment[0]
+
     @contextmanager
     def sandbox(self, workspace: Path, agent: str) -> Iterator[Sandbox]:
-        """A sandbox on `workspace`, with the setup command already run."""
+        """A sandbox on `workspace`, started from the job's project environment."""
         sandbox_settings = self.settings.sandbox
         spec = SandboxSpec(
             workspace=workspace,
@@ -222,14 +238,12 @@ class JobContext:
             limits=sandbox_settings.limits,
             labels={"job": self.job_id, "agent": agent},
         )
+        environment = self.environment()
+        if environment is not None:
+            spec = environment.apply(spec)
         with self.backend.start(spec) as sandbox:
             if self.watch is not None:
                 self.watch.guard(sandbox)
-            command = self.settings.setup_command
-            if command:
-                result = sandbox.exec(command)
-                self.emit(SandboxSetup(agent=agent, command=command, exit_code=result.exit_code,
-                                       output=cap_output(result.output, EVENT_OUTPUT_CHARS)[0]))
             yield sandbox
 
     def run_tests(self, sandbox: Sandbox, test: TestCommand | None, name: str, baseline: TestReport | None,

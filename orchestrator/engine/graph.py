@@ -1,6 +1,6 @@
-"""The job graph: prepare -> plan -> approve -> fan out subtasks -> integrate -> ... -> verify -> report.
+"""The job graph: environment -> prepare -> plan -> approve -> fan out subtasks -> integrate -> ... -> verify.
 
-    prepare ─ plan ─ approve ─┬─ Send(subtask) x ready ─ integrate ─┐
+    environment ─ prepare ─ plan ─ approve ─┬─ Send(subtask) x ready ─ integrate ─┐
                               │            ▲                       │
                               │            └──── more ready ───────┤
                               └──────────────────────────── verify ┴─ END
@@ -45,6 +45,12 @@ from sandboxes.base import Sandbox
 def build_graph(ctx: JobContext) -> StateGraph:
     s = ctx
     pipeline = SubtaskPipeline(s)
+
+    def environment(state: JobState) -> dict[str, Any]:
+        # Set up (or found in the cache) before anything else runs: a failed setup stops the job here.
+        s.check_cancelled(every=0)
+        s.environment()
+        return {}
 
     def prepare(state: JobState) -> dict[str, Any]:
         s.check_cancelled(every=0)
@@ -157,13 +163,15 @@ def build_graph(ctx: JobContext) -> StateGraph:
         stop = state.get("stop_reason") or s.exhausted()
         return {"tests_after": after, "stop_reason": stop}
     graph = StateGraph(JobState)
+    graph.add_node("environment", environment)
     graph.add_node("prepare", prepare)
     graph.add_node("plan", plan)
     graph.add_node("approve", approve)
     graph.add_node("subtask", subtask)
     graph.add_node("integrate", integrate)
     graph.add_node("verify", verify)
-    graph.add_edge(START, "prepare")
+    graph.add_edge(START, "environment")
+    graph.add_edge("environment", "prepare")
     graph.add_edge("prepare", "plan")
     graph.add_edge("plan", "approve")
     graph.add_conditional_edges("approve", dispatch, ["subtask", "verify", END])

@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 from agents.usage import UsageTotals
 from orchestrator.engine.state import JobState, TestRun
+from orchestrator.store.events import EnvironmentReady
 from orchestrator.store.job_view import JobView
 from sandboxes.git.repo import GitRepo
 from sandboxes.git.results import DiffStat
@@ -57,6 +58,7 @@ class Report(BaseModel):
     pre_existing_failures: list[str] = Field(default_factory=list, description="tests failing at base, named")
     baseline_counts: dict[str, int] = Field(default_factory=dict, description="outcomes at base")
     instructions: list[str] = Field(default_factory=list, description="the repository instructions agents got")
+    environment: str | None = None  # the project environment the sandboxes started from, in a few words
 
     @property
     def succeeded(self) -> bool:
@@ -105,7 +107,7 @@ def build_report(job_id: str, state: JobState, repo: GitRepo, view: JobView, sec
         total=total, seconds=round(seconds, 1), stop_reason=state.get("stop_reason"),
         test_command=state.get("test_command"), test_evidence=view.test_evidence,
         pre_existing_failures=view.baseline_failures, baseline_counts=view.baseline_counts,
-        instructions=view.instructions,
+        instructions=view.instructions, environment=describe_environment(view.environment),
     )
 
 
@@ -118,3 +120,12 @@ def outcome(subtasks: list[SubtaskReport], after: TestRun | None, stop_reason: s
     if len(merged) < len(subtasks) or stop_reason:
         return "partial"
     return "succeeded" if after is not None and after.passed else "unverified"
+
+
+def describe_environment(ready: EnvironmentReady | None) -> str | None:
+    """`detected (python...), set up in 12.3 s` or `devcontainer, reused`: what the sandboxes started from."""
+    if ready is None:
+        return None
+    how = "reused" if ready.reused else f"set up in {ready.seconds:.1f} s"
+    image = f", image {ready.image}" if ready.image else ""
+    return f"{ready.source} on {ready.backend}, {how} (key {ready.key[:12]}{image})"

@@ -151,6 +151,8 @@ def preflight(settings: Settings, task: Task) -> Selection:
     sandbox backend works. One-line errors that say what to fix."""
     for role in ROLES:
         api_key(settings.model_for(role), role)
+    if settings.context.summarizer is not None:
+        api_key(settings.context.summarizer, "summarizer")
     check_disk(settings.state_dir, settings.sandbox.limits)
     return choose_backend(settings.sandbox.backend, task.image or settings.sandbox.image, hide=(settings.state_dir,))
 

@@ -173,6 +173,7 @@ class Worker:
             with self.engine.begin() as conn:
                 conn.execute(delete(workers).where(workers.c.id == self.id))
             raise
+        log.info("worker %s takes jobs from the queue", self.id)
         self.take_over()
         while not stop.wait(workers_cfg.heartbeat):
             self.beat()

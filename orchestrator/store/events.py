@@ -304,10 +304,40 @@ class AgentCommit(Event):
 
 
 class SandboxSetup(Event):
+    """Written by versions that ran setup_command in every sandbox; kept so that their logs still read."""
+
     kind: Literal["sandbox.setup"] = "sandbox.setup"
     command: str
     exit_code: int
     output: str = ""
+
+
+# -- the project environment -----------------------------------------------------------------
+
+
+class EnvironmentSetup(Event):
+    """One setup command of a project environment being prepared, and how it went."""
+
+    kind: Literal["env.setup"] = "env.setup"
+    origin: str = Field(description="where the command comes from: postCreateCommand, setup_command, python...")
+    command: str
+    exit_code: int
+    output: str = Field("", description="its output, head and tail")
+    seconds: float = 0.0
+    timed_out: bool = False
+
+
+class EnvironmentReady(Event):
+    """The job's sandboxes start from this environment: prepared now, or found in the cache."""
+
+    kind: Literal["env.ready"] = "env.ready"
+    key: str
+    source: str = Field(description="devcontainer, dockerfile, setup_command or detected")
+    backend: str
+    reused: bool
+    image: str | None = Field(None, description="docker: the frozen image")
+    evidence: list[str] = []
+    seconds: float = Field(0.0, description="what setting it up took (0 when reused)")
 
 
 # -- campaigns -----------------------------------------------------------------------------
@@ -416,7 +446,8 @@ AnyEvent = Annotated[
     | RepoInstructionsRead | JobWaiting | JobFinished | JobAccepted | JobDiscarded | Notice | DirectorNote
     | DirectorAnswer | PlanReady | PlanEdited | PlanApproved | PlanRejected
     | SubtaskStatus | SubtasksRetried | CandidateChosen | TestResult | ReviewGiven | MergeDone | AgentMessage
-    | AgentToolResult | AgentCondensed | AgentFinished | AgentCommit | SandboxSetup | NotificationRecorded
+    | AgentToolResult | AgentCondensed | AgentFinished | AgentCommit | SandboxSetup | EnvironmentSetup
+    | EnvironmentReady | NotificationRecorded
     | NotificationSent | NotificationFailed | WorkerClaimed | WorkerReleased | GitHubRequest | CampaignMeasured
     | CampaignOptions | CampaignChosen | CampaignDigest | CampaignPaused | CampaignToppedUp,
     Field(discriminator="kind"),

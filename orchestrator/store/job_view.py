@@ -112,6 +112,9 @@ class JobView:
         self.instructions: list[str] = []  # where the repository's instructions for agents come from
         self.instructions_text = ""
         self.tests_after: TestRecord | None = None
+        # The project environment the job's sandboxes start from, and the setup commands run for it.
+        self.environment: ev.EnvironmentReady | None = None
+        self.setup_runs: deque[ev.EnvironmentSetup] = deque(maxlen=MAX_RECORDS)
         self.tokens = 0
         self.cost = 0.0
         self.started: float | None = None
@@ -258,6 +261,12 @@ class JobView:
             case ev.RepoInstructionsRead():
                 self.instructions, self.instructions_text = list(event.sources), event.text
                 self.changed.add("plan")
+            case ev.EnvironmentSetup():
+                self.setup_runs.append(event)
+                self.changed.add("job")
+            case ev.EnvironmentReady():
+                self.environment = event
+                self.changed.add("job")
             case ev.JobStatusChanged():
                 self.status = event.status
                 self.ended = None

@@ -133,8 +133,9 @@ def test_a_bad_config_file_is_one_line_from_the_command_line(tmp_path: Path) -> 
 # --- the config loader, fuzzed ------------------------------------------------------
 
 KEYS = {
-    "": ["state_dir", "database_url", "test_command", "setup_command", "sandbox", "models", "budgets", "workers",
-         "notifications", "candidate_models", "unknown_key"],
+    "": ["state_dir", "database_url", "test_command", "setup_command", "sandbox", "environment", "models", "budgets",
+         "workers", "notifications", "candidate_models", "unknown_key"],
+    "environment": ["network", "env", "timeout", "extra"],
     "sandbox": ["backend", "image", "dockerfile", "network", "limits", "extra"],
     "sandbox.limits": ["memory_mb", "cpus", "pids", "tmp_mb", "exec_timeout", "output_limit", "min_free_mb"],
     "models": ["default", "planner", "coder", "test_fixer", "reviewer", "critic"],

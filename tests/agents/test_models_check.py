@@ -45,7 +45,10 @@ def test_a_configured_context_window_wins_and_servers_that_say_nothing_give_none
     assert context_window(ModelSpec(base_url=_dead_url(), model="gpt-oss")) is None
     configured = ModelSpec(base_url=_dead_url(), model="gpt-oss", context_window=8192)
     assert context_window_info(configured) == ContextWindow(8192, "configured")
-    assert context_window(ModelSpec(model="gpt-4.1")) is None  # OpenAI itself: never asked
+    # OpenAI itself is never asked: its models' published windows are known, a snapshot's by its family.
+    assert context_window_info(ModelSpec(model="gpt-4.1")) == ContextWindow(1_047_576, "OpenAI's model list")
+    assert context_window(ModelSpec(model="gpt-4o-mini-2024-07-18")) == 128_000
+    assert context_window(ModelSpec(model="my-finetune")) is None
 
 
 def test_check_a_model_with_native_tool_calls():

@@ -434,7 +434,7 @@ def test_runs_as_a_command(tmp_path):
     )
     try:
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 120  # a loaded machine can take long to start Python
         while True:
             try:
                 completion = client.chat.completions.create(
@@ -459,7 +459,7 @@ def test_bad_script_on_the_command_line_exits_2(tmp_path):
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=180,
         check=False,
     )
 
@@ -481,7 +481,7 @@ def test_an_abandoned_request_gives_a_redeliver_entry_back() -> None:
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{server.base_url}/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]},
                        timeout=0.1)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60
         while server.requests[0].status != 499 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert server.requests[0].status == 499

@@ -78,13 +78,15 @@ def test_bad_settings_are_one_line_and_leave_no_job(world: Callable[..., World],
     assert w.director().list() == []
 
 
-def test_a_missing_api_key_is_said_before_any_job_or_branch_exists(world: Callable[..., World]) -> None:
+@pytest.mark.parametrize(("table", "who"), [("models.reviewer", "reviewer"), ("context.summarizer", "summarizer")])
+def test_a_missing_api_key_is_said_before_any_job_or_branch_exists(world: Callable[..., World], table: str,
+                                                                   who: str) -> None:
     w = world(CHANGE)
-    (w.repo / "shipyard.toml").write_text((w.repo / "shipyard.toml").read_text() + '\n[models.reviewer]\n'
+    (w.repo / "shipyard.toml").write_text((w.repo / "shipyard.toml").read_text() + f'\n[{table}]\n'
                                           'model = "gpt-4.1"\n')
     refused = w.shipyard("run", "add a note", "--repo", ".")
     assert refused.returncode == 2
-    assert "no API key for the reviewer model gpt-4.1: $OPENAI_API_KEY is not set" in one_error_line(refused.stderr)
+    assert f"no API key for the {who} model gpt-4.1: $OPENAI_API_KEY is not set" in one_error_line(refused.stderr)
     assert w.director().list() == []
     assert git(w.repo, "for-each-ref", "refs/heads/shipyard*") == ""
 

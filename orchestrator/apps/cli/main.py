@@ -17,6 +17,7 @@ from agents.validation import problems
 from orchestrator.apps.cli import (
     campaign_commands,
     config_commands,
+    env_commands,
     eval_commands,
     github_commands,
     job_commands,
@@ -49,6 +50,7 @@ eval_commands.register(app)
 app.command()(tui_command)
 app.add_typer(config_commands.app, name="config")
 app.add_typer(sandbox_commands.app, name="sandbox")
+app.add_typer(env_commands.app, name="env")
 app.add_typer(scripted_model_commands.app, name="scripted-model")
 app.add_typer(github_commands.app, name="github")
 app.add_typer(models_commands.app, name="models")

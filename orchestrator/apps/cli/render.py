@@ -17,6 +17,8 @@ from orchestrator.store.events import (
     AgentFinished,
     AgentMessage,
     AgentToolResult,
+    EnvironmentReady,
+    EnvironmentSetup,
     Event,
     JobFinished,
     JobStatusChanged,
@@ -87,6 +89,12 @@ def event_line(event: Event) -> Text:
                       f"{event.observations_elided} observations elided)")
         case Notice():
             detail = short(event.text, 200)
+        case EnvironmentSetup():
+            outcome = "ok" if event.exit_code == 0 else ("timed out" if event.timed_out else f"exit {event.exit_code}")
+            detail = f"{outcome} in {event.seconds:.1f} s: `{short(event.command, 100)}` ({event.origin})"
+        case EnvironmentReady():
+            detail = ("reused" if event.reused else f"set up in {event.seconds:.1f} s") + \
+                f" ({event.source} on {event.backend}, key {event.key[:12]})"
         case _:
             detail = short(event.payload, 140)
     return Text.assemble((when, "dim"), " ", (f"{who:<18}", "bold"), " ", (f"{event.kind:<18}", "cyan"), " ", detail)
@@ -163,6 +171,8 @@ def report_view(report: Report) -> RenderableType:
     evidence = (f"  ({'; '.join(report.test_evidence)})", "dim") if report.test_evidence else ""
     head.add_row("test command", Text.assemble((report.test_command or "none", "bold" if report.test_command
                                                 else "dim"), evidence))
+    if report.environment:
+        head.add_row("environment", report.environment)
     head.add_row("tests before", _tests(report.tests_before, report.baseline_counts))
     head.add_row("tests after", _tests(report.tests_after))
     if report.pre_existing_failures:

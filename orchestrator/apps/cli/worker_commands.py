@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 
@@ -49,6 +50,8 @@ def serve(
     console.print(f"worker [bold]{worker.id}[/] on {settings.database_url or settings.state_dir}, "
                   f"{settings.workers.concurrency} job(s) at a time; Ctrl-C stops it (running jobs go back "
                   "to the queue)", highlight=False)
+    # Its log is often a file: what follows (stderr) must come after this line, not before it.
+    sys.stdout.flush()
     worker.serve(stop)
 
 
