@@ -15,11 +15,15 @@ class Subtask(BaseModel):
     files: list[str] = Field(default_factory=list, description="files likely to change")
     depends_on: list[str] = Field(default_factory=list, description="ids of subtasks this one builds on")
     acceptance: list[str] = Field(default_factory=list, description="concrete, checkable criteria")
+    tests: list[str] = Field(default_factory=list, description="the tests this subtask must make pass: test ids "
+                             "(tests/test_x.py::test_y) or paths (tests/test_x.py); they are checked after each run")
 
 
 class Plan(BaseModel):
     summary: str = Field(description="one or two sentences on the approach")
     subtasks: list[Subtask] = Field(min_length=1, max_length=20)
+    test_command: str | None = Field(None, description="only when the detected test command is wrong or missing: "
+                                     "the shell command that runs this repository's tests from its root")
 
     @model_validator(mode="after")
     def _check_dependencies(self) -> Plan:

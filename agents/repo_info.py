@@ -1,4 +1,4 @@
-"""What the planner learns about a repository before planning: its test command, tree and README.
+"""What the planner learns about a repository before planning: its tree and README.
 
 Everything is read through the sandbox's file API, confined to the workspace as agents' own
 file access is: a symlink out of the repo is never followed.
@@ -6,75 +6,11 @@ file access is: a symlink out of the repo is never followed.
 
 from __future__ import annotations
 
-import json
-import re
-
 from agents.repo_files import list_tree, read_text
 from agents.tools import valid_text
-from sandboxes.base import SandboxError, WorkspaceReader
+from sandboxes.base import WorkspaceReader
 
-_MAKE_TEST_TARGET = re.compile(r"^test\s*:(?!=)", re.MULTILINE)
-# `npm init` writes this placeholder; it fails by design and tests nothing.
-_NPM_PLACEHOLDER = "no test specified"
-_TEST_DIRS = ("tests", "test")
 _README_NAMES = ("README.md", "README.rst", "README.txt", "README", "readme.md", "Readme.md")
-
-
-def detect_test_command(files: WorkspaceReader) -> str | None:
-    """The command that runs the project's tests, or None when none is recognisable.
-
-    The checks go from the most specific evidence (a runner's own configuration) to the
-    most generic: Python, then npm, Cargo, Go, and a Makefile `test` target last, since
-    such targets often wrap Docker or fetch tools, which a sandbox without network
-    cannot do. In a polyglot repo (a Python service with a JS front end) the first hit
-    is the suite that matters most and that the sandbox image can run.
-    """
-    if _uses_pytest(files):
-        # `-m` puts the repo root on sys.path, so an uninstalled package imports; `python3`
-        # because the sandbox image (Debian) has no bare `python`.
-        return "python3 -m pytest"
-    if _npm_test_script(files):
-        return "npm test"
-    if _exists(files, "Cargo.toml"):
-        return "cargo test"
-    if _exists(files, "go.mod"):
-        return "go test ./..."
-    makefile = read_text(files, "Makefile") or read_text(files, "makefile") or ""
-    if _MAKE_TEST_TARGET.search(makefile):
-        return "make test"
-    return None
-
-
-def _uses_pytest(files: WorkspaceReader) -> bool:
-    if _exists(files, "pytest.ini") or _exists(files, "conftest.py"):
-        return True
-    if "[tool.pytest" in (read_text(files, "pyproject.toml") or ""):
-        return True
-    if "[tool:pytest]" in (read_text(files, "setup.cfg") or ""):
-        return True
-    return any(_has_python_tests(files, name) for name in _TEST_DIRS)
-
-
-def _has_python_tests(files: WorkspaceReader, directory: str) -> bool:
-    try:
-        paths = files.list_files(directory)
-    except SandboxError:
-        return False
-    return any(re.search(r"(^|/)(test_[^/]*|[^/]*_test)\.py$", path) for path in paths)
-
-
-def _npm_test_script(files: WorkspaceReader) -> bool:
-    try:
-        package = json.loads(read_text(files, "package.json") or "{}")
-    except json.JSONDecodeError:
-        return False
-    scripts = package.get("scripts") if isinstance(package, dict) else None
-    script = scripts.get("test") if isinstance(scripts, dict) else None
-    return isinstance(script, str) and bool(script.strip()) and _NPM_PLACEHOLDER not in script
-
-
-def _exists(files: WorkspaceReader, path: str) -> bool:
-    return read_text(files, path) is not None
 
 
 def file_tree(files: WorkspaceReader, max_entries: int = 200) -> str:

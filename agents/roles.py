@@ -7,7 +7,7 @@ plus its own inputs as keyword arguments.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +89,7 @@ class RoleRun:
     observer: AgentObserver | None = None
     budget: Budget | None = None
     notes: list[str] = field(default_factory=list)
+    instructions: str = ""  # the repository's own instructions for agents (AGENTS.md...), bounded
     write_check: Callable[[str], str | None] | None = None  # why a path must not be written, or None
     context: ContextWindow | None = None  # None: the conversation is sent whole, however long
     mcp: McpServers = field(default_factory=McpServers)
@@ -99,7 +100,7 @@ def run_role(spec: RoleSpec, run: RoleRun, system_inputs: dict[str, Any] | None 
     """Render the role's prompts with `inputs` and run the loop until it submits or stops."""
     system = render(spec.system, workspace=WORKSPACE_MOUNT, network=run.sandbox.spec.network,
                     **(system_inputs or {}))
-    task = render(spec.task, notes=run.notes, **inputs)
+    task = render(spec.task, notes=run.notes, instructions=run.instructions, **inputs)
     with run.mcp.tools(run.sandbox) as mcp_tools:
         # Built-in tools, the servers' and the answer, always in this order: a stable prefix for prompt caches.
         toolset = Toolset(run.sandbox, spec.tools, extra=[*mcp_tools, *([spec.answer] if spec.answer else [])],
@@ -108,11 +109,13 @@ def run_role(spec: RoleSpec, run: RoleRun, system_inputs: dict[str, Any] | None 
                          run.context)
 
 
-def plan(run: RoleRun, task: str, test_command: str | None) -> tuple[Plan, AgentOutcome]:
+def plan(run: RoleRun, task: str, test_command: str | None, test_evidence: Sequence[str] = (),
+         pre_existing: Sequence[str] = ()) -> tuple[Plan, AgentOutcome]:
     """Read the repo and split `task` into subtasks. An invalid plan (cycles, unknown
     dependencies) is refused by the tool's validation and the planner asked again."""
     files = run.sandbox
-    outcome = run_role(PLANNER, run, task=task, test_command=test_command, file_tree=file_tree(files),
+    outcome = run_role(PLANNER, run, task=task, test_command=test_command, test_evidence=list(test_evidence),
+                       pre_existing=list(pre_existing), file_tree=file_tree(files),
                        repo_map=build_repo_map(files), readme=read_readme(files), feedback=None)
     if not outcome.submitted:
         raise RoleError("planner", outcome)
@@ -140,18 +143,24 @@ def code(run: RoleRun, task: str, subtask: Subtask, test_command: str | None,
     return run_role(CODER, run, task=task, subtask=subtask, test_command=test_command, feedback=feedback)
 
 
-def fix_tests(run: RoleRun, subtask: Subtask, test_command: str, exit_code: int, output: str) -> AgentOutcome:
-    """Make the failing tests pass by fixing the code."""
+def fix_tests(run: RoleRun, subtask: Subtask, test_command: str, exit_code: int, output: str,
+              verdict: str = "", pre_existing: Sequence[str] = ()) -> AgentOutcome:
+    """Make the failing tests pass by fixing the code. `verdict` says which tests broke against the
+    baseline; `pre_existing` names the failures that were there before the work, not to be chased."""
     shown, _ = cap_output(output, PROMPT_LIMITS.test_output_chars)
-    return run_role(TEST_FIXER, run, subtask=subtask, test_command=test_command, exit_code=exit_code, output=shown)
+    return run_role(TEST_FIXER, run, subtask=subtask, test_command=test_command, exit_code=exit_code, output=shown,
+                    verdict=verdict, pre_existing=list(pre_existing))
 
 
 def review(run: RoleRun, subtask: Subtask, diff: str, test_command: str | None, tests_passed: bool | None,
-           test_output: str) -> tuple[ReviewVerdict, AgentOutcome]:
-    """Judge the subtask's diff; read-only tools, so the reviewer cannot change the work."""
+           test_output: str, what_ran: str = "", tampering: str = "", no_change: str | None = None,
+           ) -> tuple[ReviewVerdict, AgentOutcome]:
+    """Judge the subtask's diff; read-only tools, so the reviewer cannot change the work. `what_ran` says
+    exactly what the tests did (none ran; which failures pre-exist), `tampering` lists signs of tests
+    deleted or skipped, `no_change` is the coder's word when it changed nothing."""
     outcome = run_role(REVIEWER, run, subtask=subtask, diff=cap_output(diff, PROMPT_LIMITS.diff_chars)[0],
-                       test_command=test_command, tests_passed=tests_passed,
-                       test_output=cap_output(test_output, PROMPT_LIMITS.test_output_chars)[0])
+                       test_command=test_command, tests_passed=tests_passed, what_ran=what_ran, tampering=tampering,
+                       no_change=no_change, test_output=cap_output(test_output, PROMPT_LIMITS.test_output_chars)[0])
     if not outcome.submitted:
         raise RoleError("reviewer", outcome)
     return ReviewVerdict.model_validate(outcome.submission), outcome

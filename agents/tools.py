@@ -102,6 +102,8 @@ class RunCommandArgs(_Args):
 
 class SubmitArgs(_Args):
     summary: str = Field(min_length=1, description="what you did and why, for the reviewer and the director")
+    no_change_needed: bool = Field(False, description="true only if you changed nothing because the work is "
+                                   "already done; the summary must say why, and a reviewer checks it")
 
 
 # ---------------------------------------------------------------------------

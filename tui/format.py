@@ -11,7 +11,8 @@ from typing import Any
 from rich.text import Text
 
 STYLE: dict[str, str] = {
-    "succeeded": "green", "approved": "green", "running": "cyan", "coding": "cyan", "testing": "cyan",
+    "succeeded": "green", "unverified": "yellow", "partial": "yellow", "approved": "green", "running": "cyan",
+    "coding": "cyan", "testing": "cyan",
     "fixing": "yellow", "reviewing": "magenta", "planning": "cyan", "failed": "red", "rejected": "red",
     "cancelled": "red", "queued": "dim",
     "awaiting_approval": "yellow bold",
@@ -32,7 +33,8 @@ ACTIVE = frozenset({"queued", "planning", "running", "awaiting_approval"})
 
 ICON: dict[str, str] = {
     "queued": "○", "planning": "◐", "running": "◐", "coding": "◐", "testing": "◐", "fixing": "◐",
-    "reviewing": "◐", "awaiting_approval": "◆", "approved": "✓", "merged": "✓", "succeeded": "✓",
+    "reviewing": "◐", "awaiting_approval": "◆", "approved": "✓", "merged": "✓", "succeeded": "✓", "unverified": "✓",
+    "partial": "◑",
     "accepted": "✓", "submitted": "✓", "approve": "✓", "request_changes": "↺", "failed": "✗",
     "rejected": "✗", "cancelled": "✗", "conflict": "✗", "limit": "✗", "error": "✗", "discarded": "–",
     "stopped": "–",

@@ -199,7 +199,7 @@ def build_campaign_graph(ctx: JobContext, records: JobRecords, run_job: RunJob, 
                 continue
             found = _measure(ctx, campaign, branch, iteration, job_id)
             scores[job_id] = {"passed": found.passed, "figure": found.figure, "status": job.status.value}
-            if job.status != JobStatus.SUCCEEDED and job.error:
+            if job.status not in (JobStatus.SUCCEEDED, JobStatus.UNVERIFIED) and job.error:
                 failed.append(f"{job_id}: {job.error}")
             if better(found, current, campaign) and (best is None or better(found, best[1], campaign)):
                 best = (job_id, found)

@@ -17,17 +17,20 @@ from psycopg.rows import dict_row
 
 from agents.loop import AgentOutcome
 from agents.plan import Plan, PlanOption, PlanOptions, ReviewVerdict, Subtask
+from agents.test_discovery import TestCommand
 from agents.usage import UsageTotals
 from orchestrator.config.settings import Settings
 from orchestrator.engine.campaign import JournalEntry
 from orchestrator.engine.state import SubtaskResult, TestRun
 from orchestrator.engine.subtask import StageResult
+from orchestrator.engine.test_comparison import TestComparison
+from orchestrator.engine.test_results import TestReport
 from orchestrator.engine.verifier import Measurement
 from orchestrator.store.db import is_postgres, libpq_url, store_url
 
 # The types a checkpoint may hold; LangGraph refuses to revive any others.
 CHECKPOINTED_TYPES = (Plan, Subtask, ReviewVerdict, TestRun, SubtaskResult, StageResult, AgentOutcome, UsageTotals,
-                      PlanOption, PlanOptions, Measurement, JournalEntry)
+                      PlanOption, PlanOptions, Measurement, JournalEntry, TestCommand, TestReport, TestComparison)
 SERDE = JsonPlusSerializer(allowed_msgpack_modules=[(t.__module__, t.__name__) for t in CHECKPOINTED_TYPES])
 
 

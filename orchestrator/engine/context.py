@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from langchain_core.messages import AIMessage
 
@@ -21,11 +21,15 @@ from agents.context_window import context_window
 from agents.loop import AgentLimits, AgentOutcome, ChatModel, calls_of, text_of
 from agents.mcp_tools import McpServers
 from agents.models import ModelClient, ModelSpec, Role
+from agents.repo_instructions import read_repo_instructions
 from agents.roles import RoleRun, RoleSpec
+from agents.test_discovery import TestCommand
 from agents.tools import ToolObservation
 from agents.usage import UsageLedger, UsageTotals
 from orchestrator.config.settings import Settings
 from orchestrator.engine.state import TestRun
+from orchestrator.engine.test_results import TestReport, not_run, run_suite
+from orchestrator.engine.verification import judge
 from orchestrator.engine.watch import JobWatch
 from orchestrator.environments.cache import PreparedEnvironment
 from orchestrator.environments.prepare import ensure_environment
@@ -41,6 +45,7 @@ from orchestrator.store.events import (
     Event,
     JobStatusChanged,
     Notice,
+    TestResult,
 )
 from orchestrator.store.jobs import JobStatus, JobStore, Task
 from sandboxes.base import Sandbox, SandboxBackend, SandboxSpec, cap_output
@@ -146,10 +151,12 @@ class JobContext:
     # -- agents -------------------------------------------------------------------
 
     def role_run(self, spec: RoleSpec, agent: AgentId, subtask: str | None, sandbox: Sandbox,
-                 candidate: int | None = None, workspace: Workspace | None = None) -> RoleRun:
-        """Everything one agent gets: its model and its window, limits, budget, the notes of now, its role's
-        MCP servers, the paths it must not write, and an observer that logs its steps and stops it at its
-        next step once the job is cancelled."""
+                 candidate: int | None = None, workspace: Workspace | None = None,
+                 touched: Sequence[str] = ()) -> RoleRun:
+        """Everything one agent gets: its model and its window, limits, budget, the notes of now, the
+        repository's instructions for the paths it works on (`touched`), its role's MCP servers, the paths it
+        must not write, and an observer that logs its steps and stops it at its next step once the job is
+        cancelled."""
         log = StepLog(self, agent, spec.model_role, subtask)
         model_spec = self.model_spec(spec.model_role, candidate)
         model = self.models(model_spec, spec.model_role, UsageLedger(), agent.name)
@@ -162,6 +169,7 @@ class JobContext:
             observer=log,
             budget=self,
             notes=self.notes(),
+            instructions=read_repo_instructions(sandbox, touched).text,
             write_check=workspace.uncommittable if workspace is not None else None,
             context=self.context_window(model_spec, model, spec.model_role),
             mcp=McpServers(self.settings.mcp.for_role(spec.model_role), log.notice),
@@ -238,12 +246,24 @@ class JobContext:
                 self.watch.guard(sandbox)
             yield sandbox
 
-    def run_tests(self, sandbox: Sandbox, command: str | None) -> TestRun:
-        if not command:
-            return TestRun(command=None, passed=None)
-        result = sandbox.exec(command)
-        return TestRun(command=command, passed=result.ok, exit_code=result.exit_code, output=result.output,
-                       seconds=round(result.duration, 2), timed_out=result.timed_out)
+    def run_tests(self, sandbox: Sandbox, test: TestCommand | None, name: str, baseline: TestReport | None,
+                  targets: list[str] | None = None,
+                  no_command: str = "no tests ran: no test command was found or configured") -> TestRun:
+        """Run the suite with per-test results and judge it against `baseline`; `targets` None: this run
+        is the baseline itself."""
+        report = run_suite(sandbox, test, name) if test is not None else not_run(no_command)
+        return judge(report, baseline, targets or [], is_baseline=targets is None)
+
+
+def test_result_event(run: TestRun, scope: Literal["subtask", "job"] = "subtask", subtask: str | None = None,
+                      agent: str | None = None) -> TestResult:
+    """A run as its event: the suite's output (bounded) and its verdict against the baseline."""
+    c = run.comparison
+    return TestResult(subtask=subtask, agent=agent, scope=scope, passed=run.passed, exit_code=run.exit_code,
+                      output=cap_output(run.output, EVENT_OUTPUT_CHARS)[0], command=run.command,
+                      verdict=c.verdict if c else None, reasons=c.reasons if c else [],
+                      newly_failing=[*c.newly_failing, *c.new_failing, *c.targets_failing] if c else [],
+                      pre_existing_failures=c.pre_existing_failures if c else [])
 
 
 @dataclass

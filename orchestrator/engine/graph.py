@@ -19,11 +19,13 @@ from langgraph.types import Send, interrupt
 
 from agents import roles
 from agents.plan import Plan
-from agents.repo_info import detect_test_command
-from orchestrator.engine.context import EVENT_OUTPUT_CHARS, JobContext
+from agents.repo_instructions import read_repo_instructions
+from agents.test_discovery import TestCommand, describe_test_command
+from orchestrator.engine.context import JobContext, test_result_event
 from orchestrator.engine.integrate import integrate_results
 from orchestrator.engine.state import JobState, SubtaskInput, SubtaskResult, TestRun
 from orchestrator.engine.subtask import SubtaskPipeline
+from orchestrator.engine.verification import MOST_NAMED, TestChoice, choose_test, planner_choice, pre_existing
 from orchestrator.store.events import (
     AgentId,
     JobPrepared,
@@ -31,11 +33,13 @@ from orchestrator.store.events import (
     PlanEdited,
     PlanReady,
     PlanRejected,
+    RepoInstructionsRead,
     SubtaskStatus,
-    TestResult,
+    TestBaseline,
+    TestCommandChosen,
 )
 from orchestrator.store.jobs import JobStatus
-from sandboxes.base import cap_output
+from sandboxes.base import Sandbox
 
 
 def build_graph(ctx: JobContext) -> StateGraph:
@@ -55,14 +59,18 @@ def build_graph(ctx: JobContext) -> StateGraph:
         ws = s.workspace("plan", base_sha, branch=s.job_branch)
         try:
             with s.sandbox(ws.path, "baseline.tests") as sandbox:
-                test_command = s.task.test_command or s.settings.test_command or detect_test_command(sandbox)
-                before = s.run_tests(sandbox, test_command)
+                read = read_repo_instructions(sandbox)
+                s.emit(RepoInstructionsRead(sources=read.sources, text=read.text, cut=read.cut,
+                                            elsewhere=read.elsewhere))
+                choice = choose_test(s.task.test_command, s.settings.test_command, sandbox)
+                before = _baseline(s, sandbox, choice)
         finally:
             s.repo.remove_workspace(ws)
+        test_command = choice.test.command if choice.test else None
         s.emit(JobPrepared(base_sha=base_sha, job_branch=s.job_branch, test_command=test_command,
                            tests_before=before.passed))
         return {"base_sha": base_sha, "job_branch": s.job_branch, "test_command": test_command,
-                "tests_before": before, "results": {}}
+                "test": choice.test, "tests_before": before, "results": {}}
 
     def plan(state: JobState) -> dict[str, Any]:
         s.set_status(JobStatus.PLANNING)
@@ -71,14 +79,26 @@ def build_graph(ctx: JobContext) -> StateGraph:
             return {"plan": s.task.plan}
         ws = s.workspace("plan", state["base_sha"], branch=s.job_branch)
         agent = AgentId(role="planner")
+        before = state.get("tests_before")
+        test = state.get("test")
+        update: dict[str, Any] = {}
+        given_command = s.task.test_command or s.settings.test_command  # the director's word wins
         try:
             with s.sandbox(ws.path, agent.name) as sandbox:
                 run = s.role_run(roles.PLANNER, agent, None, sandbox)
-                the_plan, _ = roles.plan(run, s.task.instruction, state.get("test_command"))
+                the_plan, _ = roles.plan(run, s.task.instruction, state.get("test_command"),
+                                         test.evidence if test else (),
+                                         pre_existing(before.report if before else None))
+                refined = the_plan.test_command
+                if refined and refined.strip() != state.get("test_command") and not given_command:
+                    # The planner read the repo: its command is the job's, with a baseline of its own.
+                    choice = planner_choice(refined.strip())
+                    update = {"test": choice.test, "test_command": refined.strip(),
+                              "tests_before": _baseline(s, sandbox, choice)}
         finally:
             s.repo.remove_workspace(ws)
         s.emit(PlanReady(role="planner", plan=the_plan))
-        return {"plan": the_plan}
+        return {"plan": the_plan, **update}
 
     def approve(state: JobState) -> dict[str, Any]:
         if not s.task.approve_plan:
@@ -111,18 +131,21 @@ def build_graph(ctx: JobContext) -> StateGraph:
         if not ready or not s.budget_left():
             return "verify"
         head = s.repo.resolve(s.job_branch)
-        return [Send("subtask", SubtaskInput(subtask=sub, base_ref=head, test_command=state.get("test_command")))
+        before = state.get("tests_before")
+        return [Send("subtask", SubtaskInput(subtask=sub, base_ref=head, test_command=state.get("test_command"),
+                                             test=state.get("test"), baseline=before.report if before else None))
                 for sub in ready]
 
     def subtask(payload: SubtaskInput) -> dict[str, Any]:
-        result = pipeline.run(payload["subtask"], payload["base_ref"], payload["test_command"])
+        result = pipeline.run(payload["subtask"], payload["base_ref"], _test_of(payload), payload.get("baseline"))
         return {"results": {result.id: result}}
 
     def integrate(state: JobState) -> dict[str, Any]:
         the_plan: Plan = state["plan"]
         results = state.get("results", {})
         pending = [results[i] for i in the_plan.order() if i in results and results[i].status == "approved"]
-        merged = integrate_results(s, the_plan, pending, state.get("test_command"))
+        before = state.get("tests_before")
+        merged = integrate_results(s, the_plan, pending, _test_of(state), before.report if before else None)
         skipped = _blocked_by_failures(the_plan, {**results, **merged}, s)
         return {"results": {**merged, **skipped}}
 
@@ -131,11 +154,12 @@ def build_graph(ctx: JobContext) -> StateGraph:
         ws = s.workspace("verify", s.job_branch, branch=s.job_branch)
         try:
             with s.sandbox(ws.path, "verify.tests") as sandbox:
-                after = s.run_tests(sandbox, state.get("test_command"))
+                before = state.get("tests_before")
+                after = s.run_tests(sandbox, _test_of(state), "verify", before.report if before else None,
+                                    targets=[])
         finally:
             s.repo.remove_workspace(ws)
-        s.emit(TestResult(scope="job", passed=after.passed, exit_code=after.exit_code,
-                          output=cap_output(after.output, EVENT_OUTPUT_CHARS)[0], command=after.command))
+        s.emit(test_result_event(after, scope="job"))
         stop = state.get("stop_reason") or s.exhausted()
         return {"tests_after": after, "stop_reason": stop}
     graph = StateGraph(JobState)
@@ -155,6 +179,30 @@ def build_graph(ctx: JobContext) -> StateGraph:
     graph.add_conditional_edges("integrate", dispatch, ["subtask", "verify", END])
     graph.add_edge("verify", END)
     return graph
+
+
+def _test_of(state: JobState | SubtaskInput) -> TestCommand | None:
+    """The job's test command; a checkpoint from before commands were described has only its text."""
+    test = state.get("test")
+    command = state.get("test_command")
+    if test is None and command:
+        return describe_test_command(command, "the job's test command")
+    return test
+
+
+def _baseline(s: JobContext, sandbox: Sandbox, choice: TestChoice) -> TestRun:
+    """Run the suite at base with per-test results, and say so: the command, its evidence, what failed."""
+    s.emit(TestCommandChosen(command=choice.test.command if choice.test else None, origin=choice.origin,
+                             evidence=choice.evidence, reason=choice.reason))
+    before = s.run_tests(sandbox, choice.test, "baseline", None, no_command=choice.reason or "no test command")
+    report = before.report
+    if report is not None:
+        failing = pre_existing(report)
+        s.emit(TestBaseline(command=report.command, exit_code=report.exit_code, source=report.source,
+                            counts=report.counts, failing=failing[:MOST_NAMED],
+                            messages={t: report.messages[t] for t in failing[:MOST_NAMED] if t in report.messages},
+                            note=report.note))
+    return before
 
 
 def _blocked_by_failures(the_plan: Plan, results: dict[str, SubtaskResult], s: JobContext) -> dict[str, SubtaskResult]:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from agents import roles
 from agents.plan import Plan
+from agents.test_discovery import TestCommand
 from orchestrator.engine.context import JobContext
 from orchestrator.engine.state import SubtaskResult
+from orchestrator.engine.test_results import TestReport
 from orchestrator.store.events import AgentId, MergeDone, SubtaskStatus
 from sandboxes.base import SandboxError
 from sandboxes.git.command import WorkspaceError
 
 
-def integrate_results(s: JobContext, the_plan: Plan, approved: list[SubtaskResult],
-                      test_command: str | None) -> dict[str, SubtaskResult]:
+def integrate_results(s: JobContext, the_plan: Plan, approved: list[SubtaskResult], test: TestCommand | None,
+                      baseline: TestReport | None) -> dict[str, SubtaskResult]:
     """Merge each approved result in dependency order; returns the results with their new status."""
     updated: dict[str, SubtaskResult] = {}
     for result in approved:
@@ -31,20 +33,20 @@ def integrate_results(s: JobContext, the_plan: Plan, approved: list[SubtaskResul
             updated[sub.id] = result.model_copy(update={"status": "merged"})
             continue
         s.emit(MergeDone(subtask=sub.id, ok=False, conflicts=merge.conflicts, branch=result.branch))
-        updated[sub.id] = _resolve(s, result, merge.conflicts, message, test_command)
+        updated[sub.id] = _resolve(s, result, merge.conflicts, message, test, baseline)
     return updated
 
 
-def _resolve(s: JobContext, result: SubtaskResult, conflicts: list[str], message: str,
-             test_command: str | None) -> SubtaskResult:
+def _resolve(s: JobContext, result: SubtaskResult, conflicts: list[str], message: str, test: TestCommand | None,
+             baseline: TestReport | None) -> SubtaskResult:
     """Hand a conflicted merge to a coder agent; keep the merge only if the tests still pass."""
     ws = s.repo.open_workspace(s.worktree_path("integrate"))
     agent = AgentId(role="resolver", workspace=result.id)
     try:
         with s.sandbox(ws.path, agent.name) as sandbox:
-            run = s.role_run(roles.RESOLVER, agent, result.id, sandbox, workspace=ws)
+            run = s.role_run(roles.RESOLVER, agent, result.id, sandbox, workspace=ws, touched=conflicts)
             outcome = roles.resolve_conflicts(run, result.branch, s.job_branch, conflicts, result.id)
-            tests = s.run_tests(sandbox, test_command)
+            tests = s.run_tests(sandbox, test, f"{result.id}.resolve", baseline, targets=[])
         if outcome.submitted and tests.passed is not False:
             sha = ws.commit(f"{message}\n\nConflicts resolved by an agent: {outcome.summary}\n", role="coder",
                             agent=agent.name)

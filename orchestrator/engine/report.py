@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from agents.usage import UsageTotals
 from orchestrator.engine.state import JobState, TestRun
@@ -19,6 +19,7 @@ class SubtaskReport(BaseModel):
     branch: str
     depends_on: list[str]
     tests_passed: bool | None
+    tests_verdict: str | None = None  # against the baseline: passed, failed, unverified
     fix_rounds: int
     review_rounds: int
     verdict: str | None
@@ -52,10 +53,20 @@ class Report(BaseModel):
     total: UsageTotals
     seconds: float
     stop_reason: str | None
+    test_command: str | None = None
+    test_evidence: list[str] = []
+    pre_existing_failures: list[str] = Field(default_factory=list, description="tests failing at base, named")
+    baseline_counts: dict[str, int] = Field(default_factory=dict, description="outcomes at base")
+    instructions: list[str] = Field(default_factory=list, description="the repository instructions agents got")
     environment: str | None = None  # the project environment the sandboxes started from, in a few words
 
     @property
     def succeeded(self) -> bool:
+        """Delivered, verified or not: the job branch breaks nothing the tests can tell of."""
+        return self.status in ("succeeded", "unverified")
+
+    @property
+    def verified(self) -> bool:
         return self.status == "succeeded"
 
 
@@ -72,6 +83,8 @@ def build_report(job_id: str, state: JobState, repo: GitRepo, view: JobView, sec
                 id=sub.id, title=sub.title, status=result.status if result else "not started",
                 branch=result.branch if result else "", depends_on=sub.depends_on,
                 tests_passed=result.tests.passed if result and result.tests else None,
+                tests_verdict=result.tests.comparison.verdict if result and result.tests and result.tests.comparison
+                else None,
                 fix_rounds=result.fix_rounds if result else 0, review_rounds=result.review_rounds if result else 0,
                 verdict=result.verdict.decision if result and result.verdict else None,
                 review_comments=result.verdict.comments if result and result.verdict else [],
@@ -85,16 +98,28 @@ def build_report(job_id: str, state: JobState, repo: GitRepo, view: JobView, sec
         for a in view.agents.values() if a.usage is not None
     ]
     total = view.usage()
-    after = state.get("tests_after")
-    all_merged = bool(subtasks) and all(sub.status == "merged" for sub in subtasks)
-    ok = all_merged and (after is None or after.passed is not False) and not state.get("stop_reason")
+    before, after = state.get("tests_before"), state.get("tests_after")
     return Report(
-        job_id=job_id, status="succeeded" if ok else "failed", job_branch=state["job_branch"], base_sha=base_sha,
-        head_sha=head_sha, diff_stat=repo.diff_stat(base_sha, head_sha), tests_before=state.get("tests_before"),
-        tests_after=after, plan_summary=plan.summary if plan else "", subtasks=subtasks, agents=agents,
+        job_id=job_id, status=outcome(subtasks, after, state.get("stop_reason")), job_branch=state["job_branch"],
+        base_sha=base_sha, head_sha=head_sha, diff_stat=repo.diff_stat(base_sha, head_sha),
+        tests_before=before.compact() if before else None, tests_after=after.compact() if after else None,
+        plan_summary=plan.summary if plan else "", subtasks=subtasks, agents=agents,
         total=total, seconds=round(seconds, 1), stop_reason=state.get("stop_reason"),
-        environment=describe_environment(view.environment),
+        test_command=state.get("test_command"), test_evidence=view.test_evidence,
+        pre_existing_failures=view.baseline_failures, baseline_counts=view.baseline_counts,
+        instructions=view.instructions, environment=describe_environment(view.environment),
     )
+
+
+def outcome(subtasks: list[SubtaskReport], after: TestRun | None, stop_reason: str | None) -> str:
+    """succeeded (verified), unverified (succeeded, but no test could tell), partial (some subtasks failed,
+    what merged breaks nothing) or failed (nothing merged, or the job branch breaks what passed at base)."""
+    merged = [sub for sub in subtasks if sub.status == "merged"]
+    if not merged or (after is not None and after.passed is False):
+        return "failed"
+    if len(merged) < len(subtasks) or stop_reason:
+        return "partial"
+    return "succeeded" if after is not None and after.passed else "unverified"
 
 
 def describe_environment(ready: EnvironmentReady | None) -> str | None:

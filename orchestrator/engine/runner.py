@@ -175,18 +175,24 @@ def _finish(records: JobRecords, job: Job, state: dict[str, Any], ctx: JobContex
         return records.finish(job.id, JobStatus.REJECTED, error=state.get("stop_reason"))
     view = JobView.of(job.id, records.events.list(job.id))
     report = build_report(job.id, state, ctx.repo, view, seconds)
-    status = JobStatus.SUCCEEDED if report.succeeded else JobStatus.FAILED
-    error = report.stop_reason or (None if report.succeeded else why_failed(report))
+    status = JobStatus(report.status)
+    error = report.stop_reason or (None if report.verified else why_not_verified(report))
     return records.finish(job.id, status, error=error, report=report.model_dump(mode="json"),
                           branch=report.job_branch)
 
 
-def why_failed(report: Report) -> str:
-    """One line on why a job that ran to its end did not succeed."""
+def why_not_verified(report: Report) -> str:
+    """One line on why a job that ran to its end did not succeed verified: what failed, or what nothing checked."""
+    after = report.tests_after
+    if after is not None and after.passed is False:
+        why = "; ".join(after.comparison.reasons) if after.comparison else f"`{after.command}` fails"
+        return f"the job branch breaks the tests (`{after.command}`): {why}"
     unmerged = [f"{s.id} {s.status}" + (f" ({s.reason})" if s.reason else "") for s in report.subtasks
                 if s.status != "merged"]
     if unmerged:
         return "not merged: " + "; ".join(unmerged)
-    if report.tests_after is not None and report.tests_after.passed is False:
-        return f"the tests fail on the job branch (`{report.tests_after.command}`)"
-    return "the plan had no subtasks" if not report.subtasks else "the job did not succeed"
+    if not report.subtasks:
+        return "the plan had no subtasks"
+    if after is not None and after.comparison is not None:
+        return "not verified: " + "; ".join(after.comparison.reasons)
+    return "not verified: no tests ran"

@@ -7,15 +7,28 @@ from typing import Annotated, Literal, TypedDict
 from pydantic import BaseModel, Field
 
 from agents.plan import Plan, ReviewVerdict, Subtask
+from agents.test_discovery import TestCommand
+from orchestrator.engine.test_comparison import TestComparison
+from orchestrator.engine.test_results import TestReport
 
 
 class TestRun(BaseModel):
+    """One run of the suite: the runner's own word, its per-test results and, after the baseline, the verdict
+    against the baseline (which `passed` follows)."""
+
     command: str | None
-    passed: bool | None = Field(description="None when there is no test command")
+    passed: bool | None = Field(description="None when nothing could tell: no tests, or no way to tell new "
+                                "failures from old ones")
     exit_code: int | None = None
     output: str = ""
     seconds: float = 0.0
     timed_out: bool = False
+    report: TestReport | None = Field(None, description="per-test results (None in a checkpoint from before them)")
+    comparison: TestComparison | None = Field(None, description="judged against the baseline; None for the baseline")
+
+    def compact(self) -> TestRun:
+        """Without the per-test outcomes of every test, for reports: the comparison names what matters."""
+        return self.model_copy(update={"report": None})
 
 
 class SubtaskResult(BaseModel):
@@ -40,6 +53,7 @@ class JobState(TypedDict, total=False):
     base_sha: str
     job_branch: str
     test_command: str | None
+    test: TestCommand | None  # the command with how its results are read and why it was chosen
     tests_before: TestRun | None
     plan: Plan | None
     decision: Literal["approved", "rejected"]
@@ -54,3 +68,5 @@ class SubtaskInput(TypedDict):
     subtask: Subtask
     base_ref: str
     test_command: str | None
+    test: TestCommand | None
+    baseline: TestReport | None

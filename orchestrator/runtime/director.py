@@ -254,8 +254,9 @@ class Director:
         before; what succeeded stays. Each earlier attempt is kept on a `-tryN` branch.
         A job that failed part-way (an error, not a verdict) goes on from its checkpoint."""
         job = self.get(job_id)
-        if job.status != JobStatus.FAILED:
-            raise JobStateError(f"job {job_id} is {job.status.value}; only a failed job's subtasks can be retried")
+        if job.status not in (JobStatus.FAILED, JobStatus.PARTIAL):
+            raise JobStateError(f"job {job_id} is {job.status.label}; only a failed or partial job's subtasks can be "
+                                "retried")
         report = self.report(job_id)
         if report is None and not subtask_ids:
             return self.run(job_id)
@@ -302,8 +303,9 @@ class Director:
     def accept(self, job_id: str) -> MergeResult:
         """Merge the finished job's branch into the base branch of the user's repo."""
         job = self.get(job_id)
-        if job.status != JobStatus.SUCCEEDED:
-            raise JobStateError(f"job {job_id} is {job.status.value}; only a succeeded job can be accepted")
+        if not job.status.delivered:
+            raise JobStateError(f"job {job_id} is {job.status.label}; only a job that succeeded (verified or not, or "
+                                "in part) can be accepted")
         result = self._repo(job).accept(branch_name(job_id), job.task.base)
         self.records.events.append(JobAccepted(job_id=job_id, ok=result.ok, sha=result.sha,
                                                conflicts=result.conflicts, message=result.message))

@@ -66,10 +66,12 @@ def notification_for(job: Job) -> Notification | None:
     elif job.status == JobStatus.FAILED:
         kind, message = "failed", f"job {job.id} failed: {job.error or 'see shipyard show ' + job.id}"
     elif job.status.finished:
-        kind, message = "finished", f"job {job.id} {job.status.value}"
+        kind, message = "finished", f"job {job.id} {job.status.label}"
         branch = (job.report or {}).get("job_branch")
-        if job.status == JobStatus.SUCCEEDED and branch:
+        if job.status.delivered and branch:
             message += f": branch {branch}"
+        if job.status in (JobStatus.UNVERIFIED, JobStatus.PARTIAL) and job.error:
+            message += f" ({job.error})"
     else:
         return None
     return Notification(kind=kind, message=message, job=job, ts=time.time())

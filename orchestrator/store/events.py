@@ -75,6 +75,43 @@ class JobPrepared(Event):
     tests_before: bool | None = None
 
 
+class TestCommandChosen(Event):
+    """Which command the job's tests run with and what the choice rests on; again when the planner refines it."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    kind: Literal["test.command"] = "test.command"
+    command: str | None = None
+    origin: str = Field("discovered", description="task, settings, discovered, planner, or none")
+    evidence: list[str] = []
+    reason: str = Field("", description="why there is no command, when there is none")
+
+
+class TestBaseline(Event):
+    """The suite at the base commit: what every later run is judged against."""
+
+    __test__ = False
+
+    kind: Literal["test.baseline"] = "test.baseline"
+    command: str | None = None
+    exit_code: int | None = None
+    source: str = Field("not-run", description="where the per-test results come from (test_results.ResultSource)")
+    counts: dict[str, int] = {}
+    failing: list[str] = Field(default_factory=list, description="the tests failing at base: pre-existing failures")
+    messages: dict[str, str] = {}
+    note: str | None = None
+
+
+class RepoInstructionsRead(Event):
+    """The repository's own instructions for agents (AGENTS.md, CLAUDE.md...), as every agent gets them."""
+
+    kind: Literal["repo.instructions"] = "repo.instructions"
+    sources: list[str] = []
+    text: str = ""
+    cut: bool = False
+    elsewhere: list[str] = Field(default_factory=list, description="nested ones, given to the work under them")
+
+
 class JobWaiting(Event):
     kind: Literal["job.waiting"] = "job.waiting"
     waiting_for: str = "plan approval"
@@ -186,6 +223,10 @@ class TestResult(Event):
     exit_code: int | None = None
     output: str = ""
     scope: Literal["subtask", "job"] = "subtask"
+    verdict: str | None = Field(None, description="against the baseline: passed, failed or unverified")
+    reasons: list[str] = []
+    newly_failing: list[str] = Field(default_factory=list, description="passed at base, fail now (or new and fail)")
+    pre_existing_failures: list[str] = []
 
 
 class ReviewGiven(Event):
@@ -401,8 +442,9 @@ class UnknownEvent(Event):
 
 
 AnyEvent = Annotated[
-    JobSubmitted | JobQueued | JobStatusChanged | JobPrepared | JobWaiting | JobFinished | JobAccepted
-    | JobDiscarded | Notice | DirectorNote | DirectorAnswer | PlanReady | PlanEdited | PlanApproved | PlanRejected
+    JobSubmitted | JobQueued | JobStatusChanged | JobPrepared | TestCommandChosen | TestBaseline
+    | RepoInstructionsRead | JobWaiting | JobFinished | JobAccepted | JobDiscarded | Notice | DirectorNote
+    | DirectorAnswer | PlanReady | PlanEdited | PlanApproved | PlanRejected
     | SubtaskStatus | SubtasksRetried | CandidateChosen | TestResult | ReviewGiven | MergeDone | AgentMessage
     | AgentToolResult | AgentCondensed | AgentFinished | AgentCommit | SandboxSetup | EnvironmentSetup
     | EnvironmentReady | NotificationRecorded

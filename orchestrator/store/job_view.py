@@ -102,7 +102,15 @@ class JobView:
         self.job_branch: str | None = None
         self.job_head: str | None = None
         self.test_command: str | None = None
+        self.test_evidence: list[str] = []  # what the choice of the command rests on
+        self.test_origin: str | None = None  # task, settings, discovered, planner, none
+        self.no_test_reason = ""
         self.tests_before: bool | None = None
+        self.baseline_counts: dict[str, int] = {}
+        self.baseline_failures: list[str] = []  # failing at base: named as pre-existing everywhere
+        self.baseline_messages: dict[str, str] = {}
+        self.instructions: list[str] = []  # where the repository's instructions for agents come from
+        self.instructions_text = ""
         self.tests_after: TestRecord | None = None
         # The project environment the job's sandboxes start from, and the setup commands run for it.
         self.environment: ev.EnvironmentReady | None = None
@@ -242,6 +250,17 @@ class JobView:
                 self.test_command = event.test_command
                 self.tests_before = event.tests_before
                 self.changed.update(("job", "tests"))
+            case ev.TestCommandChosen():
+                self.test_command, self.test_origin = event.command, event.origin
+                self.test_evidence, self.no_test_reason = list(event.evidence), event.reason
+                self.changed.update(("job", "tests"))
+            case ev.TestBaseline():
+                self.baseline_counts, self.baseline_failures = dict(event.counts), list(event.failing)
+                self.baseline_messages = dict(event.messages)
+                self.changed.update(("job", "tests"))
+            case ev.RepoInstructionsRead():
+                self.instructions, self.instructions_text = list(event.sources), event.text
+                self.changed.add("plan")
             case ev.EnvironmentSetup():
                 self.setup_runs.append(event)
                 self.changed.add("job")

@@ -65,7 +65,9 @@ class JobStatus(StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"
     AWAITING_BUDGET = "awaiting_budget"  # a campaign whose budget is spent: a top-up goes on
     RUNNING = "running"
-    SUCCEEDED = "succeeded"
+    SUCCEEDED = "succeeded"  # verified: the tests ran, and nothing that passed at base fails
+    UNVERIFIED = "unverified"  # succeeded, but no test verified it (none found, or none could tell)
+    PARTIAL = "partial"  # some subtasks merged and break nothing; others failed
     FAILED = "failed"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
@@ -77,7 +79,19 @@ class JobStatus(StrEnum):
 
     @property
     def finished(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.CANCELLED)
+        return self in (JobStatus.SUCCEEDED, JobStatus.UNVERIFIED, JobStatus.PARTIAL, JobStatus.FAILED,
+                        JobStatus.REJECTED, JobStatus.CANCELLED)
+
+    @property
+    def delivered(self) -> bool:
+        """Ended with work on its branch that breaks nothing that passed at base: it may be accepted."""
+        return self in (JobStatus.SUCCEEDED, JobStatus.UNVERIFIED, JobStatus.PARTIAL)
+
+    @property
+    def label(self) -> str:
+        """How people read it: "succeeded, unverified" says what "unverified" alone does not."""
+        return {JobStatus.UNVERIFIED: "succeeded, unverified", JobStatus.PARTIAL: "partially succeeded"}.get(
+            self, self.value)
 
 
 CANCELLED_REASON = "cancelled by the director"

@@ -23,8 +23,9 @@ from kit import (
 )
 
 from agents.repo_files import HostRepoFiles
-from agents.repo_info import detect_test_command, file_tree, read_readme
+from agents.repo_info import file_tree, read_readme
 from agents.repo_map import build_repo_map
+from agents.test_discovery import TestCommand, discover_test_command
 from agents.tools import ToolObservation, Toolset
 from orchestrator.store.jobs import JobStatus
 from sandboxes.base import SandboxLimits, SandboxSpec
@@ -258,8 +259,13 @@ def test_a_100000_file_tree_gets_bounded_answers_in_bounded_time(big_tree: Path,
         assert "f099999" in tools.call("search_text", {"pattern": "f099999"}).text
 
 
+def discovered_command(files: HostRepoFiles) -> str | None:
+    found = discover_test_command(files)
+    return found.command if isinstance(found, TestCommand) else None
+
+
 def test_planner_inputs_of_a_100000_file_tree_are_bounded(big_tree: Path) -> None:
-    for build, limit in [(file_tree, 20_000), (build_repo_map, 8_000), (detect_test_command, 100),
+    for build, limit in [(file_tree, 20_000), (build_repo_map, 8_000), (discovered_command, 100),
                          (read_readme, 7_000)]:
         started = time.monotonic()
         text = build(HostRepoFiles(big_tree)) or ""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from agents.repo_files import HostRepoFiles
-from agents.repo_info import detect_test_command, file_tree, read_readme
+from agents.repo_info import file_tree, read_readme
 from agents.repo_map import Definition, build_repo_map, extract_definitions, grammars_available
 
 PYTHON = """\
@@ -247,43 +246,6 @@ def _write(root: Path, files: dict[str, str]) -> Path:
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text)
     return root
-
-
-@pytest.mark.parametrize(
-    ("files", "command"),
-    [
-        ({"pyproject.toml": "[tool.pytest.ini_options]\n"}, "python3 -m pytest"),
-        ({"setup.cfg": "[tool:pytest]\naddopts = -q\n"}, "python3 -m pytest"),
-        ({"tests/unit/test_core.py": "def test_x(): pass\n"}, "python3 -m pytest"),
-        ({"package.json": json.dumps({"scripts": {"test": "jest"}})}, "npm test"),
-        ({"package.json": json.dumps({"scripts": {"test": 'echo "Error: no test specified" && exit 1'}})}, None),
-        ({"package.json": "{not json"}, None),
-        ({"Cargo.toml": "[package]\nname = 'x'\n"}, "cargo test"),
-        ({"go.mod": "module example.com/x\n"}, "go test ./..."),
-        ({"Makefile": "build:\n\tcc x.c\n\ntest: build\n\t./run-tests\n"}, "make test"),
-        ({"Makefile": "TEST := 1\ntest_data:\n\ttrue\n"}, None),
-        ({"pyproject.toml": "[project]\nname = 'x'\n", "src/x.py": ""}, None),
-        # Priority: the Python suite over the JS one, npm over a Makefile.
-        (
-            {
-                "pyproject.toml": "[tool.pytest.ini_options]\n",
-                "package.json": json.dumps({"scripts": {"test": "jest"}}),
-            },
-            "python3 -m pytest",
-        ),
-        ({"package.json": json.dumps({"scripts": {"test": "vitest"}}), "Makefile": "test:\n\tnpm test\n"}, "npm test"),
-    ],
-)
-def test_detect_test_command(tmp_path: Path, files: dict[str, str], command: str | None) -> None:
-    assert detect_test_command(HostRepoFiles(_write(tmp_path, files))) == command
-
-
-def test_detect_test_command_ignores_symlinks_out(tmp_path: Path) -> None:
-    outside = _write(tmp_path / "outside", {"pyproject.toml": "[tool.pytest.ini_options]\n"})
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "pyproject.toml").symlink_to(outside / "pyproject.toml")
-    assert detect_test_command(HostRepoFiles(repo)) is None
 
 
 def test_file_tree_is_compact_and_bounded(tmp_path: Path) -> None:

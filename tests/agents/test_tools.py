@@ -326,7 +326,9 @@ def test_submit_ends_the_work(tools: Toolset) -> None:
     obs = tools.call("submit", {"summary": "fixed the total"})
     assert obs.ok and obs.done
     assert obs.text == "fixed the total"
-    assert obs.arguments == {"summary": "fixed the total"}
+    assert obs.arguments == {"summary": "fixed the total", "no_change_needed": False}
+    said = tools.call("submit", {"summary": "it already does", "no_change_needed": True})
+    assert said.done and said.arguments == {"summary": "it already does", "no_change_needed": True}
 
 
 class Verdict(BaseModel):

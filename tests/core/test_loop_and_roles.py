@@ -86,4 +86,4 @@ def test_the_reviewer_is_told_when_no_test_ran(tmp_path: Path) -> None:
     verdict, _ = roles.review(run, subtask, "diff --git a/x b/x\n", None, None, "")
     assert not verdict.approved and verdict.comments == ["add a test"]
     prompt = models.asked[0].messages[1]["content"]
-    assert "# Tests: none ran (no test command)" in prompt and "Tests: passed" not in prompt
+    assert "# Tests: not verified (no tests ran)" in prompt and "Tests: passed" not in prompt

@@ -30,7 +30,7 @@ def test_the_coder_calls_a_tool_of_its_server_and_a_broken_server_is_a_notice(
 
     job = director.run(director.submit(Task(instruction="count the words", repo=str(repo))).id)
 
-    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.status == JobStatus.UNVERIFIED, job.error  # the repo has no tests
     events = director.events(job.id)
     (counted,) = [e for e in events if isinstance(e, AgentToolResult) and e.tool == "probe__word_count"]
     assert counted.ok and counted.output == "a.txt: 4 words" and counted.agent == "s1.coder.1"

@@ -12,6 +12,7 @@ from agents.fake_model import FakeModels
 from orchestrator.store.jobs import Task
 
 NOTE = "Keep the messages in lower case."
+TEST_A = "def test_a():\n    assert open('a.txt').read() == 'a\\n'\n"
 
 
 class NoteWhileCoding(FakeModels):
@@ -28,16 +29,19 @@ class NoteWhileCoding(FakeModels):
 
 def test_a_note_sent_while_a_coder_runs_reaches_the_agents_that_start_after_it(
         tmp_path: Path, make_director: MakeDirector) -> None:
-    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n", "tests/test_a.py": TEST_A})
     models = NoteWhileCoding([
         plan_entry(subtask("s1", "one"), subtask("s2", "two", depends_on=["s1"])),
         coder("s1", call("create_file", path="one.txt", content="one\n"), call("submit", summary="one")),
-        coder("s2", call("create_file", path="two.txt", content="two\n"), call("submit", summary="two")),
+        # s2's coder breaks test_a, so a test-fixer starts after the note as well.
+        coder("s2", call("edit_file", path="a.txt", old="a", new="b"), call("submit", summary="two")),
+        {"match": {"role": "test_fixer"}, "tool_calls": [call("edit_file", path="a.txt", old="b", new="a"),
+                                                         call("submit", summary="a is a again")]},
         approve("s1"),
         approve("s2"),
     ])
     director, _ = make_director(None, models=models)
-    job = director.submit(Task(instruction="two notes", repo=str(repo)))
+    job = director.submit(Task(instruction="two notes", repo=str(repo), test_command="python3 -m pytest -q"))
     models.director, models.job_id = director, job.id
     assert director.run(job.id).status.value == "succeeded"
 
@@ -46,5 +50,5 @@ def test_a_note_sent_while_a_coder_runs_reaches_the_agents_that_start_after_it(
         return "\n".join(str(m.get("content")) for m in first.messages)
 
     assert NOTE not in prompt_of("s1.coder.1")  # it started before the note
-    for agent in ("s1.reviewer.1", "s2.coder.1", "s2.reviewer.1"):
+    for agent in ("s1.reviewer.1", "s2.coder.1", "s2.test_fixer.1", "s2.reviewer.1"):
         assert f"# Notes from the director\n- {NOTE}" in prompt_of(agent), agent

@@ -18,7 +18,8 @@ def _repo(tmp_path: Path) -> Path:
 def test_fix_rounds_are_bounded_and_a_subtask_whose_tests_still_fail_is_not_merged(
         tmp_path: Path, make_director: MakeDirector) -> None:
     director, models = make_director([
-        plan_entry(subtask("s1", "make x")),
+        # test_x fails at base: only as the subtask's target is it held against the work.
+        plan_entry({**subtask("s1", "make x"), "tests": ["tests/test_x.py"]}),
         {**coder("s1", call("create_file", path="x.txt", content="y"), call("submit", summary="y")), "repeat": True},
         {"match": {"role": "test_fixer"}, "tool_calls": [call("submit", summary="tried")], "repeat": True},
         {"match": {"role": "reviewer"}, "tool_calls": [call("submit_review", decision="approve", summary="ok")],

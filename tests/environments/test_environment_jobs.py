@@ -130,7 +130,8 @@ def test_a_dev_container_is_built_set_up_and_committed(tmp_path: Path) -> None:
     repo = devcontainer_repo(tmp_path / "greet", base=DEFAULT_TAG)
     scripted = ScriptedJobs(tmp_path, "docker")
     try:
-        script = one_change_script("greet/__init__.py", "def hello", "def hello")
+        script = one_change_script("greet/__init__.py", "def hello(name):\n",
+                                   "def hello(name):\n    \"\"\"The greeting of the environment.\"\"\"\n")
         director, job = run_job(scripted, repo, script, environment=EnvironmentSettings(network=False))
         assert job.status == JobStatus.SUCCEEDED, job.error
         setups = kinds(director, job, "env.setup")

@@ -161,7 +161,8 @@ def test_candidates_race_and_the_verified_one_wins(tmp_path: Path, scripted_jobs
         "tests/test_greeting.py": 'from greeting import MESSAGE\n\n\ndef test_loud():\n    assert MESSAGE == "HELLO"\n',
     })
     runner = scripted_jobs.runner([
-        plan_entry(subtask("s1", "shout")),
+        # test_loud fails at base: the subtask names it, so an attempt that leaves it failing fails.
+        plan_entry({**subtask("s1", "shout"), "tests": ["tests/test_greeting.py::test_loud"]}),
         {"match": {"model": "candidate-a"},
          "tool_calls": [call("edit_file", path="greeting.py", old="hello", new="HOLA"), call("submit", summary="a")]},
         {"match": {"model": "candidate-b"},
@@ -227,7 +228,7 @@ def test_a_failed_subtask_is_retried_alone(tmp_path: Path, scripted_jobs: Script
         *[coder("s2", call("create_file", path="two.txt", content="2"), call("submit", summary="2")), refuse] * 3,
     ])
     job = runner.run(runner.submit(Task(instruction="three files", repo=str(repo))).id)
-    assert job.status == JobStatus.FAILED
+    assert job.status == JobStatus.PARTIAL  # s1 merged and breaks nothing; s2 and s3 failed
     assert {s.id: s.status for s in runner.report(job.id).subtasks} == {"s1": "merged", "s2": "failed",
                                                                         "s3": "failed"}
     scripted_jobs.server.reset([

@@ -73,7 +73,7 @@ def test_requests_keep_a_stable_prefix_and_cached_tokens_are_priced_and_reported
         job = runner.run(runner.submit(Task(instruction="one and two", repo=str(repo))).id)
         requests = server.requests
 
-    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.status == JobStatus.UNVERIFIED, job.error  # the repo has no tests
     coders = [r for r in requests if r.role == "coder"]
     first, second = ([r for r in coders if f"Your subtask: {s}" in r.messages[1]["content"]] for s in ("s1", "s2"))
     # What prefix caches key on: the system prompt and the tools come first and are the same for every coder,

@@ -232,8 +232,9 @@ class JobScreen(ShipyardScreen):
             "reject": waiting,
             "cancel_job": not status.finished,
             "note": not status.finished,
-            "retry": status == JobStatus.FAILED and not self.progress.discarded and not self._launched,
-            "accept": status == JobStatus.SUCCEEDED and not settled,
+            "retry": status in (JobStatus.FAILED, JobStatus.PARTIAL) and not self.progress.discarded
+            and not self._launched,
+            "accept": status.delivered and not settled,
             "discard": status.finished and not settled,
         }
         return allowed.get(action, True)

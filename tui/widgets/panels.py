@@ -73,6 +73,9 @@ class TestsPanel(Static):
             word, style = before[progress.tests_before] if progress.base_sha else ("not run yet", "dim")
             parts.append(Text.assemble("Before the job: ", (word, style),
                                        f"  `{progress.test_command}`" if progress.test_command else ""))
+            if progress.baseline_failures:
+                parts.append(Text(f"Failing at base (pre-existing): {', '.join(progress.baseline_failures[:10])}",
+                                  style="yellow"))
         runs = [t for t in progress.tests if scope == JOB or t.subtask == subtask]
         for run in runs:
             who = run.agent or run.subtask or "job branch"
@@ -170,7 +173,9 @@ class PlanPanel(Static):
                 after = "← " + ", ".join(sub.depends_on) if sub.depends_on else ""
                 grid.add_row(f"wave {number}" if index == 0 else "", Text(sub.id, style="bold"),
                              status_text(sub.status), Text(sub.title, overflow="ellipsis", no_wrap=True), after)
-        self.update(Group(Text(progress.summary, style="italic"), Text(""), grid))
+        context = [Text(f"Repository instructions: {', '.join(progress.instructions)}", style="dim")
+                   ] if progress.instructions else []
+        self.update(Group(Text(progress.summary, style="italic"), *context, Text(""), grid))
 
     @staticmethod
     def _subtask(progress: JobView, sub_id: str) -> RenderableType:

@@ -17,6 +17,7 @@ from rich.text import Text
 from agents.plan import Plan
 from agents.validation import problems
 from orchestrator.apps.cli import options
+from orchestrator.apps.cli.outcome import exit_code, last_line
 from orchestrator.apps.cli.render import (
     campaign_progress,
     campaign_report_view,
@@ -26,10 +27,11 @@ from orchestrator.apps.cli.render import (
     progress_view,
     report_view,
     say_error,
+    verification_line,
 )
 from orchestrator.config.settings import load_settings
 from orchestrator.runtime.director import Director
-from orchestrator.store.events import to_row
+from orchestrator.store.events import TestBaseline, TestCommandChosen, to_row
 from orchestrator.store.jobs import Campaign, Job, JobStatus, Task
 
 console = Console()
@@ -125,7 +127,7 @@ def demo(
         f"The demo's jobs, events and checkpoints are in {workdir / 'state'}; "
         f"`shipyard` commands read them with SHIPYARD_STATE_DIR={workdir / 'state'}"
     )
-    raise typer.Exit(0 if final.status == JobStatus.SUCCEEDED else 1)
+    raise typer.Exit(exit_code(final.status))
 
 
 def resume(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
@@ -173,10 +175,14 @@ def jobs(status: JobStatus | None = typer.Option(None, "--status", help="only jo
 def show(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
     """Show a job: its task, plan, status and report."""
     director, job = _found(job_id)
-    console.print(Text.assemble(("job ", ""), (job.id, "bold"), f"  {job.status.value}\nrepo {job.task.repo} from "
+    console.print(Text.assemble(("job ", ""), (job.id, "bold"), f"  {job.status.label}\nrepo {job.task.repo} from "
                                 f"{job.task.base}\ntask: {job.task.instruction}"))
     if job.error:
         console.print(Text(job.error, style="red"))
+    if director.report(job.id) is None:  # under way: what it verifies with, from its events
+        for event in director.events(job.id, kinds=(TestCommandChosen, TestBaseline)):
+            if isinstance(event, TestCommandChosen | TestBaseline):
+                console.print(verification_line(event))
     plan = director.plan(job.id)
     if plan:
         console.print(plan_table(plan))
@@ -314,6 +320,8 @@ def drive(director: Director, job_id: str, work, exit_at_end: bool = True) -> No
         with Live(shown(view), console=console, refresh_per_second=8, transient=False) as live:
             for event in director.follow(job_id, after=view.cursor, poll=0.1, until=lambda: not thread.is_alive()):
                 view.apply(event)
+                if isinstance(event, TestCommandChosen | TestBaseline):
+                    live.console.print(verification_line(event))  # said once, above the live table
                 live.update(shown(view))
     except KeyboardInterrupt:
         _interrupted(director, job_id, thread)
@@ -334,7 +342,6 @@ def drive(director: Director, job_id: str, work, exit_at_end: bool = True) -> No
                                     (f"shipyard campaign topup {job_id} USD", "bold")))
         return
     _report(director, job_id)
-    if job.error:
-        console.print(Text.assemble((f"job {job_id} {job.status.value}: ", "red"), job.error))
+    console.print(last_line(job))  # the last word: what happened and why, never a table's border
     if exit_at_end:
-        raise typer.Exit(0 if job.status == JobStatus.SUCCEEDED else 1)
+        raise typer.Exit(exit_code(job.status))

@@ -24,6 +24,8 @@ from orchestrator.store.events import (
     Notice,
     ReviewGiven,
     SubtaskStatus,
+    TestBaseline,
+    TestCommandChosen,
     TestResult,
 )
 from orchestrator.store.job_view import JobView
@@ -100,6 +102,24 @@ def event_line(event: Event) -> Text:
     return Text.assemble((when, "dim"), " ", (f"{who:<18}", "bold"), " ", (f"{event.kind:<18}", "cyan"), " ", detail)
 
 
+def verification_line(event: TestCommandChosen | TestBaseline) -> Text:
+    """What the job verifies with: the test command and the evidence it was chosen on; then the baseline."""
+    if isinstance(event, TestBaseline):
+        counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(event.counts.items())) or (
+            f"exit code {event.exit_code}" if event.command else "no tests ran")
+        line = Text.assemble(("baseline: ", "bold"), counts)
+        if event.failing:
+            shown = ", ".join(event.failing[:5]) + (f" and {len(event.failing) - 5} more" if len(event.failing) > 5
+                                                   else "")
+            line.append(f"; failing before any change (not held against the work): {shown}", style="yellow")
+        return line
+    if event.command is None:
+        return Text.assemble(("tests: none", "bold yellow"), f" — {event.reason}; the job will be unverified")
+    origin = {"task": "given with the task", "settings": "from the settings", "planner": "refined by the planner",
+              "discovered": "discovered"}.get(event.origin, event.origin)
+    return Text.assemble(("tests: ", "bold"), (event.command, "bold"), f" ({origin}: {'; '.join(event.evidence)})")
+
+
 def progress_view(view: JobView) -> RenderableType:
     """The live view of `shipyard run`: one row per subtask."""
     table = Table("subtask", "status", "agent", "last step", expand=True)
@@ -150,10 +170,25 @@ def report_view(report: Report) -> RenderableType:
     head.add_row("status", styled(report.status))
     head.add_row("job branch", Text(report.job_branch, style="bold"))
     head.add_row("changes", report.diff_stat.summary())
+    evidence = (f"  ({'; '.join(report.test_evidence)})", "dim") if report.test_evidence else ""
+    head.add_row("test command", Text.assemble((report.test_command or "none", "bold" if report.test_command
+                                                else "dim"), evidence))
     if report.environment:
         head.add_row("environment", report.environment)
-    head.add_row("tests before", _tests(report.tests_before))
+    head.add_row("tests before", _tests(report.tests_before, report.baseline_counts))
     head.add_row("tests after", _tests(report.tests_after))
+    if report.pre_existing_failures:
+        fixed = set(report.tests_after.comparison.fixed) if report.tests_after and report.tests_after.comparison \
+            else set()
+        still = [t for t in report.pre_existing_failures if t not in fixed]
+        text = Text(style="yellow")
+        if still:
+            text.append(f"{_named(still)} (pre-existing, not held against the work)")
+        if fixed:
+            text.append(("; " if still else "") + f"fixed by the job: {_named(sorted(fixed))}", style="green")
+        head.add_row("failing at base", text)
+    if report.instructions:
+        head.add_row("instructions", ", ".join(report.instructions))
     head.add_row("total", f"{report.total.input_tokens + report.total.output_tokens} tokens "
                           f"({report.total.cached_input_tokens} of them cached), "
                           f"${report.total.cost:.4f}, {report.seconds:.1f} s")
@@ -165,7 +200,8 @@ def report_view(report: Report) -> RenderableType:
         if sub.review_rounds:
             review += f" (after {sub.review_rounds} round{'s' if sub.review_rounds > 1 else ''} of changes)"
         subtasks.add_row(f"{sub.id} {sub.title}", styled(sub.status), sub.branch,
-                         {True: "passed", False: "FAILED", None: "-"}[sub.tests_passed], str(sub.fix_rounds),
+                         {True: "passed", False: "FAILED", None: sub.tests_verdict or "-"}[sub.tests_passed],
+                         str(sub.fix_rounds),
                          review + (f"\n{sub.reason}" if sub.reason else ""))
     agents = Table("agent", "role", "status", "steps", "tokens", "cached", "cost", "time", title="agents",
                    expand=True)
@@ -175,9 +211,20 @@ def report_view(report: Report) -> RenderableType:
     return Group(head, subtasks, agents)
 
 
-def _tests(run: Any) -> Text:
-    if run is None or run.passed is None:
-        return Text("no test command", style="dim")
+def _tests(run: Any, counts: dict[str, int] | None = None) -> Text:
+    if run is None or run.command is None:
+        return Text("no tests ran", style="yellow")
+    counts = counts or {}
+    comparison = getattr(run, "comparison", None)
+    if comparison is not None:
+        counts = comparison.counts
+    shown = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
     timed_out = " — timed out" if getattr(run, "timed_out", False) else ""
-    return Text(f"{'passed' if run.passed else 'FAILED'}  ({run.command}){timed_out}",
-                style="green" if run.passed else "red")
+    word = {True: "passed", False: "FAILED", None: "unverified"}[run.passed]
+    why = f" — {'; '.join(comparison.reasons)}" if comparison is not None and comparison.reasons else ""
+    return Text(f"{word}  ({run.command}){f' {shown}' if shown else ''}{timed_out}{why}",
+                style={True: "green", False: "red", None: "yellow"}[run.passed])
+
+
+def _named(tests: list[str], most: int = 5) -> str:
+    return ", ".join(tests[:most]) + (f" and {len(tests) - most} more" if len(tests) > most else "")

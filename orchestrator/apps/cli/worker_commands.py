@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.apps.cli import options
+from orchestrator.apps.cli.outcome import exit_code, last_line
 from orchestrator.apps.cli.render import report_view, styled
 from orchestrator.runtime.director import Director
-from orchestrator.store.jobs import JobStatus
 from tui.format import age
 
 console = Console()
@@ -58,7 +58,8 @@ def result(
     wait: bool = typer.Option(False, "--wait", help="wait until the job finishes (or waits for approval)"),
     db: str | None = options.DB,
 ) -> None:
-    """Print a job's report. Exit 0 if it succeeded, 1 if it ended otherwise, 3 if it has not ended."""
+    """Print a job's report. Exit 0 if it succeeded verified, 3 unverified, 4 partially, 1 if it ended otherwise,
+    5 if it has not ended (the README's table)."""
     director = Director(options.settings(db))
     job = director.find(job_id)
     if wait and not director.settled(job.id):
@@ -68,10 +69,8 @@ def result(
     report = director.report(job.id)
     if report is not None:
         console.print(report_view(report))
-    console.print(f"job {job.id}: ", styled(job.status.value), f" {job.error or ''}".rstrip(), sep="")
-    if not job.status.finished:
-        raise typer.Exit(3)
-    raise typer.Exit(0 if job.status == JobStatus.SUCCEEDED else 1)
+    console.print(last_line(job))
+    raise typer.Exit(exit_code(job.status))
 
 
 def inbox(

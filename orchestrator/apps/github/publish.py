@@ -63,7 +63,7 @@ class Publisher:
         clone = GitRepo.open(job.task.repo, self.clones)
         installation, branch = record.installation, report.job_branch
         body = report_markdown(report)
-        failing = "" if report.succeeded else ", though the tests fail on it"
+        failing = caveat(report)
         if record.push_to is not None:
             try:
                 sha = self.git.push(installation, clone, branch, record.clone_url, to=record.push_to)
@@ -80,8 +80,21 @@ class Publisher:
             installation, record.repo, title=record.title, head=branch, base=job.task.base,
             body=f"Closes #{record.number}.\n\n{body}", draft=not report.succeeded)
         self.watcher.pull_opened(job.id, pull.number)
-        return Published(outcome=f"Opened pull request #{pull.number}" + (
-            " as a draft: the tests fail on it." if failing else "."))
+        if not failing:
+            return Published(outcome=f"Opened pull request #{pull.number}.")
+        draft = " as a draft" if not report.succeeded else ""
+        return Published(outcome=f"Opened pull request #{pull.number}{draft}{failing.replace(', ', ': ', 1)}.")
+
+
+def caveat(report: Report) -> str:
+    """What a reader of the pull request must know first: "" for verified work."""
+    if report.verified:
+        return ""
+    if report.status == "unverified":
+        return ", unverified: no test checked it"
+    if report.status == "partial":
+        return ", in part: some subtasks failed"
+    return ", though the tests fail on it"
 
 
 def unpublished(record: GitHubJob, job: Job, why: str, remote: list[str] | None = None) -> Published:
@@ -96,10 +109,11 @@ def unpublished(record: GitHubJob, job: Job, why: str, remote: list[str] | None 
 
 
 def deliverable(report: Report) -> bool:
-    """Changes worth a pull request: the job succeeded, or failed only because the tests fail at the end (a draft)."""
+    """Changes worth a pull request: the job succeeded (verified or not), in part (a draft), or failed only
+    because the tests fail at the end (a draft)."""
     if not report.diff_stat.files:
         return False
-    if report.succeeded:
+    if report.succeeded or report.status == "partial":
         return True
     merged = bool(report.subtasks) and all(sub.status == "merged" for sub in report.subtasks)
     after = report.tests_after

@@ -7,6 +7,9 @@ from orchestrator.engine.report import Report
 from orchestrator.engine.state import TestRun
 
 OUTPUT_TAIL = 3000
+MOST_NAMED = 20
+STATUS_WORDS = {"succeeded": "succeeded, verified by the tests", "unverified": "succeeded, unverified (no test "
+                "checked it)", "partial": "partially succeeded (some subtasks failed)", "failed": "failed"}
 
 
 def report_markdown(report: Report) -> str:
@@ -20,10 +23,23 @@ def report_markdown(report: Report) -> str:
         status = sub.status + (f": {sub.reason}" if sub.reason else "")
         lines.append(f"| {_cell(sub.id + ' ' + sub.title)} | {_cell(status)} | {tests} | {sub.fix_rounds} | "
                      f"{_cell(sub.verdict or '-')} |")
-    lines += ["", "## Tests", "", "| | Result | Command |", "|---|---|---|",
+    lines += ["", "## Tests", "", f"Outcome: **{STATUS_WORDS.get(report.status, report.status)}**."]
+    if report.test_evidence:
+        lines.append(f"Test command chosen from: {plain('; '.join(report.test_evidence), 600)}.")
+    lines += ["", "| | Result | Command |", "|---|---|---|",
               f"| Before | {_result(report.tests_before)} | {_command(report.tests_before)} |",
               f"| After | {_result(report.tests_after)} | {_command(report.tests_after)} |"]
     after = report.tests_after
+    if after is not None and after.comparison is not None and after.comparison.reasons:
+        lines += ["", f"Against the base: {plain('; '.join(after.comparison.reasons), 600)}."]
+    if report.pre_existing_failures:
+        fixed = set(after.comparison.fixed) if after is not None and after.comparison is not None else set()
+        shown = report.pre_existing_failures[:MOST_NAMED]
+        more = len(report.pre_existing_failures) - len(shown)
+        total = len(report.pre_existing_failures)
+        lines += ["", f"Failing before this change ({total}; pre-existing, not caused by it):",
+                  *(f"- `{_cell(test)}`" + (" — fixed now" if test in fixed else "") for test in shown),
+                  *([f"- and {more} more"] if more else [])]
     if after is not None and after.passed is False:
         lines += ["", "<details><summary>Output of the failing tests</summary>", "", "```",
                   after.output[-OUTPUT_TAIL:].replace("```", "'''"), "```", "</details>"]
@@ -47,9 +63,9 @@ def _cell(text: str) -> str:
 
 
 def _result(run: TestRun | None) -> str:
-    if run is None or run.passed is None:
-        return "no test command"
-    return "passed" if run.passed else "failing"
+    if run is None or run.command is None:
+        return "no tests ran"
+    return {True: "passed", False: "failing", None: "unverified"}[run.passed]
 
 
 def _command(run: TestRun | None) -> str:

@@ -15,6 +15,8 @@ WORDS = {
     JobStatus.AWAITING_BUDGET: "waiting for budget",
     JobStatus.RUNNING: "working",
     JobStatus.SUCCEEDED: "done",
+    JobStatus.UNVERIFIED: "done, unverified: no test checked it",
+    JobStatus.PARTIAL: "done in part: some subtasks failed",
     JobStatus.FAILED: "failed",
     JobStatus.REJECTED: "stopped: plan rejected",
     JobStatus.CANCELLED: "cancelled",

@@ -1,0 +1,112 @@
+"""`shipyard run` as a user runs it, on real-shaped repos: the test command it chose and why, the outcome's
+one last line, and the exit code of each outcome (the README's table). The scripted model over HTTP,
+real git, bubblewrap sandboxes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import realrepos
+from helpers import approve, call, coder, plan_entry, subtask
+
+from agents.scripted_model import ScriptedModelServer
+
+pytestmark = [
+    pytest.mark.bubblewrap,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+    pytest.mark.skipif(not realrepos.system_pytest_available(), reason="/usr/bin/python3 has no pytest"),
+]
+
+class Shipyard:
+    """The `shipyard` command, its every role answered by a scripted model server."""
+
+    def __init__(self, server: ScriptedModelServer, workdir: Path):
+        self.server = server
+        self.workdir = workdir
+        self.env = {**os.environ, "SHIPYARD_STATE_DIR": str(workdir / "state"), "COLUMNS": "200",
+                    "SHIPYARD_MODELS__DEFAULT__BASE_URL": server.base_url,
+                    "SHIPYARD_MODELS__DEFAULT__MODEL": "scripted", "SHIPYARD_SANDBOX__BACKEND": "bubblewrap"}
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "orchestrator", *args], env=self.env, cwd=self.workdir,
+                              capture_output=True, text=True, timeout=300)
+
+
+Serve = Callable[[list[dict[str, Any]]], Shipyard]
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    servers: list[ScriptedModelServer] = []
+
+    def start(responses: list[dict[str, Any]]) -> Shipyard:
+        servers.append(ScriptedModelServer({"responses": responses}).start())
+        return Shipyard(servers[-1], tmp_path)
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def said(result: subprocess.CompletedProcess[str]) -> str:
+    """The output as one line: rich wraps long lines at the terminal's width."""
+    return " ".join(result.stdout.split())
+
+
+def last_line(result: subprocess.CompletedProcess[str]) -> str:
+    return [line for line in result.stdout.splitlines() if line.strip()][-1]
+
+
+def test_tests_in_a_package_subfolder_verify_the_job_and_the_command_is_said(tmp_path: Path, serve: Serve) -> None:
+    repo = realrepos.package_tests_repo(tmp_path / "shop")
+    shipyard = serve([
+        plan_entry(subtask("s1", "add clear")),
+        coder("s1", call("edit_file", path="shop/cart.py", old="    def total(self):",
+                         new="    def clear(self):\n        self.items = {}\n\n    def total(self):"),
+              call("submit", summary="clear")),
+        approve("s1"),
+    ])
+    run = shipyard("run", "add Cart.clear", "--repo", str(repo), "--base", "main")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "tests: python3 -m pytest (discovered:" in said(run) and "shop/tests/test_cart.py" in said(run)
+    assert "baseline: 2 passed" in said(run)
+    assert " succeeded" in last_line(run) and "branch shipyard/" in last_line(run)
+
+
+def test_a_repo_without_tests_succeeds_unverified_with_its_own_exit_code(tmp_path: Path, serve: Serve) -> None:
+    repo = realrepos.no_tests_repo(tmp_path / "tool")
+    shipyard = serve([
+        plan_entry(subtask("s1", "greet the world")),
+        coder("s1", call("edit_file", path="tool/cli.py", old="print('hello')", new="print('hello, world')"),
+              call("submit", summary="greets")),
+        approve("s1"),
+    ])
+    run = shipyard("run", "greet the world", "--repo", str(repo), "--base", "main")
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "tests: none — no tests found" in said(run) and "the job will be unverified" in said(run)
+    assert "succeeded, unverified: not verified: no tests ran" in last_line(run)
+    reviews = [r for r in shipyard.server.requests if r.role == "reviewer"]
+    assert reviews and "no tests ran" in reviews[0].messages[1]["content"]
+    job_id = last_line(run).split()[1]
+    result = shipyard("result", job_id)
+    assert result.returncode == 3 and "succeeded, unverified" in last_line(result)
+
+
+def test_a_coder_that_changes_nothing_fails_the_job_and_the_last_line_says_why(tmp_path: Path, serve: Serve) -> None:
+    repo = realrepos.package_tests_repo(tmp_path / "shop")
+    shipyard = serve([
+        plan_entry(subtask("s1", "add a discount")),
+        coder("s1", call("submit", summary="all done")),
+    ])
+    run = shipyard("run", "add a discount", "--repo", str(repo), "--base", "main")
+    assert run.returncode == 1, run.stdout + run.stderr
+    line = last_line(run)
+    assert " failed: " in line and "no change made (the coder said: all done)" in line
+    assert not line.strip().startswith(("└", "╰", "─", "━"))  # a sentence, not a table's border
