@@ -42,6 +42,7 @@ from orchestrator.store.jobs import Job, JobStatus, Task
 from orchestrator.store.records import JobRecords
 from sandboxes.git.branches import branch_name
 from sandboxes.git.command import WorkspaceError
+from sandboxes.git.remotes import is_url
 from sandboxes.git.repo import GitRepo
 from sandboxes.git.results import MergeResult
 
@@ -69,8 +70,18 @@ class Director:
         """The job whose id is `ref` or starts with it."""
         return self.records.jobs.find(ref)
 
-    def list(self, status: JobStatus | None = None, limit: int = 100) -> list[Job]:
+    def list(self, status: JobStatus | None = None, limit: int | None = 100) -> list[Job]:
+        """The newest jobs first; every one with `limit=None`."""
         return self.records.jobs.list(status, limit=limit)
+
+    def activity(self) -> tuple[int, float, int]:
+        """One cheap look at the whole store: the latest event id, the latest job update, how many jobs.
+        A front end that polls re-reads only when these move."""
+        return self.records.events.latest(), *self.records.jobs.stamp()
+
+    def events_since(self, after: int, limit: int | None = None) -> list[Event]:
+        """Every job's events after id `after`, oldest first."""
+        return self.records.events.since(after, limit)
 
     def events(self, job_id: str, after: int = 0, limit: int | None = None,
                kinds: tuple[type[Event], ...] = ()) -> list[Event]:
@@ -129,6 +140,9 @@ class Director:
         role has a usable model, a sandbox backend answers, the disk has room. A job that could never run
         is refused here, before it is a record and a branch."""
         preflight(self.settings, task)
+        if not is_url(task.repo):
+            # Stored absolute: a front end opened elsewhere (the TUI, a worker) finds the same checkout.
+            task = task.model_copy(update={"repo": str(Path(task.repo).expanduser().resolve())})
         repo = open_repo(self.settings, task.repo)
         if task.base == "HEAD":
             # Name the branch, not the moving HEAD: `accept` merges into it later.
@@ -244,10 +258,13 @@ class Director:
         before; what succeeded stays. Each earlier attempt is kept on a `-tryN` branch.
         A job that failed part-way (an error, not a verdict) goes on from its checkpoint."""
         job = self.get(job_id)
-        if job.status != JobStatus.FAILED:
-            raise JobStateError(f"job {job_id} is {job.status.value}; only a failed job's subtasks can be retried")
+        if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise JobStateError(f"job {job_id} is {job.status.value}; only a failed or cancelled job can be retried")
         report = self.report(job_id)
         if report is None and not subtask_ids:
+            if job.status == JobStatus.CANCELLED:
+                # Cancelled mid-way: it goes on from its checkpoint, as after a crash.
+                job = self.records.set_status(job_id, JobStatus.RUNNING, error=None)
             return self.run(job_id)
         failed = {s.id: s for s in report.subtasks if s.status == "failed"} if report else {}
         unknown = sorted(set(subtask_ids or []) - set(failed))

@@ -14,7 +14,21 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static, TextArea
 
 from agents.plan import Plan
-from agents.validation import problems
+
+
+def plan_problems(exc: ValidationError) -> str:
+    """One line per problem, naming the subtask by its number and id, with the value that was refused."""
+    lines = []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        where = ".".join(str(p) for p in loc) or "plan"
+        if len(loc) >= 2 and loc[0] == "subtasks" and isinstance(loc[1], int):
+            where = f"subtask {loc[1] + 1}" + (f" {'.'.join(str(p) for p in loc[2:])}" if loc[2:] else "")
+        message = error["msg"]
+        if error["type"] == "string_pattern_mismatch":
+            message = f"{error['input']!r} is not allowed: it must match {error['ctx']['pattern']}"
+        lines.append(f"• {where}: {message}")
+    return "\n".join(lines)
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -80,7 +94,8 @@ class PlanEditor(ModalScreen[Plan | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "Approve edited plan"),
-        Binding("escape", "cancel", "Cancel"),
+        # Priority: the text area would otherwise take Escape to move the focus on.
+        Binding("escape", "cancel", "Cancel", priority=True),
     ]
 
     def __init__(self, plan: Plan) -> None:
@@ -106,7 +121,7 @@ class PlanEditor(ModalScreen[Plan | None]):
             error.update(Text(f"Not valid JSON: {exc}"))
             return
         except ValidationError as exc:
-            error.update(Text("Not a valid plan: " + problems(exc, "plan")))
+            error.update(Text("Not a valid plan:\n" + plan_problems(exc)))
             return
         self.dismiss(plan)
 
