@@ -52,6 +52,7 @@ class NewTaskScreen(ModalScreen[Job | None]):
         self.like = like  # a task to start from ("duplicate as a new task")
 
     def compose(self) -> ComposeResult:
+        like = self.like
         with Vertical(classes="dialog form"):
             yield Label("New task, like " + self.like.instruction[:40] if self.like else "New task",
                         classes="dialog-title")
