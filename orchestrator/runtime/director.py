@@ -26,6 +26,7 @@ from orchestrator.runtime.prune import PruneResult, prune
 from orchestrator.runtime.queue import JobQueue
 from orchestrator.store.db import open_store, store_url
 from orchestrator.store.events import (
+    CampaignPaused,
     CampaignToppedUp,
     DirectorAnswer,
     DirectorNote,
@@ -197,18 +198,41 @@ class Director:
         return answers[-1] if answers else None
 
     def answer(self, job_id: str) -> Job:
-        """Run the waiting job on with the director's recorded answer: in this process, or back on the
-        queue when a worker holds the job (we then follow it until it settles)."""
-        job = self._awaiting(job_id)
-        answer = self.pending_answer(job_id)
-        if answer is None:
-            raise JobStateError(f"job {job_id} has no answer to its plan yet: `shipyard approve` or `reject` it")
+        """Run the waiting job on with the director's recorded answer (to its plan, or a campaign's top-up): in
+        this process, or back on the queue when a worker holds the job (we then follow it until it settles)."""
+        job = self.get(job_id)
+        if job.status == JobStatus.AWAITING_BUDGET:
+            amount = self.pending_topup(job_id)
+            if amount is None:
+                raise JobStateError(f"job {job_id} waits for budget: `shipyard campaign topup {job_id} USD`")
+            resume: dict[str, object] = {"topup": amount}
+        else:
+            job = self._awaiting(job_id)
+            answer = self.pending_answer(job_id)
+            if answer is None:
+                raise JobStateError(f"job {job_id} has no answer to its plan yet: `shipyard approve` or `reject` it")
+            resume = answer.resume_value()
         if not self.queue.holds(job.id):
-            return self._advance(job, resume=answer.resume_value())
-        queued = self.queue.enqueue(job.id, "answer", answer.resume_value())
+            return self._advance(job, resume=resume)
+        queued = self.queue.enqueue(job.id, "answer", resume)
         if queued is None:
             raise JobStateError(f"job {job.id} already has an answer queued; a worker (`shipyard serve`) takes it")
         return self.queue.wait(job.id, after=queued.id)
+
+    def record_topup(self, job_id: str, amount: float, by: str = "") -> None:
+        """Keep a top-up for a campaign waiting for budget; `answer` (here, in a launched process or on a
+        worker) goes on with it."""
+        self._topped_up(job_id, amount, by)
+
+    def pending_topup(self, job_id: str) -> float | None:
+        """The top-ups given since the campaign paused, while it still waits; None when there is none."""
+        if self.get(job_id).status != JobStatus.AWAITING_BUDGET:
+            return None
+        pauses = self.events(job_id, kinds=(CampaignPaused,))
+        since = pauses[-1].id or 0 if pauses else 0
+        given = [e.amount for e in self.events(job_id, after=since, kinds=(CampaignToppedUp,))
+                 if isinstance(e, CampaignToppedUp)]
+        return sum(given) if given else None
 
     def answer_later(self, job_id: str) -> None:
         """Queue the job to run on with the director's recorded answer, for a worker; return at once."""

@@ -70,6 +70,20 @@ JOB_ENDS = frozenset({"succeeded", "failed", "rejected", "cancelled"})
 
 
 @dataclass
+class IterationView:
+    """One iteration of a campaign: the options it ran, the one kept, the figure it moved, the money so far."""
+
+    number: int
+    jobs: list[str] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
+    winner: str | None = None
+    figure_before: float | None = None
+    figure_now: float | None = None
+    spent: float | None = None  # the campaign's whole spend when the iteration ended
+    digest: str = ""
+
+
+@dataclass
 class TestRecord:
     __test__ = False  # not a pytest test class, whatever its name
 
@@ -125,6 +139,8 @@ class JobView:
         self.option_jobs: list[str] = []  # the jobs of the iteration under way
         self.digests: list[str] = []
         self.paused: ev.CampaignPaused | None = None
+        self.iterations: dict[int, IterationView] = {}
+        self.topped_up = 0.0  # USD given on top of the campaign's budget
         # The director's answer to the plan that waits, until the job moves on it (a worker may take a while).
         self.pending_answer: ev.DirectorAnswer | None = None
         self.plan_version = 0  # bumped when the plan is replaced, so views rebuild
@@ -290,17 +306,30 @@ class JobView:
                 self.changed.add("campaign")
             case ev.CampaignOptions():
                 self.iteration, self.option_jobs = event.iteration, list(event.jobs)
+                it = self._iteration(event.iteration)
+                it.jobs = list(event.jobs)
+                it.titles = [str(option.get("title", "")) for option in event.options]
+                self.changed.add("campaign")
+            case ev.CampaignChosen():
+                self._iteration(event.iteration).winner = event.winner
                 self.changed.add("campaign")
             case ev.CampaignDigest():
                 self.digests.append(event.text)
                 self.option_jobs = []
+                it = self._iteration(event.iteration)
+                it.figure_before, it.figure_now, it.spent, it.digest = (
+                    event.figure_before, event.figure_now, event.spent, event.text)
                 self.changed.add("campaign")
             case ev.CampaignPaused():
                 self.paused = event
                 self.changed.add("campaign")
             case ev.CampaignToppedUp():
                 self.paused = None
+                self.topped_up += event.amount
                 self.changed.add("campaign")
+
+    def _iteration(self, number: int) -> IterationView:
+        return self.iterations.setdefault(number, IterationView(number))
 
     def _close(self, event: ev.Event) -> None:
         """The job ended: its subtasks and agents still under way never will be; their clocks stop here."""

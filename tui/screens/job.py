@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import events, work
 from textual.app import ComposeResult, SystemCommand
@@ -298,7 +298,7 @@ class JobScreen(ShipyardScreen):
         if await self.app.push_screen_wait(ConfirmDialog(
                 f"Cancel job {self.job.id}? Its agents stop at their next step; its branches stay.",
                 "Cancel job", danger=True)):
-            ok, _ = await self._call(self.shipyard.director.cancel, self.job.id)
+            ok, _ = await self.call(self.shipyard.director.cancel, self.job.id)
             if ok:
                 self.notify(f"Job {self.job.id} cancelled.", title="Cancelled")
 
@@ -312,7 +312,7 @@ class JobScreen(ShipyardScreen):
         if note is None:
             return
         if note:
-            ok, _ = await self._call(self.shipyard.director.note, self.job.id, note)
+            ok, _ = await self.call(self.shipyard.director.note, self.job.id, note)
             if not ok:
                 return
         if self._launch("retry"):
@@ -357,7 +357,7 @@ class JobScreen(ShipyardScreen):
         text = await self.app.push_screen_wait(
             PromptDialog("Note to the job's agents (added to the prompts of those that start next)"))
         if text:
-            ok, _ = await self._call(self.shipyard.director.note, self.job.id, text)
+            ok, _ = await self.call(self.shipyard.director.note, self.job.id, text)
             if ok:
                 self.notify("Noted: the agents that start next will read it.", title="Note sent")
 
@@ -367,7 +367,7 @@ class JobScreen(ShipyardScreen):
         if not await self.app.push_screen_wait(ConfirmDialog(
                 f"Merge {branch} into {self.job.task.base} of {self.job.task.repo}?", "Merge")):
             return
-        ok, result = await self._call(self.shipyard.director.accept, self.job.id)
+        ok, result = await self.call(self.shipyard.director.accept, self.job.id)
         if not ok:
             return
         if result.ok:
@@ -382,7 +382,7 @@ class JobScreen(ShipyardScreen):
                 f"Discard job {self.job.id}? Its branches are deleted from {self.job.task.repo}.",
                 "Discard", danger=True)):
             return
-        ok, _ = await self._call(self.shipyard.director.discard, self.job.id)
+        ok, _ = await self.call(self.shipyard.director.discard, self.job.id)
         if ok:
             self.notify(f"Job {self.job.id} discarded.", title="Discarded")
 
@@ -397,14 +397,14 @@ class JobScreen(ShipyardScreen):
         """Record the director's answer to the plan, then have it acted on: by the worker that owns the job
         (queued, at once), or by a process of its own."""
         director = self.shipyard.director
-        ok, _ = await self._call(director.record_answer, self.job.id, answer)
+        ok, _ = await self.call(director.record_answer, self.job.id, answer)
         if not ok:
             return False
         self._launched = True
         self.refresh_bindings()
         self._changed.add("job")
         if self.progress.worker:
-            ok, _ = await self._call(director.answer_later, self.job.id)
+            ok, _ = await self.call(director.answer_later, self.job.id)
             return ok
         return self._launch("answer")
 
@@ -419,11 +419,3 @@ class JobScreen(ShipyardScreen):
         self._launched = True
         self.refresh_bindings()
         return True
-
-    async def _call(self, function: Any, *args: Any) -> tuple[bool, Any]:
-        """An orchestrator call off the UI thread: whether it worked, and its result. An error becomes a toast."""
-        try:
-            return True, await asyncio.to_thread(function, *args)
-        except Exception as exc:  # noqa: BLE001 - e.g. a dirty checkout refusing the merge
-            self.notify(str(exc), title="Failed", severity="error", timeout=15)
-            return False, None

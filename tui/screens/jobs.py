@@ -97,8 +97,10 @@ class JobsScreen(ShipyardScreen):
     def _shown_jobs(self) -> list[Job]:
         feed = self.shipyard.feed
         words = self.search.lower().split()
+        # A campaign's iteration jobs are on its own screen; a search finds them too.
         return [job for job in ordered(list(feed.jobs.values()), feed.view)
-                if self.filter.keeps(job, feed.view(job.id)) and matches(job, feed.view(job.id), words)]
+                if (words or job.task.parent is None)
+                and self.filter.keeps(job, feed.view(job.id)) and matches(job, feed.view(job.id), words)]
 
     def _show(self) -> None:
         self._dirty = False
@@ -111,11 +113,15 @@ class JobsScreen(ShipyardScreen):
             self.empty.update("No jobs yet. Press [b]n[/b] to give Shipyard a task." if not feed.jobs else
                               f"No job matches ({self.filter.name}{', ' + repr(self.search) if self.search else ''})."
                               " Press [b]1[/b] for all jobs, [b]escape[/b] to clear the search.")
-        needs = sum(1 for job in feed.jobs.values() if group(job, feed.view(job.id)) == 0)
+        needs = sum(1 for job in feed.jobs.values() if job.task.parent is None and group(job, feed.view(job.id)) == 0)
         searched = f" · /{self.search}" if self.search else ""
         table.border_title = f"Jobs · {self.filter.name}{searched} ({len(jobs)})"
         table.border_subtitle = f"{needs} need you" if needs else ""
-        cells = {job.id: self._row(job) for job in jobs}
+        spent: dict[str, float] = {}  # a campaign's cost is its iterations' jobs'
+        for job in feed.jobs.values():
+            if job.task.parent is not None:
+                spent[job.task.parent] = spent.get(job.task.parent, 0.0) + feed.view(job.id).cost
+        cells = {job.id: self._row(job, spent.get(job.id, 0.0)) for job in jobs}
         width = self._task_width(list(cells.values()))
         cells = {job_id: (*row[:-1], _cut(row[-1], width)) for job_id, row in cells.items()}
         if [j.id for j in jobs] == [j.id for j in self.jobs] and cells.keys() == self._cells.keys():
@@ -136,15 +142,17 @@ class JobsScreen(ShipyardScreen):
         self.jobs = jobs
         self._cells = cells
 
-    def _row(self, job: Job) -> tuple[str, ...]:
+    def _row(self, job: Job, children_cost: float) -> tuple[str, ...]:
         """The row as plain strings: compared to what is on screen to repaint only what changed."""
         view = self.shipyard.feed.view(job.id)
+        task = " ".join(job.task.instruction.split())
         if job.task.campaign is not None:
             done = f"it {view.iteration}" if view.iteration else "-"
+            task = "◎ " + task
         else:
             done = f"{view.done}/{view.total}" if view.total else "-"
         return (short_id(job.id), job_status(job, view), done, age(job.created_at, self.shipyard.clock()),
-                money(view.cost), " ".join(job.task.instruction.split()))
+                money(view.cost + children_cost), task)
 
     def _cell(self, column: str, value: str, job: Job) -> Text | str:
         if column == "status":
@@ -152,7 +160,7 @@ class JobsScreen(ShipyardScreen):
         if column == "job" and group(job, self.shipyard.feed.view(job.id)) == 0:
             return Text(value, style="bold")
         if column == "task" and job.task.campaign is not None:
-            return Text.assemble(("◎ ", "cyan"), value[:-2] if len(value) > 2 else value)
+            return Text.assemble(("◎", "cyan"), value[1:])
         return value
 
     def _task_width(self, rows: list[tuple[str, ...]]) -> int:
