@@ -33,7 +33,8 @@ ACTIVE = frozenset({"queued", "planning", "running", "awaiting_approval", "await
 
 ICON: dict[str, str] = {
     "queued": "○", "planning": "◐", "running": "◐", "coding": "◐", "testing": "◐", "fixing": "◐",
-    "reviewing": "◐", "awaiting_approval": "◆", "awaiting_budget": "◆", "approved": "✓", "merged": "✓", "succeeded": "✓",
+    "reviewing": "◐", "awaiting_approval": "◆", "awaiting_budget": "◆", "approved": "✓", "merged": "✓",
+    "succeeded": "✓",
     "accepted": "✓", "submitted": "✓", "approve": "✓", "request_changes": "↺", "failed": "✗",
     "rejected": "✗", "cancelled": "✗", "conflict": "✗", "limit": "✗", "error": "✗", "discarded": "–",
     "stopped": "–",

@@ -25,6 +25,7 @@ from orchestrator.store.events import (
     CampaignChosen,
     CampaignDigest,
     CampaignMeasured,
+    AgentToolResult,
     CampaignOptions,
     Event,
     JobStatusChanged,
@@ -40,6 +41,9 @@ RECORDED_NOW = 1767605400.0 + 3600
 RECORDED_CAMPAIGN = "20260105-091500-c4a9"
 # The recorded campaign's figure (failing tests) at the start and after each iteration, and what it tried.
 CAMPAIGN_FIGURES = [7.0, 4.0, 2.0, 1.0]
+# A long command output in the recorded job's log: 240 lines, the verdict on the last.
+LONG_OUTPUT = "\n".join([*(f"tests/test_pricing.py::test_case_{i:03d} PASSED" for i in range(239)),
+                         "FAILED tests/test_pricing.py::test_discount_rounds - assert 9.99 == 10.0"])
 CAMPAIGN_OPTIONS = [["Fix the arithmetic of totals", "Rewrite pricing from scratch"],
                     ["Add the missing discount rules"], ["Make the stock report sort by name"]]
 
@@ -160,6 +164,10 @@ def load_recorded_job(workdir: Path) -> tuple[Settings, Path]:
     settings = demo_settings(workdir, "http://127.0.0.1:9/v1", "local")
     runner = Director(settings)
     events = [from_row(e) for e in recorded["events"]]
+    fixer = events[75]  # the test fixer's test run, then once more with every test
+    events.insert(76, AgentToolResult(job_id=fixer.job_id, ts=fixer.ts, subtask="s2", role="test_fixer",
+                                      agent="s2.test_fixer.1", step=3, tool="run_command", ok=False,
+                                      arguments={"command": "python3 -m pytest -v"}, output=LONG_OUTPUT))
     task = Task.model_validate(recorded["task"])
     job = recorded["job"]
     _add_job(runner, job["id"], task, JobStatus(job["status"]), events, job["created_at"], job["updated_at"],

@@ -48,7 +48,7 @@ class HelpScreen(ModalScreen[None]):
             yield Label(f"Keys · {type(self.beneath).__name__.removesuffix('Screen').lower() or 'screen'}",
                         classes="dialog-title")
             with VerticalScroll():
-                yield Static(keys)
+                yield Static(keys, id="help-keys")
                 yield Label("Everywhere", classes="dialog-title help-section")
                 yield Static(common)
         yield Footer(compact=True)

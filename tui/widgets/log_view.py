@@ -26,6 +26,7 @@ from tui.logbook import KEY, LOG_WINDOW, Line, step_key
 
 Details = Callable[[str], "list[Line] | None"]
 CURSOR = Style(reverse=True)
+HANG = 9  # wrapped rows start under the text, after the time
 MATCH = Style(bgcolor="yellow", color="black")
 
 
@@ -114,7 +115,9 @@ class LogView(ScrollView, can_focus=True):
         if not self.wrap:
             return 1
         length = sum(cell_len(text) for text, style in line if not style.startswith(KEY))
-        return max(1, -(-length // width))
+        if length <= width or width <= HANG * 2:
+            return max(1, -(-length // width))
+        return 1 + -(-(length - width) // (width - HANG))
 
     def on_resize(self) -> None:
         self._layout()
@@ -135,7 +138,15 @@ class LogView(ScrollView, can_focus=True):
         if self.query:
             strip = self._highlight(strip)
         part = row - self._offsets[index]
-        strip = strip.crop_extend(part * width, (part + 1) * width, self.rich_style).apply_style(self.rich_style)
+        if part == 0:
+            strip = strip.crop_extend(0, width, self.rich_style)
+        elif width <= HANG * 2:
+            strip = strip.crop_extend(part * width, (part + 1) * width, self.rich_style)
+        else:
+            start = width + (part - 1) * (width - HANG)
+            strip = Strip.join([Strip.blank(HANG, self.rich_style),
+                                strip.crop_extend(start, start + width - HANG, self.rich_style)])
+        strip = strip.apply_style(self.rich_style)
         if index == self._cursor_index() and self.has_focus:
             strip = strip.apply_style(CURSOR)
         return strip
