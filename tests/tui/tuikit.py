@@ -22,10 +22,10 @@ from orchestrator.apps.demo import INSTRUCTION, demo_settings
 from orchestrator.config.settings import Settings
 from orchestrator.runtime.director import Director
 from orchestrator.store.events import (
+    AgentToolResult,
     CampaignChosen,
     CampaignDigest,
     CampaignMeasured,
-    AgentToolResult,
     CampaignOptions,
     Event,
     JobStatusChanged,
