@@ -52,6 +52,9 @@ class JobScreen(ShipyardScreen):
         Binding("d", "discard", "Discard", tooltip="Discard the job: delete its branches"),
         Binding("y", "copy_branch", "Copy branch", tooltip="Copy the name of the branch on view"),
         Binding("t", "duplicate", "As new task", tooltip="A new task like this one, in the form to change first"),
+        Binding("right_square_bracket", "step_file(1)", "Next file", tooltip="The diff's next file"),
+        Binding("left_square_bracket", "step_file(-1)", "Previous file", show=False,
+                tooltip="The diff's previous file"),
         Binding("z", "zoom", "Zoom", tooltip="The pane on its own, the tree hidden (again: both)"),
         Binding("slash", "search_log", "Search", tooltip="Find text in the log"),
         Binding("tab", "app.focus_next", "Next pane", show=False),
@@ -195,6 +198,7 @@ class JobScreen(ShipyardScreen):
         self._show_panel(set(), self.shipyard.clock(), force=True)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()  # what the footer offers follows the tab
         self._show_panel(set(), self.shipyard.clock(), force=True)
 
     def action_show_tab(self, tab: str) -> None:
@@ -250,6 +254,7 @@ class JobScreen(ShipyardScreen):
             "accept": status == JobStatus.SUCCEEDED and not settled,
             "discard": status.finished and not settled,
             "search_log": self.tabs.active == "log",
+            "step_file": self.tabs.active == "diff" and bool(self.diff_view.files),
             # Typing in the log's search box: digits are text there.
             "show_tab": not self.log_search.has_focus,
         }
@@ -327,6 +332,9 @@ class JobScreen(ShipyardScreen):
 
         self.app.push_screen(NewTaskScreen(str(self.shipyard.repo), self.shipyard.submit_task, like=self.job.task),
                              submitted)
+
+    def action_step_file(self, by: int) -> None:
+        self.diff_view.step_file(by)
 
     def action_zoom(self) -> None:
         self.toggle_class("zoomed")
