@@ -35,15 +35,18 @@ BUNDLE = 2
 
 
 class Launcher(Protocol):
-    """Starts a job's work (run, answer, retry) somewhere it outlives the app: `launch` by default."""
+    """Starts a job's work (run, answer, retry) somewhere it outlives the app: `launch` by default.
+    `subtasks`: the ones a retry runs again (None: every failed one)."""
 
-    def __call__(self, settings: Settings, job_id: str, action: Any = "run", repo: Path | None = None) -> object: ...
+    def __call__(self, settings: Settings, job_id: str, action: Any = "run", repo: Path | None = None,
+                 subtasks: list[str] | None = None) -> object: ...
 
 
-def background_launch(settings: Settings, job_id: str, action: Any = "run", repo: Path | None = None) -> object:
+def background_launch(settings: Settings, job_id: str, action: Any = "run", repo: Path | None = None,
+                      subtasks: list[str] | None = None) -> object:
     from orchestrator.runtime.background import launch  # with the orchestrator, off the start-up path
 
-    return launch(settings, job_id, action, repo=repo)
+    return launch(settings, job_id, action, repo=repo, subtasks=subtasks)
 
 
 @dataclass
@@ -101,9 +104,9 @@ class ShipyardApp(App[None]):
         self.launch(job.id, "run")
         return job
 
-    def launch(self, job_id: str, action: str = "run") -> None:
+    def launch(self, job_id: str, action: str = "run", subtasks: list[str] | None = None) -> None:
         # From the repo the app was opened on: the job's process then reads the same shipyard.toml.
-        process = self.launcher(self.settings, job_id, action, repo=self.repo)
+        process = self.launcher(self.settings, job_id, action, repo=self.repo, subtasks=subtasks)
         if isinstance(process, subprocess.Popen):
             self._children.append(Child(job_id, action, process))
 

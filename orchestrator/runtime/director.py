@@ -165,10 +165,10 @@ class Director:
         self.queue.enqueue(job_id)
         return self.get(job_id)
 
-    def launch(self, job_id: str, action: background.Action = "run",
-               repo: Path | None = None) -> subprocess.Popen[bytes]:
+    def launch(self, job_id: str, action: background.Action = "run", repo: Path | None = None,
+               subtasks: list[str] | None = None) -> subprocess.Popen[bytes]:
         """Run (or answer, or retry) the job in a process of its own, which outlives the caller."""
-        return background.launch(self.settings, job_id, action, repo=repo)
+        return background.launch(self.settings, job_id, action, repo=repo, subtasks=subtasks)
 
     # -- the plan ----------------------------------------------------------------------
 

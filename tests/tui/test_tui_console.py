@@ -13,11 +13,19 @@ from tuikit import LONG_OUTPUT, RECORDED_CAMPAIGN, RECORDED_JOB, RECORDED_NOW, s
 
 from orchestrator.config.settings import Settings
 from orchestrator.runtime.director import Director
-from orchestrator.store.events import CampaignPaused, CampaignToppedUp, DirectorAnswer, DirectorNote, WorkerClaimed
+from orchestrator.store.events import (
+    CampaignPaused,
+    CampaignToppedUp,
+    DirectorAnswer,
+    DirectorNote,
+    PlanReady,
+    SubtaskStatus,
+    WorkerClaimed,
+)
 from orchestrator.store.jobs import JobStatus, Task
 from tui.app import ShipyardApp
 from tui.screens.campaign import CampaignScreen
-from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog
+from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog, RetryDialog
 from tui.screens.help import HelpScreen
 from tui.screens.job import JobScreen
 from tui.screens.jobs import JobsScreen
@@ -36,9 +44,12 @@ class Launches:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
+        self.subtasks: list[str] | None = None
 
-    def __call__(self, settings: Settings, job_id: str, action: str = "run", repo: Path | None = None) -> None:
+    def __call__(self, settings: Settings, job_id: str, action: str = "run", repo: Path | None = None,
+                 subtasks: list[str] | None = None) -> None:
         self.calls.append((job_id, action))
+        self.subtasks = subtasks
 
 
 def console(recorded: tuple[Settings, Path], launcher: Launches | None = None) -> ShipyardApp:
@@ -270,3 +281,28 @@ async def test_the_campaign_screen_notes_stops_and_tops_up(recorded: tuple[Setti
         await pilot.press("y")
         await wait_until(pilot, lambda: director.get(RECORDED_CAMPAIGN).status == JobStatus.CANCELLED, "stopped")
         await wait_until(pilot, lambda: "cancelled" in static_text(summary), "shown stopped")
+
+
+async def test_a_retry_picks_its_subtasks_and_takes_a_note(recorded: tuple[Settings, Path]) -> None:
+    settings, _ = recorded
+    director = Director(settings)
+    failed = "20260105-094500-3d4a"
+    plan = director.events(RECORDED_JOB, kinds=(PlanReady,))[0]
+    director.records.events.append(plan.model_copy(update={"job_id": failed, "id": None}))
+    for sub in ("s1", "s2"):
+        director.records.events.append(SubtaskStatus(job_id=failed, subtask=sub, status="failed", reason="tests fail"))
+    launches = Launches()
+    app = console(recorded, launches)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, failed)
+        await wait_until(pilot, lambda: screen.check_action("retry", ()), "retry offered")
+        await wait_until(pilot, lambda: screen.progress.subtasks.get("s2") is not None
+                         and screen.progress.subtasks["s2"].status == "failed", "its failed subtasks")
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.screen, RetryDialog), "the retry dialog")
+        await type_text(pilot, "Mind the rounding")
+        await pilot.press("shift+tab", "space", "ctrl+s")  # s1 unpicked: only s2 runs again
+        await wait_until(pilot, lambda: launches.calls == [(failed, "retry")], "the retry launched")
+        assert launches.subtasks == ["s2"]
+        notes = director.events(failed, kinds=(DirectorNote,))
+        assert [n.text for n in notes if isinstance(n, DirectorNote)] == ["Mind the rounding"]

@@ -18,7 +18,7 @@ from orchestrator.apps.demo import SCRIPT
 from orchestrator.runtime.background import launch
 from orchestrator.runtime.director import Director
 from orchestrator.store.jobs import JobStatus
-from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog
+from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog, RetryDialog
 from tui.screens.job import JobScreen
 from tui.screens.jobs import JobsScreen
 from tui.screens.new_task import NewTaskScreen
@@ -234,7 +234,7 @@ async def test_a_cancelled_job_is_retried_with_a_note_and_goes_on_to_succeed(mak
         await wait_until(pilot, lambda: screen.check_action("retry", ()), "retry offered for the cancelled job")
         demo.server.reset(slowed(SCRIPT, 0.05))  # the cut-off agents start again: the script from its start
         await pilot.press("r")
-        await wait_until(pilot, lambda: isinstance(app.screen, PromptDialog), "the retry prompt")
+        await wait_until(pilot, lambda: isinstance(app.screen, RetryDialog), "the retry dialog")
         await type_text(pilot, "Go on where you stopped")
         await pilot.press("enter")
         await wait_until(pilot, lambda: demo.status(job.id) == JobStatus.SUCCEEDED, "the job to succeed", timeout=90)
@@ -302,8 +302,8 @@ async def test_retry_runs_a_failed_job_again_from_its_checkpoint(make_demo: Make
         screen = await open_job(pilot, job.id)
         await wait_until(pilot, lambda: screen.check_action("retry", ()), "retry offered")
         await pilot.press("r")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the retry confirmation")
-        await pilot.press("y")
+        await wait_until(pilot, lambda: isinstance(app.screen, RetryDialog), "the retry dialog")
+        await pilot.press("enter")  # no note
         await wait_until(pilot, lambda: demo.status(job.id) == JobStatus.SUCCEEDED, "the job to succeed", timeout=60)
         assert demo.launcher.calls == [(job.id, "retry")]
         # It went on from the checkpoint: the repo was prepared once.

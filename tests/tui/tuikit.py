@@ -56,7 +56,8 @@ class ThreadLauncher:
         self.errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
 
-    def __call__(self, settings: Settings, job_id: str, action: str = "run", repo: Path | None = None) -> None:
+    def __call__(self, settings: Settings, job_id: str, action: str = "run", repo: Path | None = None,
+                 subtasks: list[str] | None = None) -> None:
         self.calls.append((job_id, action))
 
         def work() -> None:
@@ -65,7 +66,7 @@ class ThreadLauncher:
                 if action == "answer":
                     runner.answer(job_id)
                 elif action == "retry":
-                    runner.retry(job_id)
+                    runner.retry(job_id, subtasks)
                 else:
                     runner.run(job_id)
             except BaseException as exc:  # noqa: BLE001 - the test looks at it

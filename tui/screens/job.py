@@ -20,7 +20,7 @@ from sandboxes.git.branches import branch_name
 from tui.diff import parse
 from tui.logbook import JOB, LOG_WINDOW, Line, LogBook
 from tui.screens.base import ShipyardScreen
-from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog
+from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog, RetryDialog
 from tui.widgets.diff_view import DiffView
 from tui.widgets.log_view import LogView
 from tui.widgets.panels import (
@@ -311,17 +311,20 @@ class JobScreen(ShipyardScreen):
     async def action_retry(self) -> None:
         what = "go on from where it was cancelled" if self.job.status == JobStatus.CANCELLED else \
             "run its failed subtasks again"
-        note = await self.app.push_screen_wait(PromptDialog(
-            f"Retry job {self.job.id}: it will {what}. A note for its agents? (enter alone: none)",
-            "e.g. the test needs the fixture in conftest.py", required=False))
-        if note is None:
+        failed = [(s.id, s.title) for s in self.progress.subtasks.values() if s.status == "failed"]
+        if self.job.status == JobStatus.CANCELLED:
+            failed = []  # it goes on from its checkpoint: nothing to pick
+        answer = await self.app.push_screen_wait(RetryDialog(f"Retry job {self.job.id}: it will {what}.", failed))
+        if answer is None:
             return
+        subtasks, note = answer
         if note:
             ok, _ = await self.call(self.shipyard.director.note, self.job.id, note)
             if not ok:
                 return
-        if self._launch("retry"):
-            self.notify(f"Job {self.job.id}: it will {what}.", title="Retrying")
+        if self._launch("retry", subtasks or None):
+            which = f" ({', '.join(subtasks)})" if subtasks else ""
+            self.notify(f"Job {self.job.id}: it will {what}{which}.", title="Retrying")
 
     def action_duplicate(self) -> None:
         from tui.screens.new_task import NewTaskScreen
@@ -416,9 +419,9 @@ class JobScreen(ShipyardScreen):
             return ok
         return self._launch("answer")
 
-    def _launch(self, action: str) -> bool:
+    def _launch(self, action: str, subtasks: list[str] | None = None) -> bool:
         try:
-            self.shipyard.launch(self.job.id, action)
+            self.shipyard.launch(self.job.id, action, subtasks)
         except Exception as exc:  # noqa: BLE001 - shown to the director; the job is unchanged
             self.notify(f"Could not start the job's process: {exc}", title="Failed", severity="error")
             self._launched = False
