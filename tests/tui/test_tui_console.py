@@ -306,3 +306,18 @@ async def test_a_retry_picks_its_subtasks_and_takes_a_note(recorded: tuple[Setti
         assert launches.subtasks == ["s2"]
         notes = director.events(failed, kinds=(DirectorNote,))
         assert [n.text for n in notes if isinstance(n, DirectorNote)] == ["Mind the rounding"]
+
+
+async def test_a_launched_process_that_fails_comes_back_as_a_toast(recorded: tuple[Settings, Path]) -> None:
+    settings, repo = recorded
+    app = ShipyardApp(settings, repo, clock=lambda: RECORDED_NOW, poll_interval=0.05)  # the real launcher
+    async with app.run_test(size=SIZE) as pilot:
+        await listed(pilot, RECORDED_JOB)
+        toasts: list[str] = []
+        show = app.notify
+        app.notify = lambda message, **kw: (toasts.append(message), show(message, **kw))[1]  # type: ignore[method-assign]
+        app.launch(RECORDED_JOB, "retry")  # a succeeded job: its process refuses, and exits non-zero
+        await wait_until(pilot, lambda: any("exited with" in t for t in toasts), "the failure's toast", timeout=180)
+        failure = next(t for t in toasts if "exited with" in t)
+        assert f"shipyard work {RECORDED_JOB} --action retry" in failure
+        assert "only a failed or cancelled job can be retried" in failure  # the process's own last words
