@@ -46,7 +46,8 @@ class JobScreen(ShipyardScreen):
         Binding("e", "edit_plan", "Edit", tooltip="Edit the plan as JSON, then approve it"),
         Binding("x", "reject", "Reject", tooltip="Reject the plan: the job ends"),
         Binding("c", "cancel_job", "Cancel", tooltip="Cancel the job: its agents stop at their next step"),
-        Binding("r", "retry", "Retry", tooltip="Run the failed subtasks again; what succeeded stays"),
+        Binding("r", "retry", "Retry", tooltip="Run the failed subtasks again (pick them, add a note), or "
+                "a cancelled job on from where it stopped; what succeeded stays"),
         Binding("n", "note", "Note", tooltip="Send a note to the job's agents"),
         Binding("m", "accept", "Accept", tooltip="Accept: merge the job branch into the base branch"),
         Binding("d", "discard", "Discard", tooltip="Discard the job: delete its branches"),
@@ -57,7 +58,6 @@ class JobScreen(ShipyardScreen):
                 tooltip="The diff's previous file"),
         Binding("z", "zoom", "Zoom", tooltip="The pane on its own, the tree hidden (again: both)"),
         Binding("slash", "search_log", "Search", tooltip="Find text in the log"),
-        Binding("tab", "app.focus_next", "Next pane", show=False),
         # Priority: the tabs' keys work whichever pane has the focus (the tree, the log, the diff's files).
         *(Binding(str(i), f"show_tab('{tab}')", f"{tab.title()} tab", show=False, priority=True)
           for i, tab in enumerate(TABS, start=1)),
