@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import DataTable, Static, TextArea
+from textual.widgets import DataTable, SelectionList, Static, TextArea
 from tuikit import LONG_OUTPUT, RECORDED_CAMPAIGN, RECORDED_JOB, RECORDED_NOW, static_text, type_text, wait_until
 
 from orchestrator.config.settings import Settings
@@ -301,7 +301,12 @@ async def test_a_retry_picks_its_subtasks_and_takes_a_note(recorded: tuple[Setti
         await pilot.press("r")
         await wait_until(pilot, lambda: isinstance(app.screen, RetryDialog), "the retry dialog")
         await type_text(pilot, "Mind the rounding")
-        await pilot.press("shift+tab", "space", "ctrl+s")  # s1 unpicked: only s2 runs again
+        picks = app.screen.query_one(SelectionList)
+        await pilot.press("shift+tab")
+        await wait_until(pilot, lambda: picks.has_focus and picks.highlighted == 0, "the subtasks' list")
+        await pilot.press("space")  # s1 unpicked: only s2 runs again
+        await wait_until(pilot, lambda: picks.selected == ["s2"], "s2 alone picked")
+        await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: launches.calls == [(failed, "retry")], "the retry launched")
         assert launches.subtasks == ["s2"]
         notes = director.events(failed, kinds=(DirectorNote,))

@@ -171,14 +171,20 @@ async def test_the_diff_of_a_subtask_and_of_the_job_copy_branch_and_discard(make
                                                                          "tests/test_pricing.py"], "s2's diff")
         body = "\n".join(line.text for line in view.body.lines)
         assert "+def discount(total, percent):" in body and "(100 - percent)" in body
-        await pilot.press("tab", "tab", "down")  # to the file list, then the next file
+        await pilot.press("right_square_bracket")  # the next file, from the tree
         await wait_until(pilot, lambda: "def test_discount" in "\n".join(
             line.text for line in view.body.lines), "the second file's diff")
+        while not view.file_list.has_focus:  # in the file list, the tabs' keys still work
+            await pilot.press("tab")
+        await pilot.press("3")
+        await wait_until(pilot, lambda: screen.query_one(TabbedContent).active == "tests", "the tests tab")
+        await pilot.press("2")
+        await wait_until(pilot, lambda: screen.query_one(TabbedContent).active == "diff", "the diff tab again")
 
         await pilot.press("y")
         assert app.clipboard == f"shipyard/{job.id}--s2"
 
-        await pilot.press("shift+tab", "shift+tab")
+        screen.query_one(PlanTree).focus()
         await select(pilot, "job")
         await wait_until(pilot, lambda: len(view.files) == 5, "the whole job's diff")
         await pilot.press("y")

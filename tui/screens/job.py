@@ -205,6 +205,10 @@ class JobScreen(ShipyardScreen):
         self.show_tab(tab)
 
     def show_tab(self, tab: str) -> None:
+        focused = self.focused
+        if focused is not None and self.tabs in focused.ancestors and self.tabs.active != tab:
+            # The focus leaves the pane that hides: else the tabs follow it back to that pane.
+            self.plan_tree.focus()
         self.tabs.active = tab
 
     @work(group="diff", exclusive=True)
@@ -254,7 +258,7 @@ class JobScreen(ShipyardScreen):
             "accept": status == JobStatus.SUCCEEDED and not settled,
             "discard": status.finished and not settled,
             "search_log": self.tabs.active == "log",
-            "step_file": self.tabs.active == "diff" and bool(self.diff_view.files),
+            "step_file": self.tabs.active == "diff",
             # Typing in the log's search box: digits are text there.
             "show_tab": not self.log_search.has_focus,
         }
