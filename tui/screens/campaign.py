@@ -50,6 +50,7 @@ class CampaignScreen(ShipyardScreen):
         self.table: DataTable[Text | str] = DataTable(id="campaign-iterations", cursor_type="row")
         self.now = Static(id="campaign-now")
         self._shown: list[tuple[str, ...]] = []
+        self._ready = False  # the table has its columns: rows may go in
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -63,6 +64,7 @@ class CampaignScreen(ShipyardScreen):
             self.table.add_column(column, key=column)
         self.table.border_title = "Iterations"
         self.table.focus()
+        self._ready = True
         self._show()
 
     def feed_updated(self, change: Change) -> None:
@@ -97,6 +99,8 @@ class CampaignScreen(ShipyardScreen):
         return campaign.budget + self.view.topped_up
 
     def _show(self) -> None:
+        if not self._ready:
+            return
         self.job = self.shipyard.feed.jobs.get(self.job.id, self.job)
         self.refresh_bindings()
         self.summary.update(self._summary())

@@ -48,6 +48,7 @@ class JobsScreen(ShipyardScreen):
         self.jobs: list[Job] = []  # as listed, in order
         self._cells: dict[str, tuple[str, ...]] = {}
         self._dirty = True
+        self._ready = False  # the table has its columns: rows may go in
         # Kept, not queried: the feed may call after the app has begun to take the screen apart.
         self.table: DataTable[Text | str] = DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
         self.empty = Static("No jobs yet. Press [b]n[/b] to give Shipyard a task.", id="no-jobs")
@@ -65,6 +66,7 @@ class JobsScreen(ShipyardScreen):
         for column in COLUMNS:
             self.table.add_column(column, key=column)
         self.search_box.display = False
+        self._ready = True
         self._show()
         self.set_interval(AGE_TICK, self._tick)
 
@@ -103,6 +105,8 @@ class JobsScreen(ShipyardScreen):
                 and self.filter.keeps(job, feed.view(job.id)) and matches(job, feed.view(job.id), words)]
 
     def _show(self) -> None:
+        if not self._ready:  # the feed or a resize came before the mount: the mount shows it all
+            return
         self._dirty = False
         feed = self.shipyard.feed
         jobs = self._shown_jobs()
