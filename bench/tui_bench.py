@@ -7,9 +7,13 @@ follows it on the job screen. Printed, as measured in this one run:
 - events per second the TUI took in and rendered, while the job ran and when catching up
   with the whole finished job at once;
 - the process's memory at every 25,000 events and after 100,000 (the logs keep a bounded window);
-- how long a key press waited for the screen to react while events poured in.
+- how long a key press waited for the screen to react while events poured in;
+- the CPU the TUI takes while idle on the jobs list with 200 jobs (finished and running, their
+  events in the store), as a ratio to a bare Textual app showing a table of the same size;
+- the time from launching `shipyard tui`'s process to its first screen, as a ratio to a bare
+  Textual app's process, and how much of it is importing the orchestrator (its settings).
 
-    python -m bench.tui_bench [--events 100000]
+    python -m bench.tui_bench [--events 100000] [--idle-jobs 200] [--idle-seconds 10]
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -24,7 +30,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from textual.app import App, ComposeResult
 from textual.pilot import Pilot
+from textual.widgets import DataTable, Footer, Header
 
 from agents.plan import Plan
 from agents.usage import UsageTotals
@@ -154,6 +162,107 @@ async def catch_up(pilot: Pilot[Any], total: int) -> dict[str, Any]:
     return {"catch_up_events_per_second": round(total / seconds), "catch_up_seconds": round(seconds, 1)}
 
 
+class BareApp(App[None]):
+    """The baseline: a Textual app with a table of as many rows, and nothing to follow."""
+
+    def __init__(self, rows: int) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("job", "status", "done", "age", "cost", "task")
+        for n in range(self.rows):
+            table.add_row(f"{n:04x}", "✓ succeeded", "3/3", "1h", "$0.0121", f"Task number {n}")
+
+
+def many_jobs(settings: Settings, count: int) -> None:
+    """`count` jobs, a quarter of them running, each with a plan and 60 events."""
+    runner = Director(settings)
+    events = list(job_events(60))
+    for n in range(count):
+        job_id = f"20260105-{n // 60:02d}{n % 60:02d}00-{n:04x}"
+        runner.records.jobs.create(Task(instruction=f"Change number {n}", repo=str(settings.state_dir)),
+                                   job_id=job_id)
+        runner.records.jobs.update(job_id, JobStatus.RUNNING if n % 4 == 0 else JobStatus.SUCCEEDED)
+        for event in events:
+            runner.records.events.append(event.model_copy(update={"job_id": job_id}))
+
+
+async def idle_cpu(app: App[None], seconds: float, ready: Any) -> float:
+    """The share of one core the process used while the app sat idle for `seconds`."""
+    async with app.run_test(size=(120, 36)) as pilot:
+        while not ready(pilot):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # settled
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        return (time.process_time() - cpu) / (time.perf_counter() - wall)
+
+
+def idle(jobs: int, seconds: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(Path(tmp)).model_copy(update={"state_dir": Path(tmp) / "state"})
+        many_jobs(settings, jobs)
+        shipyard = ShipyardApp(settings, Path(tmp), launcher=lambda *a, **k: None)
+        ours = asyncio.run(idle_cpu(shipyard, seconds,
+                                    lambda p: p.app.screen.query_one(DataTable).row_count == jobs))
+    bare = asyncio.run(idle_cpu(BareApp(jobs), seconds, lambda p: p.app.query_one(DataTable).row_count == jobs))
+    return {"idle_jobs": jobs, "idle_cpu_percent": round(ours * 100, 2), "bare_idle_cpu_percent": round(bare * 100, 2)}
+
+
+# Each prints the seconds from its own start to the app's first screen, then exits.
+STARTUP = {
+    "shipyard": """
+import time, sys; started = float(sys.argv[1])
+from pathlib import Path
+from orchestrator.config.settings import load_settings
+settings_at = time.time()
+from tui.app import ShipyardApp
+app = ShipyardApp(load_settings(Path(sys.argv[2])), Path(sys.argv[2]), launcher=lambda *a, **k: None)
+async def first(pilot):
+    await pilot.pause()
+    print(time.time() - started, settings_at - started)
+    pilot.app.exit()
+app.run(headless=True, auto_pilot=first)
+""",
+    "bare": """
+import time, sys; started = float(sys.argv[1])
+from textual.app import App
+from textual.widgets import DataTable, Footer, Header
+class Bare(App):
+    def compose(self):
+        yield Header(); yield DataTable(); yield Footer()
+async def first(pilot):
+    await pilot.pause()
+    print(time.time() - started, 0.0)
+    pilot.app.exit()
+Bare().run(headless=True, auto_pilot=first)
+""",
+}
+
+
+def startup(runs: int = 3) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, code in STARTUP.items():
+            first, settings = [], []
+            for _ in range(runs):
+                out = subprocess.run([sys.executable, "-c", code, str(time.time()), tmp], check=True,
+                                     capture_output=True, text=True).stdout.split()
+                first.append(float(out[0]))
+                settings.append(float(out[1]))
+            figures[f"{name}_startup_s"] = round(statistics.median(first), 2)
+            if name == "shipyard":
+                figures["orchestrator_settings_import_s"] = round(statistics.median(settings), 2)
+    return figures
+
+
 async def main(total: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(Path(tmp)).model_copy(update={"state_dir": Path(tmp) / "state"})
@@ -182,7 +291,27 @@ async def main(total: int) -> None:
     print(f"results:  {write_results('tui_bench', figures)}")
 
 
+def cost(jobs: int, seconds: float) -> None:
+    figures = idle(jobs, seconds) | startup()
+    ours, bare = figures["idle_cpu_percent"], figures["bare_idle_cpu_percent"]
+    # A bare app idles at about nothing: the ratio only means something above a tenth of a per cent.
+    ratio = f"{ours / bare:.1f}x" if bare >= 0.1 else f"+{ours - bare:.2f} points"
+    print(f"idle:     {ours}% of a core on the jobs list with {jobs} jobs, against {bare}% for a bare Textual app "
+          f"with a table of {jobs} rows: {ratio}")
+    print(f"start-up: {figures['shipyard_startup_s']} s from process start to the first screen, against "
+          f"{figures['bare_startup_s']} s for a bare Textual app: "
+          f"{figures['shipyard_startup_s'] / figures['bare_startup_s']:.1f}x; "
+          f"{figures['orchestrator_settings_import_s']} s of it importing orchestrator.config.settings")
+    print(f"results:  {write_results('tui_bench_cost', figures)}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
-    asyncio.run(main(parser.parse_args().events))
+    parser.add_argument("--idle-jobs", type=int, default=200)
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--only-cost", action="store_true", help="only the idle CPU and the start-up time")
+    args = parser.parse_args()
+    cost(args.idle_jobs, args.idle_seconds)
+    if not args.only_cost:
+        asyncio.run(main(args.events))

@@ -1,8 +1,8 @@
 """The director's console: a Textual app over the job store.
 
-It only reads the store (jobs and their event log, by polling) and calls orchestrator
-functions. Jobs run in processes of their own (`orchestrator.runtime.background.launch`), so
-closing the app never stops one.
+It only reads the store (jobs and their event log, by polling what changed) and calls the Director
+API. Jobs run in processes of their own (`orchestrator.runtime.background.launch`), so closing the
+app never stops one. The orchestrator loads off the UI thread: the first screen paints before it.
 """
 
 from __future__ import annotations
@@ -11,52 +11,90 @@ import asyncio
 import subprocess
 import time
 from collections.abc import Callable, Iterable
-from functools import partial
+from dataclasses import dataclass
+from functools import cached_property, partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from textual.app import App, SystemCommand
+from textual.binding import Binding
 from textual.screen import Screen
 
-from orchestrator.config.settings import Settings
-from orchestrator.runtime.background import launch
-from orchestrator.runtime.director import Director
 from orchestrator.store.jobs import Job, JobStatus, Task
+from tui.feed import Change, JobFeed
 from tui.screens.jobs import JobsScreen
+
+if TYPE_CHECKING:
+    from orchestrator.config.settings import Settings
+    from orchestrator.runtime.director import Director
 
 Clock = Callable[[], float]
 T = TypeVar("T")
+# Toasts of one poll about more jobs than this become one toast naming them.
+BUNDLE = 2
 
 
 class Launcher(Protocol):
-    """Starts a job's work (run, answer, retry) somewhere it outlives the app: `launch` by default."""
+    """Starts a job's work (run, answer, retry) somewhere it outlives the app: `launch` by default.
+    `subtasks`: the ones a retry runs again (None: every failed one)."""
 
-    def __call__(self, settings: Settings, job_id: str, action: Any = "run", repo: Path | None = None) -> object: ...
+    def __call__(self, settings: Settings, job_id: str, action: Any = "run", repo: Path | None = None,
+                 subtasks: list[str] | None = None) -> object: ...
+
+
+def background_launch(settings: Settings, job_id: str, action: Any = "run", repo: Path | None = None,
+                      subtasks: list[str] | None = None) -> object:
+    from orchestrator.runtime.background import launch  # with the orchestrator, off the start-up path
+
+    return launch(settings, job_id, action, repo=repo, subtasks=subtasks)
+
+
+@dataclass
+class Child:
+    """A job process the app launched: reaped when it ends, its failure told."""
+
+    job_id: str
+    action: str
+    process: subprocess.Popen[bytes]
 
 
 class ShipyardApp(App[None]):
     TITLE = "Shipyard"
     CSS_PATH = "styles.tcss"
+    BINDINGS = [Binding("question_mark", "help", "Help", tooltip="Every key of this screen")]
 
-    def __init__(self, settings: Settings, repo: Path, *, launcher: Launcher = launch, clock: Clock = time.time,
-                 poll_interval: float = 0.25) -> None:
+    def __init__(self, settings: Settings, repo: Path, *, launcher: Launcher = background_launch,
+                 clock: Clock = time.time, poll_interval: float = 0.25) -> None:
         super().__init__()
         self.settings = settings
         self.repo = repo
         self.launcher = launcher
         self.clock = clock
         self.poll_interval = poll_interval
-        self.director = Director(settings)
         self.sub_title = repo.name
+        self.feed = JobFeed()
         self._statuses: dict[str, JobStatus] | None = None
-        self._children: list[subprocess.Popen[bytes]] = []
+        self._children: list[Child] = []
         self._failing: set[str] = set()
+
+    @cached_property
+    def director(self) -> Director:
+        """Built on first use; the first use is the feed's first poll, in a thread."""
+        from orchestrator.runtime.director import Director
+
+        return Director(self.settings)
 
     def get_default_screen(self) -> Screen[Any]:
         return JobsScreen()
 
     def on_mount(self) -> None:
-        self.run_worker(self._announce_loop(), group="announce", exclusive=True)
+        self.run_worker(self._feed_loop(), group="feed", exclusive=True)
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
 
     # -- what the screens use ----------------------------------------------------------
 
@@ -66,13 +104,13 @@ class ShipyardApp(App[None]):
         self.launch(job.id, "run")
         return job
 
-    def launch(self, job_id: str, action: str = "run") -> None:
+    def launch(self, job_id: str, action: str = "run", subtasks: list[str] | None = None) -> None:
         # From the repo the app was opened on: the job's process then reads the same shipyard.toml.
-        process = self.launcher(self.settings, job_id, action, repo=self.repo)
+        process = self.launcher(self.settings, job_id, action, repo=self.repo, subtasks=subtasks)
         if isinstance(process, subprocess.Popen):
-            self._children.append(process)
+            self._children.append(Child(job_id, action, process))
 
-    # -- toasts for every job, whichever screen is open --------------------------------------
+    # -- the store, followed once for every screen ------------------------------------------
 
     async def read(self, reader: str, function: Callable[..., T], *args: Any) -> T | None:
         """`function(*args)` on the store, off the UI thread. While it fails (the store briefly out of
@@ -87,30 +125,76 @@ class ShipyardApp(App[None]):
         self._failing.discard(reader)
         return result
 
-    async def _announce_loop(self) -> None:
+    async def _feed_loop(self) -> None:
         while True:
-            jobs = await self.read("announce", self.director.list, None, 200)
-            if jobs is not None:
-                self._announce(jobs)
-            # Reap finished job processes; they keep running on their own after the app exits.
-            self._children = [p for p in self._children if p.poll() is None]
+            change = await self.read("jobs", self._poll)
+            if change:
+                self._announce(change)
+                for screen in self.screen_stack:
+                    updated = getattr(screen, "feed_updated", None)
+                    if updated is not None:
+                        updated(change)
+            self._reap()
             await asyncio.sleep(self.poll_interval)
 
-    def _announce(self, jobs: list[Job]) -> None:
-        """A toast when a plan starts waiting for approval and when a job finishes."""
+    def _poll(self) -> Change:
+        return self.feed.poll(self.director)
+
+    def _reap(self) -> None:
+        """Forget ended job processes (they run on after the app exits); a failed one's last words as a toast."""
+        running = []
+        for child in self._children:
+            code = child.process.poll()
+            if code is None:
+                running.append(child)
+            elif code != 0:
+                self.notify(f"`shipyard work {child.job_id} --action {child.action}` exited with {code}: "
+                            f"{self._last_words(child.job_id)}", title=f"Job {child.job_id[-4:]}: its process failed",
+                            severity="error", timeout=20)
+        self._children = running
+
+    def _last_words(self, job_id: str) -> str:
+        log = self.settings.state_dir / "logs" / f"{job_id}.log"
+        try:
+            lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            return "no log"
+        return lines[-1] if lines else "it printed nothing"
+
+    def _announce(self, change: Change) -> None:
+        """A toast when plans start waiting for approval and when jobs finish; several at once, one toast."""
+        jobs = self.feed.jobs
         known = self._statuses
-        self._statuses = {job.id: job.status for job in jobs}
+        self._statuses = {job.id: job.status for job in jobs.values()}
         if known is None:
             return  # what was already so when the app opened is not news
-        for job in jobs:
-            if known.get(job.id) == job.status:
+        waiting: list[Job] = []
+        finished: list[Job] = []
+        for job_id in change.jobs:
+            job = jobs.get(job_id)
+            if job is None or known.get(job_id) == job.status:
                 continue
-            if job.status == JobStatus.AWAITING_APPROVAL:
-                self.notify(f"Job {job.id}: the plan waits for your approval (open it, then a/e/x).",
-                            title="Plan ready", timeout=10)
+            if job.status.waiting:
+                waiting.append(job)
             elif job.status.finished:
-                self.notify(f"Job {job.id} {job.status.value}." + (f" {job.error}" if job.error else ""),
-                            title="Job finished", severity="information" if job.status == JobStatus.SUCCEEDED
+                finished.append(job)
+        if len(waiting) > BUNDLE:
+            self.notify(f"{len(waiting)} jobs wait for you: " + ", ".join(j.id[-4:] for j in waiting)
+                        + ". The inbox lists them first.", title="Plans ready", timeout=10)
+        else:
+            for job in waiting:
+                what = "a top-up of its budget" if job.status == JobStatus.AWAITING_BUDGET else \
+                    "your approval of the plan (open it, then a/e/x)"
+                self.notify(f"Job {job.id} waits for {what}.", title="Waiting for you", timeout=10)
+        if len(finished) > BUNDLE:
+            failed = sum(1 for j in finished if not j.status.delivered)
+            self.notify(f"{len(finished)} jobs finished ({failed} not succeeded): "
+                        + ", ".join(f"{j.id[-4:]} {j.status.label}" for j in finished),
+                        title="Jobs finished", severity="warning" if failed else "information", timeout=10)
+        else:
+            for job in finished:
+                self.notify(f"Job {job.id} {job.status.label}." + (f" {job.error}" if job.error else ""),
+                            title="Job finished", severity="information" if job.status.delivered
                             else "warning", timeout=10)
 
     # -- the command palette: every action of the screen, as on its footer ------------------------

@@ -13,9 +13,10 @@ from rich.text import Text
 STYLE: dict[str, str] = {
     "succeeded": "green", "unverified": "yellow", "partial": "yellow", "approved": "green", "running": "cyan",
     "coding": "cyan", "testing": "cyan",
-    "fixing": "yellow", "reviewing": "magenta", "planning": "cyan", "failed": "red", "rejected": "red",
+    "fixing": "yellow", "reviewing": "blue", "planning": "cyan", "failed": "red", "rejected": "red",
     "cancelled": "red", "queued": "dim",
     "awaiting_approval": "yellow bold",
+    "awaiting_budget": "yellow bold",
     "merged": "green bold",
     "conflict": "red",
     "accepted": "green bold",
@@ -29,12 +30,12 @@ STYLE: dict[str, str] = {
 }
 
 # Job statuses in which agents may still be at work.
-ACTIVE = frozenset({"queued", "planning", "running", "awaiting_approval"})
+ACTIVE = frozenset({"queued", "planning", "running", "awaiting_approval", "awaiting_budget"})
 
 ICON: dict[str, str] = {
     "queued": "○", "planning": "◐", "running": "◐", "coding": "◐", "testing": "◐", "fixing": "◐",
-    "reviewing": "◐", "awaiting_approval": "◆", "approved": "✓", "merged": "✓", "succeeded": "✓", "unverified": "✓",
-    "partial": "◑",
+    "reviewing": "◐", "awaiting_approval": "◆", "awaiting_budget": "◆", "approved": "✓", "merged": "✓",
+    "succeeded": "✓", "unverified": "✓", "partial": "◑",
     "accepted": "✓", "submitted": "✓", "approve": "✓", "request_changes": "↺", "failed": "✗",
     "rejected": "✗", "cancelled": "✗", "conflict": "✗", "limit": "✗", "error": "✗", "discarded": "–",
     "stopped": "–",

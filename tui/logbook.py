@@ -5,7 +5,9 @@ lines, and only the most recently active agents keep a log at all, so following 
 of any length holds the TUI's memory flat.
 
 A line is a tuple of (text, style) spans, not a rich Text: a job may log thousands of
-lines a second, and only the few on screen are ever rendered.
+lines a second, and only the few on screen are ever rendered. The lines of one command's
+step end with a key span (style `@<event id>`): the view expands that step to its whole
+output, which the book keeps for the latest `details` steps.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ INDENT: Span = (" " * 9, "")
 QUIET_TOOLS = frozenset({"view_file", "submit", "submit_plan", "submit_review"})
 OUTPUT_HEAD = 2  # lines of a command's output shown from its start
 OUTPUT_TAIL = 3  # and from its end
+DETAILS = 256  # steps whose whole output is kept for expanding
+DETAIL_LINES = 400  # at most this many lines of one output (its head and tail) when expanded
+KEY = "@"  # the style of a span that names the step a line belongs to; never rendered
+
+
+def step_key(line: Line) -> str | None:
+    """The step a line belongs to, if it can be expanded."""
+    last = line[-1] if line else None
+    return last[1][1:] if last and last[1].startswith(KEY) else None
 
 
 def scopes_of(event: Event) -> list[str]:
@@ -73,12 +84,25 @@ class LogBook:
         self._lines: dict[str, deque[Line]] = {}
         self._agents: OrderedDict[str, None] = OrderedDict()  # least recently active first
         self._dropped: set[str] = set()
+        self._details: OrderedDict[str, list[Line]] = OrderedDict()
+
+    def details(self, key: str) -> list[Line] | None:
+        """A step's whole output (without time and author), while the book still has it."""
+        return self._details.get(key)
 
     def add(self, event: Event) -> dict[str, list[Line]]:
         """Log the event; the new lines of each scope it belongs to."""
         bodies = event_lines(event)
         if not bodies:
             return {}
+        if isinstance(event, AgentToolResult) and event.tool not in QUIET_TOOLS and event.id is not None:
+            key: Span = ("", f"{KEY}{event.id}")
+            full = _output_lines(event.output, DETAIL_LINES)
+            if len(full) > len(bodies) - 1:  # there is more to see than the step shows
+                self._details[str(event.id)] = [(INDENT, *line, key) for line in full]
+                while len(self._details) > DETAILS:
+                    self._details.popitem(last=False)
+                bodies = [(*body, key) for body in bodies]
         clock: Span = (time.strftime("%H:%M:%S ", time.localtime(event.ts)), "dim")
         rest = [(INDENT, *body) for body in bodies[1:]]
         own = [(clock, *bodies[0]), *rest]
@@ -190,16 +214,21 @@ def event_lines(event: Event) -> list[Line]:
     return [((event.kind, "cyan"), (" " + short(event.payload, 160), ""))]
 
 
-def _output_lines(output: str) -> list[Line]:
-    """A command's output in a few lines: its head and its tail, where the verdict of a test run or a
-    compiler is, and how much lies between."""
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    if len(lines) <= OUTPUT_HEAD + OUTPUT_TAIL:
+def _output_lines(output: str, most: int = OUTPUT_HEAD + OUTPUT_TAIL) -> list[Line]:
+    """A command's output in at most `most` lines: its head and its tail, where the verdict of a test run
+    or a compiler is, and how much lies between (enter expands it)."""
+    lines = [line.rstrip() for line in output.strip().splitlines() if line.strip()]
+    if len(lines) <= most:
         shown = lines
     else:
-        hidden = len(lines) - OUTPUT_HEAD - OUTPUT_TAIL
-        shown = [*lines[:OUTPUT_HEAD], f"… {hidden} more lines", *lines[-OUTPUT_TAIL:]]
-    return [(("└ " + short(line, 160), "dim"),) for line in shown]
+        tail = max(1, most - most * OUTPUT_HEAD // (OUTPUT_HEAD + OUTPUT_TAIL))
+        head = most - tail
+        hidden = len(lines) - head - tail
+        shown = [*lines[:head], f"… {hidden} more lines (enter shows them)", *lines[-tail:]]
+    if most == OUTPUT_HEAD + OUTPUT_TAIL:
+        return [(("└ " + short(line, 160), "dim"),) for line in shown]
+    # Expanded, the lines keep their indentation (a traceback's) and wrap in the view.
+    return [(("│ " + line.expandtabs(4)[:2000], "dim"),) for line in shown]
 
 
 def _test_line(event: TestResult) -> Line:

@@ -16,14 +16,17 @@ Action = Literal["run", "answer", "retry"]
 
 
 def launch(settings: Settings, job_id: str, action: Action = "run",
-           repo: Path | None = None) -> subprocess.Popen[bytes]:
+           repo: Path | None = None, subtasks: list[str] | None = None) -> subprocess.Popen[bytes]:
     """Start `shipyard work` for the job in a new session; its output goes to a log file.
 
-    The process starts in `repo` (when given) so that it reads the same shipyard.toml.
+    The process starts in `repo` (when given) so that it reads the same shipyard.toml. `subtasks`: the
+    ones a retry runs again (default: every failed one).
     """
     log_dir = settings.state_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "orchestrator", "work", job_id, "--action", action]
+    if subtasks:
+        args += ["--subtasks", ",".join(subtasks)]
     env = {**os.environ, "SHIPYARD_STATE_DIR": str(settings.state_dir)}
     with open(log_dir / f"{job_id}.log", "ab") as log:
         return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,

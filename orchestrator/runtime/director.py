@@ -22,6 +22,7 @@ from orchestrator.runtime.notify import Inbox, Notifier, announcer, configured_s
 from orchestrator.runtime.queue import JobQueue
 from orchestrator.store.db import open_store, store_url
 from orchestrator.store.events import (
+    CampaignPaused,
     CampaignToppedUp,
     DirectorAnswer,
     DirectorNote,
@@ -38,6 +39,7 @@ from orchestrator.store.jobs import Job, JobStatus, Task
 from orchestrator.store.records import JobRecords
 from sandboxes.git.branches import branch_name
 from sandboxes.git.command import WorkspaceError
+from sandboxes.git.remotes import is_url
 from sandboxes.git.repo import GitRepo
 from sandboxes.git.results import MergeResult
 
@@ -73,8 +75,18 @@ class Director:
         """The job whose id is `ref` or starts with it."""
         return self.records.jobs.find(ref)
 
-    def list(self, status: JobStatus | None = None, limit: int = 100) -> list[Job]:
+    def list(self, status: JobStatus | None = None, limit: int | None = 100) -> list[Job]:
+        """The newest jobs first; every one with `limit=None`."""
         return self.records.jobs.list(status, limit=limit)
+
+    def activity(self) -> tuple[int, float, int]:
+        """One cheap look at the whole store: the latest event id, the latest job update, how many jobs.
+        A front end that polls re-reads only when these move."""
+        return self.records.events.latest(), *self.records.jobs.stamp()
+
+    def events_since(self, after: int, limit: int | None = None) -> list[Event]:
+        """Every job's events after id `after`, oldest first."""
+        return self.records.events.since(after, limit)
 
     def events(self, job_id: str, after: int = 0, limit: int | None = None,
                kinds: tuple[type[Event], ...] = ()) -> list[Event]:
@@ -139,6 +151,9 @@ class Director:
         from orchestrator.engine.runner import open_repo, preflight
 
         preflight(self.settings, task)
+        if not is_url(task.repo):
+            # Stored absolute: a front end opened elsewhere (the TUI, a worker) finds the same checkout.
+            task = task.model_copy(update={"repo": str(Path(task.repo).expanduser().resolve())})
         repo = open_repo(self.settings, task.repo)
         if task.base == "HEAD":
             # Name the branch, not the moving HEAD: `accept` merges into it later.
@@ -160,10 +175,10 @@ class Director:
         self.queue.enqueue(job_id)
         return self.get(job_id)
 
-    def launch(self, job_id: str, action: background.Action = "run",
-               repo: Path | None = None) -> subprocess.Popen[bytes]:
+    def launch(self, job_id: str, action: background.Action = "run", repo: Path | None = None,
+               subtasks: list[str] | None = None) -> subprocess.Popen[bytes]:
         """Run (or answer, or retry) the job in a process of its own, which outlives the caller."""
-        return background.launch(self.settings, job_id, action, repo=repo)
+        return background.launch(self.settings, job_id, action, repo=repo, subtasks=subtasks)
 
     # -- the plan ----------------------------------------------------------------------
 
@@ -193,18 +208,41 @@ class Director:
         return answers[-1] if answers else None
 
     def answer(self, job_id: str) -> Job:
-        """Run the waiting job on with the director's recorded answer: in this process, or back on the
-        queue when a worker holds the job (we then follow it until it settles)."""
-        job = self._awaiting(job_id)
-        answer = self.pending_answer(job_id)
-        if answer is None:
-            raise JobStateError(f"job {job_id} has no answer to its plan yet: `shipyard approve` or `reject` it")
+        """Run the waiting job on with the director's recorded answer (to its plan, or a campaign's top-up): in
+        this process, or back on the queue when a worker holds the job (we then follow it until it settles)."""
+        job = self.get(job_id)
+        if job.status == JobStatus.AWAITING_BUDGET:
+            amount = self.pending_topup(job_id)
+            if amount is None:
+                raise JobStateError(f"job {job_id} waits for budget: `shipyard campaign topup {job_id} USD`")
+            resume: dict[str, object] = {"topup": amount}
+        else:
+            job = self._awaiting(job_id)
+            answer = self.pending_answer(job_id)
+            if answer is None:
+                raise JobStateError(f"job {job_id} has no answer to its plan yet: `shipyard approve` or `reject` it")
+            resume = answer.resume_value()
         if not self.queue.holds(job.id):
-            return self._advance(job, resume=answer.resume_value())
-        queued = self.queue.enqueue(job.id, "answer", answer.resume_value())
+            return self._advance(job, resume=resume)
+        queued = self.queue.enqueue(job.id, "answer", resume)
         if queued is None:
             raise JobStateError(f"job {job.id} already has an answer queued; a worker (`shipyard serve`) takes it")
         return self.queue.wait(job.id, after=queued.id)
+
+    def record_topup(self, job_id: str, amount: float, by: str = "") -> None:
+        """Keep a top-up for a campaign waiting for budget; `answer` (here, in a launched process or on a
+        worker) goes on with it."""
+        self._topped_up(job_id, amount, by)
+
+    def pending_topup(self, job_id: str) -> float | None:
+        """The top-ups given since the campaign paused, while it still waits; None when there is none."""
+        if self.get(job_id).status != JobStatus.AWAITING_BUDGET:
+            return None
+        pauses = self.events(job_id, kinds=(CampaignPaused,))
+        since = pauses[-1].id or 0 if pauses else 0
+        given = [e.amount for e in self.events(job_id, after=since, kinds=(CampaignToppedUp,))
+                 if isinstance(e, CampaignToppedUp)]
+        return sum(given) if given else None
 
     def answer_later(self, job_id: str) -> None:
         """Queue the job to run on with the director's recorded answer, for a worker; return at once."""
@@ -254,11 +292,14 @@ class Director:
         before; what succeeded stays. Each earlier attempt is kept on a `-tryN` branch.
         A job that failed part-way (an error, not a verdict) goes on from its checkpoint."""
         job = self.get(job_id)
-        if job.status not in (JobStatus.FAILED, JobStatus.PARTIAL):
-            raise JobStateError(f"job {job_id} is {job.status.label}; only a failed or partial job's subtasks can be "
+        if job.status not in (JobStatus.FAILED, JobStatus.PARTIAL, JobStatus.CANCELLED):
+            raise JobStateError(f"job {job_id} is {job.status.label}; only a failed, partial or cancelled job can be "
                                 "retried")
         report = self.report(job_id)
         if report is None and not subtask_ids:
+            if job.status == JobStatus.CANCELLED:
+                # Cancelled mid-way: it goes on from its checkpoint, as after a crash.
+                job = self.records.set_status(job_id, JobStatus.RUNNING, error=None)
             return self.run(job_id)
         failed = {s.id: s for s in report.subtasks if s.status == "failed"} if report else {}
         unknown = sorted(set(subtask_ids or []) - set(failed))

@@ -34,6 +34,19 @@ class EventLog:
         with self.engine.connect() as conn:
             return [from_row(row._asdict()) for row in conn.execute(query)]
 
+    def since(self, after: int, limit: int | None = None) -> list[Event]:
+        """Every job's events after id `after`, oldest first."""
+        query = select(events).where(events.c.id > after).order_by(events.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [from_row(row._asdict()) for row in conn.execute(query)]
+
+    def latest(self) -> int:
+        """The id of the newest event of any job (0 when there is none)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one())
+
     def has(self, job_id: str, kind: type[Event]) -> bool:
         query = select(events.c.id).where(events.c.job_id == job_id, events.c.kind.in_(kind_of(kind))).limit(1)
         with self.engine.connect() as conn:

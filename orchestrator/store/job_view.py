@@ -14,7 +14,7 @@ from agents.plan import Plan
 from agents.usage import UsageTotals
 from orchestrator.store import events as ev
 from orchestrator.store.events import AgentId
-from orchestrator.store.jobs import Task
+from orchestrator.store.jobs import JobStatus, Task
 
 # Enough for any real job; a runaway stream of test runs or reviews cannot grow memory.
 MAX_RECORDS = 200
@@ -36,6 +36,7 @@ class AgentView:
     verdict: str | None = None
     last_step: str = ""  # the latest tool call, in a few words
     usage: UsageTotals | None = None  # the sums its ends reported
+    attempt: int = 1  # which run of its subtask it belongs to (a retry starts the next)
 
     @property
     def label(self) -> str:
@@ -60,6 +61,26 @@ class SubtaskView:
     # The job branch's head when the subtask started: its own changes are the diff from there.
     base: str | None = None
     agents: list[str] = field(default_factory=list)
+    attempt: int = 1  # 1, then one more for every retry of it
+
+
+# Subtask states that end it; when the job ends, a subtask in any other state is closed.
+SUBTASK_ENDS = frozenset({"merged", "approved", "failed", "conflict", "cancelled", "stopped"})
+JOB_ENDS = frozenset(status.value for status in JobStatus if status.finished)
+
+
+@dataclass
+class IterationView:
+    """One iteration of a campaign: the options it ran, the one kept, the figure it moved, the money so far."""
+
+    number: int
+    jobs: list[str] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
+    winner: str | None = None
+    figure_before: float | None = None
+    figure_now: float | None = None
+    spent: float | None = None  # the campaign's whole spend when the iteration ended
+    digest: str = ""
 
 
 @dataclass
@@ -129,6 +150,10 @@ class JobView:
         self.option_jobs: list[str] = []  # the jobs of the iteration under way
         self.digests: list[str] = []
         self.paused: ev.CampaignPaused | None = None
+        self.iterations: dict[int, IterationView] = {}
+        self.topped_up = 0.0  # USD given on top of the campaign's budget
+        # The director's answer to the plan that waits, until the job moves on it (a worker may take a while).
+        self.pending_answer: ev.DirectorAnswer | None = None
         self.plan_version = 0  # bumped when the plan is replaced, so views rebuild
         # What changed since the views last looked: "plan", "subtask:<id>", "agent:<name>", "agents"
         # (one more), "tests", "verdicts", "commits", "usage" (tokens, cost), "job" (status, accepted...).
@@ -267,13 +292,31 @@ class JobView:
             case ev.EnvironmentReady():
                 self.environment = event
                 self.changed.add("job")
-            case ev.JobStatusChanged():
+            case ev.JobStatusChanged() | ev.JobFinished():
                 self.status = event.status
-                self.ended = None
+                self.error = getattr(event, "error", self.error)
+                self.ended = event.ts if event.status in JOB_ENDS else None
+                if event.status != "awaiting_approval":
+                    self.pending_answer = None
+                if self.ended is not None:
+                    self._close(event)
                 self.changed.add("job")
-            case ev.JobFinished():
-                self.status, self.error, self.ended = event.status, event.error, event.ts
+            case ev.JobWaiting():
+                self.pending_answer = None
                 self.changed.add("job")
+            case ev.DirectorAnswer():
+                self.pending_answer = event
+                self.changed.add("job")
+            case ev.PlanApproved() | ev.PlanRejected():
+                self.pending_answer = None
+                self.changed.add("job")
+            case ev.SubtasksRetried():
+                for sub_id in event.subtasks:
+                    sub = self._subtask(sub_id)
+                    sub.attempt += 1
+                    sub.status, sub.reason = "queued", ""
+                    self.changed.add(f"subtask:{sub_id}")
+                self.plan_version += 1  # the tree groups the attempts anew
             case ev.JobAccepted():
                 self.accepted = event
                 self.changed.add("job")
@@ -291,24 +334,50 @@ class JobView:
                 self.changed.add("campaign")
             case ev.CampaignOptions():
                 self.iteration, self.option_jobs = event.iteration, list(event.jobs)
+                it = self._iteration(event.iteration)
+                it.jobs = list(event.jobs)
+                it.titles = [str(option.get("title", "")) for option in event.options]
+                self.changed.add("campaign")
+            case ev.CampaignChosen():
+                self._iteration(event.iteration).winner = event.winner
                 self.changed.add("campaign")
             case ev.CampaignDigest():
                 self.digests.append(event.text)
                 self.option_jobs = []
+                it = self._iteration(event.iteration)
+                it.figure_before, it.figure_now, it.spent, it.digest = (
+                    event.figure_before, event.figure_now, event.spent, event.text)
                 self.changed.add("campaign")
             case ev.CampaignPaused():
                 self.paused = event
                 self.changed.add("campaign")
             case ev.CampaignToppedUp():
                 self.paused = None
+                self.topped_up += event.amount
                 self.changed.add("campaign")
+
+    def _iteration(self, number: int) -> IterationView:
+        return self.iterations.setdefault(number, IterationView(number))
+
+    def _close(self, event: ev.Event) -> None:
+        """The job ended: its subtasks and agents still under way never will be; their clocks stop here."""
+        closed = "cancelled" if event.status == "cancelled" else "stopped"  # type: ignore[attr-defined]
+        for sub in self.subtasks.values():
+            if sub.status not in SUBTASK_ENDS:
+                sub.status = closed
+                self.changed.add(f"subtask:{sub.id}")
+        for agent in self.agents.values():
+            if agent.seconds is None:
+                agent.seconds = max(0.0, event.ts - agent.started)
+                self.changed.add(f"agent:{agent.name}")
 
     def _agent_event(self, event: ev.AgentMessage | ev.AgentToolResult | ev.AgentFinished) -> None:
         name = event.agent or ""
         agent = self.agents.get(name)
         if agent is None:
             agent = self.agents[name] = AgentView(
-                name=name, role=event.role or "", subtask=event.subtask, started=event.ts, last=event.ts
+                name=name, role=event.role or "", subtask=event.subtask, started=event.ts, last=event.ts,
+                attempt=self._subtask(event.subtask).attempt if event.subtask else 1,
             )
             if event.subtask:
                 self._subtask(event.subtask).agents.append(name)

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Engine, insert, or_, select, update
+from sqlalchemy import Engine, func, insert, or_, select, update
 
 from agents.plan import Plan
 from orchestrator.store.db import jobs
@@ -153,7 +153,14 @@ class JobStore:
             raise _unknown(prefix)
         return self.get(rows[0].id)
 
-    def list(self, status: JobStatus | None = None, limit: int = 100) -> list[Job]:
+    def stamp(self) -> tuple[float, int]:
+        """The latest update of any job, and how many there are: what a poller compares."""
+        with self.engine.connect() as conn:
+            latest, count = conn.execute(select(func.coalesce(func.max(jobs.c.updated_at), 0.0),
+                                                func.count())).one()
+        return float(latest), int(count)
+
+    def list(self, status: JobStatus | None = None, limit: int | None = 100) -> list[Job]:
         query = select(jobs).order_by(jobs.c.created_at.desc()).limit(limit)
         if status is not None:
             query = query.where(jobs.c.status == status.value)

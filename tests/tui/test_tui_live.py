@@ -18,7 +18,7 @@ from orchestrator.apps.demo import SCRIPT
 from orchestrator.runtime.background import launch
 from orchestrator.runtime.director import Director
 from orchestrator.store.jobs import JobStatus
-from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog
+from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog, RetryDialog
 from tui.screens.job import JobScreen
 from tui.screens.jobs import JobsScreen
 from tui.screens.new_task import NewTaskScreen
@@ -87,13 +87,17 @@ async def test_submit_from_the_form_launches_the_job_and_the_list_follows_it(mak
         await wait_until(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen.jobs, "the new job")
         job_id = cast(JobsScreen, app.screen).jobs[0].id
         assert demo.launcher.calls == [(job_id, "run")]
+        assert demo.runner.get(job_id).task.repo == str(demo.repo)
         assert demo.runner.get(job_id).task.base == "main"
         await wait_until(pilot, lambda: cell(app, job_id, "status") == "✓ succeeded", "the job to succeed")
         await wait_until(pilot, lambda: cell(app, job_id, "done") == "3/3", "its progress")
 
-        await pilot.press("f")  # the filter goes to "queued": no job is
+        await pilot.press("f")  # the filter goes to "needs me": the job succeeded, not accepted yet
+        await wait_until(pilot, lambda: "needs me" in str(app.screen.query_one(DataTable).border_title), "filtered")
+        assert cell(app, job_id, "status") == "✓ succeeded"
+        await pilot.press("f")  # "running": no job is
         await wait_until(pilot, lambda: app.screen.query_one(DataTable).row_count == 0, "the filtered list")
-        assert "queued" in str(app.screen.query_one(DataTable).border_title)
+        assert "No job matches (running)" in static_text(app.screen.query_one("#no-jobs", Static))
     assert demo.launcher.errors == []
 
 
@@ -167,14 +171,20 @@ async def test_the_diff_of_a_subtask_and_of_the_job_copy_branch_and_discard(make
                                                                          "tests/test_pricing.py"], "s2's diff")
         body = "\n".join(line.text for line in view.body.lines)
         assert "+def discount(total, percent):" in body and "(100 - percent)" in body
-        await pilot.press("tab", "tab", "down")  # to the file list, then the next file
+        await pilot.press("right_square_bracket")  # the next file, from the tree
         await wait_until(pilot, lambda: "def test_discount" in "\n".join(
             line.text for line in view.body.lines), "the second file's diff")
+        while not view.file_list.has_focus:  # in the file list, the tabs' keys still work
+            await pilot.press("tab")
+        await pilot.press("3")
+        await wait_until(pilot, lambda: screen.query_one(TabbedContent).active == "tests", "the tests tab")
+        await pilot.press("2")
+        await wait_until(pilot, lambda: screen.query_one(TabbedContent).active == "diff", "the diff tab again")
 
         await pilot.press("y")
         assert app.clipboard == f"shipyard/{job.id}--s2"
 
-        await pilot.press("shift+tab", "shift+tab")
+        screen.query_one(PlanTree).focus()
         await select(pilot, "job")
         await wait_until(pilot, lambda: len(view.files) == 5, "the whole job's diff")
         await pilot.press("y")
@@ -207,6 +217,38 @@ async def test_cancel_a_running_job(make_demo: MakeDemo) -> None:
         finished = [e.payload for e in demo.runner.events(job.id) if e.kind == "job.finished"]
         assert [f["status"] for f in finished] == ["cancelled"]
         assert "merged" not in node_label(tree, "subtask:s3")
+
+
+async def test_a_cancelled_job_is_retried_with_a_note_and_goes_on_to_succeed(make_demo: MakeDemo) -> None:
+    demo = make_demo(slowed(SCRIPT, 0.3))
+    app = demo.app()
+    async with app.run_test(size=SIZE) as pilot:
+        job = demo.start()
+        screen = await open_job(pilot, job.id)
+        tree = screen.query_one(PlanTree)
+        await wait_until(pilot, lambda: "coding" in node_label(tree, "subtask:s1"), "s1 at work")
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the cancel confirmation")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: demo.status(job.id) == JobStatus.CANCELLED, "the job cancelled")
+        demo.launcher.join()
+        # Nothing under way is left looking busy: the cancel closed every subtask.
+        await wait_until(pilot, lambda: all(s.status in ("merged", "cancelled") for s in
+                                            screen.progress.subtasks.values()), "the subtasks closed")
+        assert "cancelled" in node_label(tree, "subtask:s3")
+
+        await wait_until(pilot, lambda: screen.check_action("retry", ()), "retry offered for the cancelled job")
+        demo.server.reset(slowed(SCRIPT, 0.05))  # the cut-off agents start again: the script from its start
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.screen, RetryDialog), "the retry dialog")
+        await type_text(pilot, "Go on where you stopped")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: demo.status(job.id) == JobStatus.SUCCEEDED, "the job to succeed", timeout=90)
+        assert demo.launcher.calls == [(job.id, "run"), (job.id, "retry")]
+        assert "director.note" in demo.kinds(job.id)
+        assert demo.kinds(job.id).count("job.prepared") == 1  # it went on from its checkpoint
+        await wait_until(pilot, lambda: "merged" in node_label(tree, "subtask:s3"), "s3 merged at last")
+    assert demo.launcher.errors == []
 
 
 async def test_reject_a_plan(make_demo: MakeDemo) -> None:
@@ -266,8 +308,8 @@ async def test_retry_runs_a_failed_job_again_from_its_checkpoint(make_demo: Make
         screen = await open_job(pilot, job.id)
         await wait_until(pilot, lambda: screen.check_action("retry", ()), "retry offered")
         await pilot.press("r")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the retry confirmation")
-        await pilot.press("y")
+        await wait_until(pilot, lambda: isinstance(app.screen, RetryDialog), "the retry dialog")
+        await pilot.press("enter")  # no note
         await wait_until(pilot, lambda: demo.status(job.id) == JobStatus.SUCCEEDED, "the job to succeed", timeout=60)
         assert demo.launcher.calls == [(job.id, "retry")]
         # It went on from the checkpoint: the repo was prepared once.

@@ -86,9 +86,42 @@ def test_a_diff_is_split_file_by_file_and_rendered_line_for_line() -> None:
     assert (core.path, core.insertions, core.deletions) == ("pkg/core.py", 1, 1)
     assert renamed.title == "old.txt → new.txt  +0 -0" and "rename from old.txt" in renamed.header
     text = render(core, dark=True)
-    bar = len("+    return sum(i * 2 for i in items)") + 1  # changed lines are tinted bars of one width
+    # Each line with its old and new numbers; changed lines are tinted bars of one width.
+    bar = 10 + len("+    return sum(i * 2 for i in items)") + 1
     assert text.plain.splitlines() == [
-        "@@ -1,3 +1,3 @@", " def total(items):", " ",
-        "-    return sum(items)".ljust(bar), "+    return sum(i * 2 for i in items)".ljust(bar),
+        "@@ -1,3 +1,3 @@", "   1    1  def total(items):", "   2    2  ",
+        "   3      -    return sum(items)".ljust(bar), "        3 +    return sum(i * 2 for i in items)".ljust(bar),
     ]
     assert any("on #42201f" in str(span.style) for span in text.spans)  # the removed line is tinted
+    # Wide, old and new side by side: the removed line faces the line that replaced it.
+    wide = render(core, dark=True, width=140).plain.splitlines()
+    assert wide[0] == "@@ -1,3 +1,3 @@"
+    left, right = wide[3].split(" │ ")
+    assert left.rstrip() == "   3 -    return sum(items)"
+    assert right.rstrip() == "   3 +    return sum(i * 2 for i in items)"
+    assert [line.split(" │ ")[0].rstrip() for line in wide[1:3]] == ["   1  def total(items):", "   2"]
+
+
+def test_the_fold_closes_what_a_cancel_cut_short_and_tracks_answers_and_attempts() -> None:
+    progress = JobView("j")
+    for e in [
+        event("plan.ready", plan=PLAN),
+        event("subtask.status", "s1", status="merged"),
+        event("subtask.status", "s2", status="reviewing"),
+        event("agent.message", "s2", "s2.reviewer.1", step=1, content="reading"),
+        event("job.waiting"),
+        event("director.answer", action="approve"),
+    ]:
+        progress.apply(e)
+    assert progress.pending_answer is not None and progress.pending_answer.action == "approve"
+    progress.apply(event("job.status", status="running"))
+    assert progress.pending_answer is None  # the job moved on it
+    progress.apply(event("job.status", status="cancelled"))
+    # Nothing is left looking busy, and the reviewer's clock stops where the job did.
+    assert {s.id: s.status for s in progress.subtasks.values()} == {"s1": "merged", "s2": "cancelled",
+                                                                    "s3": "cancelled"}
+    assert progress.agents["s2.reviewer.1"].seconds == 0.0 and progress.ended == 1000.0
+    progress.apply(event("subtask.retry", subtasks=["s2", "s3"]))
+    progress.apply(event("agent.message", "s2", "s2.coder.2", step=1, content="again"))
+    assert progress.subtasks["s2"].attempt == 2 and progress.subtasks["s2"].status == "queued"
+    assert (progress.agents["s2.reviewer.1"].attempt, progress.agents["s2.coder.2"].attempt) == (1, 2)

@@ -1,4 +1,4 @@
-"""SVG snapshots of the jobs screen, the job screen and the diff view at 80x24 and 160x48.
+"""SVG snapshots of the inbox, the job screen, its long log, the diff view and a campaign at 80x24 and 160x48.
 
 They replay the recorded demo job (fixed ids, times and shas), so they are the same on
 every run. After a deliberate change of the UI: `pytest tests/tui --snapshot-update`.
@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
-from tuikit import RECORDED_JOB, RECORDED_NOW, node_label, wait_until
+from tuikit import LONG_OUTPUT, RECORDED_CAMPAIGN, RECORDED_JOB, RECORDED_NOW, node_label, wait_until
 
 from orchestrator.config.settings import Settings
 from tui.app import ShipyardApp
+from tui.screens.campaign import CampaignScreen
 from tui.screens.job import JobScreen
 from tui.widgets.diff_view import DiffView
+from tui.widgets.log_view import LogView
 from tui.widgets.plan_tree import PlanTree
 
 SIZES = [(80, 24), (160, 48)]
@@ -33,7 +35,7 @@ def recorded_app(recorded: tuple[Settings, Path]) -> ShipyardApp:
 
 
 async def jobs_listed(pilot: Pilot[Any]) -> None:
-    await wait_until(pilot, lambda: pilot.app.screen.query_one(DataTable).row_count == 4, "the four jobs")
+    await wait_until(pilot, lambda: pilot.app.screen.query_one(DataTable).row_count == 5, "the five jobs")
 
 
 async def job_opened(pilot: Pilot[Any]) -> None:
@@ -41,7 +43,7 @@ async def job_opened(pilot: Pilot[Any]) -> None:
     table = pilot.app.screen.query_one(DataTable)
     table.move_cursor(row=table.get_row_index(RECORDED_JOB))
     await pilot.press("enter")
-    await wait_until(pilot, lambda: isinstance(pilot.app.screen, JobScreen) and pilot.app.screen.ingested == 92
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, JobScreen) and pilot.app.screen.ingested == 93
                      and "merged" in node_label(pilot.app.screen.query_one(PlanTree), "subtask:s3"),
                      "the job's events on screen")
     await pilot.pause(0.3)  # one more repaint of the header and panels
@@ -55,6 +57,38 @@ async def subtask_diff_shown(pilot: Pilot[Any]) -> None:
     await pilot.press("2")
     await wait_until(pilot, lambda: len(pilot.app.screen.query_one(DiffView).files) == 2, "s2's diff")
     await pilot.pause(0.1)
+
+
+async def long_log_shown(pilot: Pilot[Any]) -> None:
+    """The test fixer's own log, whose last command printed 240 lines: its head, its tail, the count between."""
+    await job_opened(pilot)
+    tree = pilot.app.screen.query_one(PlanTree)
+    while tree.cursor_node is None or tree.cursor_node.data != "agent:s2.test_fixer.1":
+        await pilot.press("down")
+    view = pilot.app.screen.query_one(LogView)
+    verdict = LONG_OUTPUT.splitlines()[-1]
+    await wait_until(pilot, lambda: any(verdict in "".join(t for t, _ in line) for line in view.lines), "its log")
+    await pilot.pause(0.1)
+
+
+async def campaign_opened(pilot: Pilot[Any]) -> None:
+    await jobs_listed(pilot)
+    table = pilot.app.screen.query_one(DataTable)
+    table.move_cursor(row=table.get_row_index(RECORDED_CAMPAIGN))
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, CampaignScreen)
+                     and pilot.app.screen.query_one(DataTable).row_count == 4, "the campaign's iterations")
+    await pilot.pause(0.1)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_job_screen_with_a_long_log(snap_compare: Any, recorded: tuple[Settings, Path], size: tuple[int, int]) -> None:
+    assert snap_compare(recorded_app(recorded), terminal_size=size, run_before=long_log_shown)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_campaign_screen(snap_compare: Any, recorded: tuple[Settings, Path], size: tuple[int, int]) -> None:
+    assert snap_compare(recorded_app(recorded), terminal_size=size, run_before=campaign_opened)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

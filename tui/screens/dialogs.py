@@ -11,10 +11,24 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, Static, TextArea
+from textual.widgets import Button, Footer, Input, Label, SelectionList, Static, TextArea
 
 from agents.plan import Plan
-from agents.validation import problems
+
+
+def plan_problems(exc: ValidationError) -> str:
+    """One line per problem, naming the subtask by its number and id, with the value that was refused."""
+    lines = []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        where = ".".join(str(p) for p in loc) or "plan"
+        if len(loc) >= 2 and loc[0] == "subtasks" and isinstance(loc[1], int):
+            where = f"subtask {loc[1] + 1}" + (f" {'.'.join(str(p) for p in loc[2:])}" if loc[2:] else "")
+        message = error["msg"]
+        if error["type"] == "string_pattern_mismatch":
+            message = f"{error['input']!r} is not allowed: it must match {error['ctx']['pattern']}"
+        lines.append(f"• {where}: {message}")
+    return "\n".join(lines)
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -80,7 +94,8 @@ class PlanEditor(ModalScreen[Plan | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "Approve edited plan"),
-        Binding("escape", "cancel", "Cancel"),
+        # Priority: the text area would otherwise take Escape to move the focus on.
+        Binding("escape", "cancel", "Cancel", priority=True),
     ]
 
     def __init__(self, plan: Plan) -> None:
@@ -106,9 +121,51 @@ class PlanEditor(ModalScreen[Plan | None]):
             error.update(Text(f"Not valid JSON: {exc}"))
             return
         except ValidationError as exc:
-            error.update(Text("Not a valid plan: " + problems(exc, "plan")))
+            error.update(Text("Not a valid plan:\n" + plan_problems(exc)))
             return
         self.dismiss(plan)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class RetryDialog(ModalScreen[tuple[list[str], str] | None]):
+    """Which failed subtasks run again (all, by default) and a note for their agents; None backs out."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "retry", "Retry", priority=True),
+        Binding("escape", "cancel", "Cancel", priority=True),
+    ]
+
+    def __init__(self, question: str, failed: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.question = question
+        self.failed = failed  # (id, title) of each failed subtask
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="dialog-text")
+            if self.failed:
+                yield SelectionList[str](*((f"{sub_id}  {title}", sub_id, True) for sub_id, title in self.failed),
+                                         id="retry-subtasks", compact=True)
+            yield Input(placeholder="a note for the agents (optional)", id="retry-note", compact=True)
+            yield Static("space picks a subtask, enter or ctrl+s retries, escape cancels", classes="dialog-hint")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#retry-note", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_retry()
+
+    def action_retry(self) -> None:
+        chosen = self.query_one(SelectionList).selected if self.failed else []
+        if self.failed and not chosen:
+            self.notify("Pick at least one subtask (space), or escape.", severity="warning")
+            return
+        # All of them is the default: the orchestrator then also reruns those that never started.
+        picked = [] if len(chosen) == len(self.failed) else list(chosen)
+        self.dismiss((picked, self.query_one("#retry-note", Input).value.strip()))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

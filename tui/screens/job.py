@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Footer, Header, TabbedContent, TabPane, Tree
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, Tree
 
 from orchestrator.store.events import DirectorAnswer, Event
 from orchestrator.store.job_view import JobView
@@ -20,7 +20,7 @@ from sandboxes.git.branches import branch_name
 from tui.diff import parse
 from tui.logbook import JOB, LOG_WINDOW, Line, LogBook
 from tui.screens.base import ShipyardScreen
-from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog
+from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog, RetryDialog
 from tui.widgets.diff_view import DiffView
 from tui.widgets.log_view import LogView
 from tui.widgets.panels import (
@@ -46,12 +46,20 @@ class JobScreen(ShipyardScreen):
         Binding("e", "edit_plan", "Edit", tooltip="Edit the plan as JSON, then approve it"),
         Binding("x", "reject", "Reject", tooltip="Reject the plan: the job ends"),
         Binding("c", "cancel_job", "Cancel", tooltip="Cancel the job: its agents stop at their next step"),
-        Binding("r", "retry", "Retry", tooltip="Run the failed subtasks again; what succeeded stays"),
+        Binding("r", "retry", "Retry", tooltip="Run the failed subtasks again (pick them, add a note), or "
+                "a cancelled job on from where it stopped; what succeeded stays"),
         Binding("n", "note", "Note", tooltip="Send a note to the job's agents"),
         Binding("m", "accept", "Accept", tooltip="Accept: merge the job branch into the base branch"),
         Binding("d", "discard", "Discard", tooltip="Discard the job: delete its branches"),
         Binding("y", "copy_branch", "Copy branch", tooltip="Copy the name of the branch on view"),
-        *(Binding(str(i), f"show_tab('{tab}')", f"{tab.title()} tab", show=False)
+        Binding("t", "duplicate", "As new task", tooltip="A new task like this one, in the form to change first"),
+        Binding("right_square_bracket", "step_file(1)", "Next file", tooltip="The diff's next file"),
+        Binding("left_square_bracket", "step_file(-1)", "Previous file", show=False,
+                tooltip="The diff's previous file"),
+        Binding("z", "zoom", "Zoom", tooltip="The pane on its own, the tree hidden (again: both)"),
+        Binding("slash", "search_log", "Search", tooltip="Find text in the log"),
+        # Priority: the tabs' keys work whichever pane has the focus (the tree, the log, the diff's files).
+        *(Binding(str(i), f"show_tab('{tab}')", f"{tab.title()} tab", show=False, priority=True)
           for i, tab in enumerate(TABS, start=1)),
     ]
 
@@ -69,7 +77,10 @@ class JobScreen(ShipyardScreen):
         self._launched = False
         # Kept, not queried: the follow loop may wake after the app has begun to take the screen apart.
         self.plan_tree = PlanTree()
-        self.log_view = LogView(id="log-view")
+        self.log_view = LogView(id="log-view", details=self.logbook.details)
+        self.log_more = Static(id="log-more")
+        self.log_search = Input(placeholder="find in the log: enter finds, n/N the next and previous, escape closes",
+                                id="log-search", compact=True)
         self.header = JobHeader(id="job-header")
         awaiting = job.status == JobStatus.AWAITING_APPROVAL
         self.tabs = TabbedContent(id="detail", initial="plan" if awaiting else "log")
@@ -85,8 +96,10 @@ class JobScreen(ShipyardScreen):
         with Horizontal(id="job-body"):
             yield self.plan_tree
             with self.tabs:
-                with TabPane("Log", id="log"):
+                with TabPane("Log", id="log"), Vertical():
                     yield self.log_view
+                    yield self.log_more
+                    yield self.log_search
                 with TabPane("Diff", id="diff"):
                     yield self.diff_view
                 with TabPane("Tests", id="tests"), VerticalScroll():
@@ -100,6 +113,8 @@ class JobScreen(ShipyardScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.log_more.display = False
+        self.log_search.display = False
         self.plan_tree.focus()
         self.run_worker(self._follow(), group="follow", exclusive=True)
         self.set_interval(REFRESH, self._flush)
@@ -153,7 +168,7 @@ class JobScreen(ShipyardScreen):
         if changed:
             self.plan_tree.sync(self.progress, status, changed)
         if changed or not self.job.status.finished:  # a running job's clock ticks
-            self.header.show(self.job, self.progress, now)
+            self.header.show(self.job, self.progress, now, self.pending())
         self._show_panel(changed, now)
 
     def _show_panel(self, changed: set[str], now: float, force: bool = False) -> None:
@@ -183,12 +198,17 @@ class JobScreen(ShipyardScreen):
         self._show_panel(set(), self.shipyard.clock(), force=True)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()  # what the footer offers follows the tab
         self._show_panel(set(), self.shipyard.clock(), force=True)
 
     def action_show_tab(self, tab: str) -> None:
         self.show_tab(tab)
 
     def show_tab(self, tab: str) -> None:
+        focused = self.focused
+        if focused is not None and self.tabs in focused.ancestors and self.tabs.active != tab:
+            # The focus leaves the pane that hides: else the tabs follow it back to that pane.
+            self.plan_tree.focus()
         self.tabs.active = tab
 
     @work(group="diff", exclusive=True)
@@ -225,19 +245,36 @@ class JobScreen(ShipyardScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         status = self.job.status
         settled = self.progress.discarded or bool(self.progress.accepted and self.progress.accepted.ok)
-        waiting = status == JobStatus.AWAITING_APPROVAL and not self._launched
+        # An answer on its way (recorded, a process or a worker to act on it) locks the plan's keys.
+        waiting = status == JobStatus.AWAITING_APPROVAL and not self._launched and self.progress.pending_answer is None
         allowed = {
             "approve": waiting,
             "edit_plan": waiting,
             "reject": waiting,
             "cancel_job": not status.finished,
             "note": not status.finished,
-            "retry": status in (JobStatus.FAILED, JobStatus.PARTIAL) and not self.progress.discarded
-            and not self._launched,
+            "retry": status in (JobStatus.FAILED, JobStatus.PARTIAL, JobStatus.CANCELLED)
+            and not self.progress.discarded and not self._launched,
             "accept": status.delivered and not settled,
             "discard": status.finished and not settled,
+            "search_log": self.tabs.active == "log",
+            "step_file": self.tabs.active == "diff",
+            # Typing in the log's search box: digits are text there.
+            "show_tab": not self.log_search.has_focus,
         }
         return allowed.get(action, True)
+
+    def pending(self) -> str | None:
+        """What the header says while the director's answer waits for a process or a worker to act on it."""
+        answer = self.progress.pending_answer
+        if self.job.status != JobStatus.AWAITING_APPROVAL or (answer is None and not self._launched):
+            return None
+        what = f"{answer.action} queued" if answer else "answer on its way"
+        if self.progress.worker:
+            ahead = sum(1 for job in self.shipyard.feed.jobs.values()
+                        if job.status == JobStatus.QUEUED and job.id != self.job.id)
+            return f"⧗ {what}: a worker takes it ({ahead} queued job{'s' * (ahead != 1)} ahead)"
+        return f"⧗ {what}: the job's process is starting"
 
     def commands(self) -> Iterable[SystemCommand]:
         for number, tab in enumerate(TABS, start=1):
@@ -270,22 +307,72 @@ class JobScreen(ShipyardScreen):
         if await self.app.push_screen_wait(ConfirmDialog(
                 f"Cancel job {self.job.id}? Its agents stop at their next step; its branches stay.",
                 "Cancel job", danger=True)):
-            ok, _ = await self._call(self.shipyard.director.cancel, self.job.id)
+            ok, _ = await self.call(self.shipyard.director.cancel, self.job.id)
             if ok:
                 self.notify(f"Job {self.job.id} cancelled.", title="Cancelled")
 
     @work(group="action")
     async def action_retry(self) -> None:
-        if await self.app.push_screen_wait(ConfirmDialog(
-                f"Run the failed subtasks of job {self.job.id} again?", "Retry")) and self._launch("retry"):
-            self.notify(f"Job {self.job.id}: its failed subtasks run again.", title="Retrying")
+        what = "go on from where it was cancelled" if self.job.status == JobStatus.CANCELLED else \
+            "run its failed subtasks again"
+        failed = [(s.id, s.title) for s in self.progress.subtasks.values() if s.status == "failed"]
+        if self.job.status == JobStatus.CANCELLED:
+            failed = []  # it goes on from its checkpoint: nothing to pick
+        answer = await self.app.push_screen_wait(RetryDialog(f"Retry job {self.job.id}: it will {what}.", failed))
+        if answer is None:
+            return
+        subtasks, note = answer
+        if note:
+            ok, _ = await self.call(self.shipyard.director.note, self.job.id, note)
+            if not ok:
+                return
+        if self._launch("retry", subtasks or None):
+            which = f" ({', '.join(subtasks)})" if subtasks else ""
+            self.notify(f"Job {self.job.id}: it will {what}{which}.", title="Retrying")
+
+    def action_duplicate(self) -> None:
+        from tui.screens.new_task import NewTaskScreen
+
+        def submitted(job: Job | None) -> None:
+            if job is not None:
+                self.notify(f"Job {job.id} submitted, like {self.job.id}.", title="Submitted")
+
+        self.app.push_screen(NewTaskScreen(str(self.shipyard.repo), self.shipyard.submit_task, like=self.job.task),
+                             submitted)
+
+    def action_step_file(self, by: int) -> None:
+        self.diff_view.step_file(by)
+
+    def action_zoom(self) -> None:
+        self.toggle_class("zoomed")
+
+    def action_search_log(self) -> None:
+        self.log_search.display = True
+        self.log_search.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input is self.log_search:
+            event.stop()
+            if not self.log_view.find(event.value.strip()):
+                self.notify(f"No line holds {event.value.strip()!r}.", severity="warning")
+            self.log_view.focus()
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key == "escape" and self.log_search.has_focus:
+            event.stop()
+            self.log_search.display = False
+            self.log_view.focus()
+
+    def on_log_view_unseen(self, event: LogView.Unseen) -> None:
+        self.log_more.display = bool(event.count)
+        self.log_more.update(f"↓ {event.count} new line{'s' * (event.count != 1)} below · end follows the log")
 
     @work(group="action")
     async def action_note(self) -> None:
         text = await self.app.push_screen_wait(
             PromptDialog("Note to the job's agents (added to the prompts of those that start next)"))
         if text:
-            ok, _ = await self._call(self.shipyard.director.note, self.job.id, text)
+            ok, _ = await self.call(self.shipyard.director.note, self.job.id, text)
             if ok:
                 self.notify("Noted: the agents that start next will read it.", title="Note sent")
 
@@ -295,7 +382,7 @@ class JobScreen(ShipyardScreen):
         if not await self.app.push_screen_wait(ConfirmDialog(
                 f"Merge {branch} into {self.job.task.base} of {self.job.task.repo}?", "Merge")):
             return
-        ok, result = await self._call(self.shipyard.director.accept, self.job.id)
+        ok, result = await self.call(self.shipyard.director.accept, self.job.id)
         if not ok:
             return
         if result.ok:
@@ -310,7 +397,7 @@ class JobScreen(ShipyardScreen):
                 f"Discard job {self.job.id}? Its branches are deleted from {self.job.task.repo}.",
                 "Discard", danger=True)):
             return
-        ok, _ = await self._call(self.shipyard.director.discard, self.job.id)
+        ok, _ = await self.call(self.shipyard.director.discard, self.job.id)
         if ok:
             self.notify(f"Job {self.job.id} discarded.", title="Discarded")
 
@@ -322,24 +409,28 @@ class JobScreen(ShipyardScreen):
         self.notify(branch, title="Branch name copied")
 
     async def _answer(self, answer: DirectorAnswer) -> bool:
-        """Record the director's answer to the plan, then launch the process that acts on it."""
-        ok, _ = await self._call(self.shipyard.director.record_answer, self.job.id, answer)
-        return ok and self._launch("answer")
+        """Record the director's answer to the plan, then have it acted on: by the worker that owns the job
+        (queued, at once), or by a process of its own."""
+        director = self.shipyard.director
+        ok, _ = await self.call(director.record_answer, self.job.id, answer)
+        if not ok:
+            return False
+        self._launched = True
+        self.refresh_bindings()
+        self._changed.add("job")
+        if self.progress.worker:
+            ok, _ = await self.call(director.answer_later, self.job.id)
+            return ok
+        return self._launch("answer")
 
-    def _launch(self, action: str) -> bool:
+    def _launch(self, action: str, subtasks: list[str] | None = None) -> bool:
         try:
-            self.shipyard.launch(self.job.id, action)
+            self.shipyard.launch(self.job.id, action, subtasks)
         except Exception as exc:  # noqa: BLE001 - shown to the director; the job is unchanged
             self.notify(f"Could not start the job's process: {exc}", title="Failed", severity="error")
+            self._launched = False
+            self.refresh_bindings()
             return False
         self._launched = True
         self.refresh_bindings()
         return True
-
-    async def _call(self, function: Any, *args: Any) -> tuple[bool, Any]:
-        """An orchestrator call off the UI thread: whether it worked, and its result. An error becomes a toast."""
-        try:
-            return True, await asyncio.to_thread(function, *args)
-        except Exception as exc:  # noqa: BLE001 - e.g. a dirty checkout refusing the merge
-            self.notify(str(exc), title="Failed", severity="error", timeout=15)
-            return False, None

@@ -1,142 +1,177 @@
-"""The jobs screen: every job with its status, progress, age and cost; the new-task form."""
+"""The jobs screen, inbox first: what needs the director, then what runs, then the rest; `/` searches,
+number keys filter; the new-task form."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import ClassVar, cast
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from orchestrator.store.job_view import JobView
-from orchestrator.store.jobs import Job, JobStatus
-from tui.format import age, label, money, status_text
+from orchestrator.store.jobs import Job
+from tui.feed import Change
+from tui.format import age, money, status_text
+from tui.inbox import FILTERS, Filter, group, matches, ordered, short_id
 from tui.screens.base import ShipyardScreen
-from tui.screens.job import JobScreen
 from tui.screens.new_task import NewTaskScreen
 from tui.widgets.panels import job_status
 
-FILTERS: list[JobStatus | None] = [None, *JobStatus]
 COLUMNS = ("job", "status", "done", "age", "cost", "task")
-# Finished jobs change rarely (an accept, a discard): their events are read every this many polls.
-FULL_REFRESH_EVERY = 10
 CELL_PADDING = 2
+AGE_TICK = 15.0  # seconds between repaints of the ages when nothing else changes
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class JobsScreen(ShipyardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("n", "new_task", "New task", tooltip="Give Shipyard a task: a new job"),
+        Binding("n", "new_task", "New", tooltip="Give Shipyard a task: a new job"),
         Binding("enter", "open_job", "Open", tooltip="Open the job under the cursor"),
-        Binding("f", "cycle_filter", "Filter", tooltip="Show only the jobs in the next status"),
+        Binding("slash", "search", "Search", tooltip="Search the jobs by task, repo, id or branch"),
+        Binding("f", "cycle_filter", "Filter", tooltip="Show the next kind of jobs (1-5 choose one)"),
+        *(Binding(f.key, f"set_filter('{f.key}')", f"Filter: {f.name}", show=False) for f in FILTERS),
+        Binding("j", "cursor('down')", "Down", show=False),
+        Binding("k", "cursor('up')", "Up", show=False),
+        Binding("escape", "clear_search", "Clear search", show=False),
         Binding("q", "app.quit", "Quit"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
-        self.filter: JobStatus | None = None
-        self.jobs: list[Job] = []
-        self._progress: dict[str, JobView] = {}
-        self._polls = 0
-        self._rows: list[tuple[Text | str, ...]] = []
-        self._shown: list[tuple[str, ...]] = []
-        self._wake = asyncio.Event()
-        # Kept, not queried: the watch loop may wake after the app has begun to take the screen apart.
+        self.filter: Filter = FILTERS[0]
+        self.search = ""
+        self.jobs: list[Job] = []  # as listed, in order
+        self._cells: dict[str, tuple[str, ...]] = {}
+        self._dirty = True
+        self._ready = False  # the table has its columns: rows may go in
+        # Kept, not queried: the feed may call after the app has begun to take the screen apart.
         self.table: DataTable[Text | str] = DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
         self.empty = Static("No jobs yet. Press [b]n[/b] to give Shipyard a task.", id="no-jobs")
+        self.search_box = Input(placeholder="search task, repo, id, branch; enter keeps it, escape clears it",
+                                id="jobs-search", compact=True)
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield self.table
         yield self.empty
+        yield self.search_box
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        table = self.table
         for column in COLUMNS:
-            table.add_column(column, key=column)
-        table.border_title = "Jobs"
-        self.run_worker(self._watch(), group="watch-jobs", exclusive=True)
+            self.table.add_column(column, key=column)
+        self.search_box.display = False
+        self._ready = True
+        self._show()
+        self.set_interval(AGE_TICK, self._tick)
+
+    def feed_updated(self, change: Change) -> None:
+        """Called by the app after a poll that brought something."""
+        self._dirty = True
+        if self.is_current:
+            self._show()
 
     def on_screen_resume(self) -> None:
-        self._wake.set()  # back from a job: show what changed meanwhile at once
+        if self._dirty:
+            self._show()
 
     def on_resize(self) -> None:
-        self._shown = []  # the task column's width follows the screen's
+        self._cells = {}  # the task column's width follows the screen's
         self._show()
 
+    def _tick(self) -> None:
+        if self.is_current:
+            self._dirty = True
+            self._show()
+
     def commands(self) -> Iterable[SystemCommand]:
-        """Command palette entries besides the key bindings: one per status filter."""
-        for status in FILTERS:
-            yield SystemCommand(f"Filter jobs: {label(status) if status else 'all'}",
-                                "show only jobs in this status", lambda s=status: self.set_filter(s))
+        """Command palette entries besides the key bindings: one per filter."""
+        for f in FILTERS:
+            yield SystemCommand(f"Filter jobs: {f.name}", f"key {f.key}", lambda k=f.key: self.action_set_filter(k))
 
-    # -- following the store -------------------------------------------------------
+    # -- what is shown -------------------------------------------------------------------
 
-    async def _watch(self) -> None:
-        while True:
-            everything = self._polls % FULL_REFRESH_EVERY == 0
-            if self.is_current or not self._polls:
-                jobs = await self.shipyard.read("jobs", self._read, self.filter, everything)
-                if jobs is not None:
-                    self.jobs = jobs
-                    self._polls += 1
-                    # Rows are built here, between reads, never while a read folds events in.
-                    self._rows = [self._row(job) for job in self.jobs]
-                    self._show()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.shipyard.poll_interval)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-
-    def _read(self, status: JobStatus | None, everything: bool) -> list[Job]:
-        """The jobs, with the progress of each folded up to its latest event (runs in a thread)."""
-        director = self.shipyard.director
-        jobs = director.list(status, limit=200)
-        for job in jobs:
-            progress = self._progress.get(job.id)
-            if progress is None:
-                progress = self._progress[job.id] = JobView(job.id)
-            elif job.status.finished and not everything:
-                continue
-            for event in director.events(job.id, after=progress.cursor):
-                progress.apply(event)
-        return jobs
+    def _shown_jobs(self) -> list[Job]:
+        feed = self.shipyard.feed
+        words = self.search.lower().split()
+        # A campaign's iteration jobs are on its own screen; a search finds them too.
+        return [job for job in ordered(list(feed.jobs.values()), feed.view)
+                if (words or job.task.parent is None)
+                and self.filter.keeps(job, feed.view(job.id)) and matches(job, feed.view(job.id), words)]
 
     def _show(self) -> None:
-        table = self.table
-        rows = self._rows
-        table.display = bool(rows)
-        self.empty.display = not rows and self.filter is None
-        table.border_title = f"Jobs · {label(self.filter) if self.filter else 'all'} ({len(rows)})"
-        plain = [tuple(str(cell) for cell in row) for row in rows]
-        if plain == self._shown:
+        if not self._ready:  # the feed or a resize came before the mount: the mount shows it all
             return
-        self._shown = plain
-        selected = self.selected_job_id()
-        table.clear()
-        task_width = self._task_width(rows)
-        for job, row in zip(self.jobs, rows, strict=True):
-            task = Text(job.task.instruction.replace("\n", " "), no_wrap=True)
-            task.truncate(task_width, overflow="ellipsis")
-            table.add_row(*row[:-1], task, key=job.id)
-        if selected in {job.id for job in self.jobs}:
-            table.move_cursor(row=table.get_row_index(selected), animate=False)
+        self._dirty = False
+        feed = self.shipyard.feed
+        jobs = self._shown_jobs()
+        table = self.table
+        table.display = bool(jobs)
+        self.empty.display = not jobs
+        if not jobs:
+            self.empty.update("No jobs yet. Press [b]n[/b] to give Shipyard a task." if not feed.jobs else
+                              f"No job matches ({self.filter.name}{', ' + repr(self.search) if self.search else ''})."
+                              " Press [b]1[/b] for all jobs, [b]escape[/b] to clear the search.")
+        needs = sum(1 for job in feed.jobs.values() if job.task.parent is None and group(job, feed.view(job.id)) == 0)
+        searched = f" · /{self.search}" if self.search else ""
+        table.border_title = f"Jobs · {self.filter.name}{searched} ({len(jobs)})"
+        table.border_subtitle = f"{needs} need you" if needs else ""
+        spent: dict[str, float] = {}  # a campaign's cost is its iterations' jobs'
+        for job in feed.jobs.values():
+            if job.task.parent is not None:
+                spent[job.task.parent] = spent.get(job.task.parent, 0.0) + feed.view(job.id).cost
+        cells = {job.id: self._row(job, spent.get(job.id, 0.0)) for job in jobs}
+        width = self._task_width(list(cells.values()))
+        cells = {job_id: (*row[:-1], _cut(row[-1], width)) for job_id, row in cells.items()}
+        if [j.id for j in jobs] == [j.id for j in self.jobs] and cells.keys() == self._cells.keys():
+            # The same rows in the same order: only the cells that changed are repainted.
+            for job_id, row in cells.items():
+                if row != self._cells[job_id]:
+                    for column, (new, old) in zip(COLUMNS, zip(row, self._cells[job_id], strict=True), strict=True):
+                        if new != old:
+                            table.update_cell(job_id, column, self._cell(column, new, feed.jobs[job_id]))
+        else:
+            selected = self.selected_job_id()
+            table.clear()
+            for job in jobs:
+                row = cells[job.id]
+                table.add_row(*(self._cell(c, v, job) for c, v in zip(COLUMNS, row, strict=True)), key=job.id)
+            if selected in cells:
+                table.move_cursor(row=table.get_row_index(selected), animate=False)
+        self.jobs = jobs
+        self._cells = cells
 
-    def _row(self, job: Job) -> tuple[Text | str, ...]:
-        progress = self._progress.get(job.id) or JobView(job.id)
-        done = f"{progress.done}/{progress.total}" if progress.total else "-"
-        return (job.id, status_text(job_status(job, progress)), done,
-                age(job.created_at, self.shipyard.clock()), money(progress.cost), job.task.instruction)
+    def _row(self, job: Job, children_cost: float) -> tuple[str, ...]:
+        """The row as plain strings: compared to what is on screen to repaint only what changed."""
+        view = self.shipyard.feed.view(job.id)
+        task = " ".join(job.task.instruction.split())
+        if job.task.campaign is not None:
+            done = f"it {view.iteration}" if view.iteration else "-"
+            task = "◎ " + task
+        else:
+            done = f"{view.done}/{view.total}" if view.total else "-"
+        return (short_id(job.id), job_status(job, view), done, age(job.created_at, self.shipyard.clock()),
+                money(view.cost + children_cost), task)
 
-    def _task_width(self, rows: list[tuple[Text | str, ...]]) -> int:
-        widths = [max([len(name), *(len(str(row[i])) for row in rows)]) for i, name in enumerate(COLUMNS[:-1])]
-        used = sum(widths) + CELL_PADDING * len(COLUMNS) + 2  # and the scrollbar
-        return max(12, self.size.width - used)
+    def _cell(self, column: str, value: str, job: Job) -> Text | str:
+        if column == "status":
+            return status_text(value)
+        if column == "job" and group(job, self.shipyard.feed.view(job.id)) == 0:
+            return Text(value, style="bold")
+        if column == "task" and job.task.campaign is not None:
+            return Text.assemble(("◎", "cyan"), value[1:])
+        return value
+
+    def _task_width(self, rows: list[tuple[str, ...]]) -> int:
+        """What the other columns leave to the task (their widest cell, their padding, borders, scrollbar)."""
+        widths = [max([len(name), *(len(row[i]) + 2 * (name == "status") for row in rows)])
+                  for i, name in enumerate(COLUMNS[:-1])]
+        return max(12, self.size.width - sum(widths) - CELL_PADDING * len(COLUMNS) - 4)
 
     def selected_job_id(self) -> str | None:
         table = self.table
@@ -151,22 +186,60 @@ class JobsScreen(ShipyardScreen):
         self.action_open_job()
 
     def action_open_job(self) -> None:
-        job_id = self.selected_job_id()
-        job = next((j for j in self.jobs if j.id == job_id), None)
-        if job is not None:
-            self.app.push_screen(JobScreen(job))
-
-    def action_cycle_filter(self) -> None:
-        self.set_filter(FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)])
-
-    def set_filter(self, status: JobStatus | None) -> None:
-        self.filter = status
-        self._wake.set()
-
-    @work(group="new-task")
-    async def action_new_task(self) -> None:
-        job = await self.app.push_screen_wait(NewTaskScreen(str(self.shipyard.repo), self.shipyard.submit_task))
+        job = self.shipyard.feed.jobs.get(self.selected_job_id() or "")
         if job is None:
             return
-        self.notify(f"Job {job.id} submitted; it runs in the background.", title="Submitted")
-        self.set_filter(None)
+        if job.task.campaign is not None:
+            from tui.screens.campaign import CampaignScreen
+
+            self.app.push_screen(CampaignScreen(job))
+        else:
+            from tui.screens.job import JobScreen
+
+            self.app.push_screen(JobScreen(job))
+
+    def action_cursor(self, direction: str) -> None:
+        if direction == "down":
+            self.table.action_cursor_down()
+        else:
+            self.table.action_cursor_up()
+
+    def action_cycle_filter(self) -> None:
+        index = FILTERS.index(self.filter)
+        self.action_set_filter(FILTERS[(index + 1) % len(FILTERS)].key)
+
+    def action_set_filter(self, key: str) -> None:
+        self.filter = next(f for f in FILTERS if f.key == key)
+        self._show()
+
+    def action_search(self) -> None:
+        self.search_box.display = True
+        self.search_box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input is self.search_box:
+            self.search = event.value.strip()
+            self._show()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input is self.search_box:
+            self.search_box.display = bool(self.search)
+            self.table.focus()
+
+    def action_clear_search(self) -> None:
+        self.search_box.value = ""
+        self.search = ""
+        self.search_box.display = False
+        self.table.focus()
+        self._show()
+
+    def action_new_task(self) -> None:
+        # Pushed at once, not from a worker: keys typed right after `n` reach the form, not this list.
+        self.app.push_screen(NewTaskScreen(str(self.shipyard.repo), self.shipyard.submit_task), self._submitted)
+
+    def _submitted(self, job: Job | None) -> None:
+        if job is not None:
+            self.notify(f"Job {job.id} submitted; it runs in the background.", title="Submitted")
+            self.filter = FILTERS[0]
+            self.search = ""
+            self._show()

@@ -21,41 +21,62 @@ from orchestrator.store.jobs import Job, Task
 Submit = Callable[[Task], Job]
 
 
+class OnOff(Checkbox):
+    """A checkbox whose two states differ in shape and words, not only in colour: `✓ yes` / `  no`."""
+
+    def __init__(self, words: tuple[str, str], **kwargs: object) -> None:
+        self.words = words  # (on, off)
+        super().__init__(words[1], **kwargs)  # type: ignore[arg-type]
+
+    @property  # type: ignore[override]
+    def BUTTON_INNER(self) -> str:  # noqa: N802 - Textual's name for the mark inside the box
+        return "✓" if self.value else " "
+
+    def watch_value(self) -> None:
+        self.label = self.words[0] if self.value else self.words[1]
+
+
 class NewTaskScreen(ModalScreen[Job | None]):
+    # Focus is on the instruction from the first key on: keys typed right after `n` land there,
+    # and Tab from it reaches the approval box whatever the machine's load.
+    AUTO_FOCUS = "#instruction"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "submit", "Submit"),
         Binding("escape", "cancel", "Cancel"),
     ]
 
-    def __init__(self, repo: str, submit: Submit) -> None:
+    def __init__(self, repo: str, submit: Submit, like: Task | None = None) -> None:
         super().__init__()
         self.repo = repo
         self.submit = submit
+        self.like = like  # a task to start from ("duplicate as a new task")
 
     def compose(self) -> ComposeResult:
+        like = self.like
         with Vertical(classes="dialog form"):
-            yield Label("New task", classes="dialog-title")
+            yield Label("New task, like " + self.like.instruction[:40] if self.like else "New task",
+                        classes="dialog-title")
             with Grid(id="task-fields"):
                 yield Label("Repository")
-                yield Input(self.repo, id="repo", compact=True)
+                yield Input(like.repo if like else self.repo, id="repo", compact=True)
                 yield Label("Base ref")
-                yield Input("HEAD", id="base", compact=True)
+                yield Input(like.base if like else "HEAD", id="base", compact=True)
                 yield Label("Instruction")
-                yield TextArea(id="instruction", compact=True, tab_behavior="focus")
+                yield TextArea(like.instruction if like else "", id="instruction", compact=True, tab_behavior="focus")
                 yield Label("Approve plan")
-                yield Checkbox("wait for my approval of the plan", id="approve-plan", compact=True)
+                yield OnOff(("yes: wait for my approval of the plan", "no: run the plan without asking"),
+                            value=bool(like and like.approve_plan), id="approve-plan", compact=True)
                 yield Label("Candidates")
-                yield Input("1", id="candidates", type="integer", compact=True, placeholder="1-5 coders per subtask")
+                yield Input(str(like.candidates if like else 1), id="candidates", type="integer", compact=True,
+                            placeholder="1-5 coders per subtask")
                 yield Label("Budget (USD)")
-                yield Input(id="budget", type="number", placeholder="no limit", compact=True)
+                yield Input(str(like.max_cost) if like and like.max_cost is not None else "", id="budget",
+                            type="number", placeholder="no limit", compact=True)
             yield Static("", id="form-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Submit (ctrl+s)", id="submit", variant="primary", compact=True)
                 yield Button("Cancel (esc)", id="cancel", compact=True)
         yield Footer(compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#instruction", TextArea).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "submit":
@@ -87,6 +108,7 @@ class NewTaskScreen(ModalScreen[Job | None]):
         self.dismiss(job)
 
     def _read_form(self) -> Task:
+        like = self.like.model_dump(include={"network", "test_command", "image"}) if self.like else {}
         instruction = self.query_one("#instruction", TextArea).text.strip()
         if not instruction:
             raise ValueError("Write the instruction: what should the agents do?")
@@ -99,4 +121,5 @@ class NewTaskScreen(ModalScreen[Job | None]):
             approve_plan=self.query_one("#approve-plan", Checkbox).value,
             candidates=int(candidates),
             max_cost=float(budget) if budget else None,
+            **like,
         )

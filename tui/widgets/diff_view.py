@@ -1,4 +1,5 @@
-"""A diff file by file: the changed files with their line counts, and the chosen file highlighted."""
+"""A diff file by file: the changed files with their line counts, and the chosen file highlighted, with
+line numbers; side by side when the view is wide. `[` and `]` go to the previous and next file."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from textual.containers import Vertical
 from textual.widgets import OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
-from tui.diff import FileDiff, render
+from tui.diff import SIDE_BY_SIDE, FileDiff, render
 
 
 class DiffView(Vertical):
@@ -18,6 +19,7 @@ class DiffView(Vertical):
         self.heading = Static(id="diff-title")
         self.file_list = OptionList(id="diff-files", compact=True)
         self.body = RichLog(id="diff-body", wrap=False, auto_scroll=False)
+        self._side_by_side = False
 
     def compose(self) -> ComposeResult:
         yield self.heading
@@ -53,6 +55,17 @@ class DiffView(Vertical):
         event.stop()
         self._render_current()
 
+    def on_resize(self) -> None:
+        side_by_side = self.body.size.width >= SIDE_BY_SIDE
+        if side_by_side != self._side_by_side:
+            self._render_current()
+
+    def step_file(self, by: int) -> None:
+        """The next file (`by` 1) or the previous (-1), round the list."""
+        if self.files:
+            here = self.file_list.highlighted or 0
+            self.file_list.highlighted = (here + by) % len(self.files)
+
     def _render_current(self) -> None:
         body = self.body
         body.clear()
@@ -60,6 +73,8 @@ class DiffView(Vertical):
         if not self.files or index is None or index >= len(self.files):
             body.write(Text("No changes.", style="dim"))
             return
+        width = body.scrollable_content_region.width
+        self._side_by_side = width >= SIDE_BY_SIDE
         # shrink=False keeps long lines whole; the view scrolls sideways instead.
-        body.write(render(self.files[index], self.app.current_theme.dark), shrink=False)
+        body.write(render(self.files[index], self.app.current_theme.dark, width), shrink=False)
         body.scroll_home(animate=False)

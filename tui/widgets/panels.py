@@ -40,15 +40,29 @@ def job_status(job: Job, progress: JobView) -> str:
     return job.status.value
 
 
+def tests_summary(progress: JobView) -> Text:
+    """The job's tests in a few characters: before the job → after it (`tests ✗→✓`)."""
+    def mark(passed: bool | None) -> tuple[str, str]:
+        return {True: ("✓", "green"), False: ("✗", "red"), None: ("·", "dim")}[passed]
+
+    if not progress.base_sha:
+        return Text("tests -", style="dim")
+    after = progress.tests_after.passed if progress.tests_after else None
+    return Text.assemble(("tests ", "dim"), mark(progress.tests_before), ("→", "dim"), mark(after))
+
+
 class JobHeader(Static):
-    def show(self, job: Job, progress: JobView, now: float) -> None:
-        end = (progress.last or now) if job.status.finished else now
+    def show(self, job: Job, progress: JobView, now: float, pending: str | None = None) -> None:
+        # A job's clock stops when it ends; accepting or discarding it later adds nothing.
+        end = (progress.ended or progress.last or now) if job.status.finished else now
         elapsed = end - (progress.started or job.created_at)
         first = Text.assemble(
             status_text(job_status(job, progress)), "  ", (job.id, "bold"), ("  ", ""),
             f"{progress.done}/{progress.total} merged" if progress.total else "no plan yet",
+            (" · ", "dim"), tests_summary(progress),
             (" · ", "dim"), duration(elapsed), (" · ", "dim"), money(progress.cost),
             (" · ", "dim"), f"{tokens(progress.tokens)} tok",
+            (f" · on {progress.worker}", "dim") if progress.worker else "",
         )
         branch = progress.job_branch or f"shipyard/{job.id}"
         second = Text.assemble(
@@ -56,6 +70,8 @@ class JobHeader(Static):
             (branch, "cyan"), ("  ", ""), (short(job.task.instruction, 300), "italic"),
         )
         lines = [first, second]
+        if pending:
+            lines.append(Text(pending, style="yellow"))
         if job.error and job.status.finished:
             lines.append(Text(short(job.error, 300), style="red"))
         for line in lines:

@@ -282,13 +282,14 @@ def work(
     job_id: str = typer.Argument(...),
     action: str = typer.Option("run", "--action", help="run; answer (the director's recorded answer to its plan); "
                                "retry (its failed subtasks)"),
+    subtasks: str = typer.Option("", "--subtasks", help="retry: these subtasks only, comma-separated"),
 ) -> None:
     """Run, answer or retry a job without a live view (what background launches use)."""
     director, job = _found(job_id)
     if action == "answer":
         job = director.answer(job.id)
     elif action == "retry":
-        job = director.retry(job.id)
+        job = director.retry(job.id, [s for s in subtasks.split(",") if s] or None)
     else:
         job = director.run(job.id)
     console.print(f"job {job.id}: {job.status.value}")

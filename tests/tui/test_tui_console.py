@@ -1,0 +1,328 @@
+"""The director's console on the recorded jobs and campaign (real store, real git, real queue), driven by
+keys: the form under fast typing, the plan editor, a pending answer on a worker's job, a long command
+output, hundreds of jobs, the campaign screen's actions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import DataTable, SelectionList, Static, TextArea
+from tuikit import LONG_OUTPUT, RECORDED_CAMPAIGN, RECORDED_JOB, RECORDED_NOW, static_text, type_text, wait_until
+
+from orchestrator.config.settings import Settings
+from orchestrator.runtime.director import Director
+from orchestrator.store.events import (
+    CampaignPaused,
+    CampaignToppedUp,
+    DirectorAnswer,
+    DirectorNote,
+    PlanReady,
+    SubtaskStatus,
+    WorkerClaimed,
+)
+from orchestrator.store.jobs import JobStatus, Task
+from tui.app import ShipyardApp
+from tui.screens.campaign import CampaignScreen
+from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog, RetryDialog
+from tui.screens.help import HelpScreen
+from tui.screens.job import JobScreen
+from tui.screens.jobs import JobsScreen
+from tui.screens.new_task import NewTaskScreen
+from tui.widgets.log_view import LogView
+from tui.widgets.panels import JobHeader
+
+pytestmark = pytest.mark.asyncio
+
+WAITING_JOB = "20260105-102000-91b0"  # the recorded job whose plan waits for approval
+SIZE = (100, 30)
+
+
+class Launches:
+    """A launcher that only records what it was asked to start."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.subtasks: list[str] | None = None
+
+    def __call__(self, settings: Settings, job_id: str, action: str = "run", repo: Path | None = None,
+                 subtasks: list[str] | None = None) -> None:
+        self.calls.append((job_id, action))
+        self.subtasks = subtasks
+
+
+def console(recorded: tuple[Settings, Path], launcher: Launches | None = None) -> ShipyardApp:
+    settings, repo = recorded
+    return ShipyardApp(settings, repo, launcher=launcher or Launches(), clock=lambda: RECORDED_NOW,
+                       poll_interval=0.05)
+
+
+def line_texts(view: LogView) -> list[str]:
+    return ["".join(text for text, style in line if not style.startswith("@")) for line in view.lines]
+
+
+async def listed(pilot: Any, job_id: str) -> DataTable[Any]:
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, JobsScreen)
+                     and job_id in pilot.app.screen.query_one(DataTable).rows, f"job {job_id} listed")
+    return pilot.app.screen.query_one(DataTable)
+
+
+async def open_recorded(pilot: Any, job_id: str) -> Any:
+    table = await listed(pilot, job_id)
+    table.move_cursor(row=table.get_row_index(job_id))
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, JobScreen | CampaignScreen), "the job's screen")
+    return pilot.app.screen
+
+
+async def test_keys_typed_at_once_after_n_land_in_the_form_and_the_approval_box_holds(
+        recorded: tuple[Settings, Path]) -> None:
+    settings, repo = recorded
+    launches = Launches()
+    app = console(recorded, launches)
+    async with app.run_test(size=SIZE) as pilot:
+        await listed(pilot, RECORDED_JOB)
+        # Everything in one burst, as a fast typist on a loaded machine: no pause for the form to open.
+        await pilot.press("n", *"Fix it", "tab", "space", "ctrl+s")
+        await wait_until(pilot, lambda: launches.calls, "the job launched")
+        assert isinstance(app.screen, JobsScreen)
+        job = Director(settings).get(launches.calls[0][0])
+        assert job.task.instruction == "Fix it"
+        assert job.task.approve_plan is True
+        assert job.task.repo == str(repo)  # the repository field kept what it had
+
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, NewTaskScreen), "the form again")
+        box = app.screen.query_one("#approve-plan")
+        assert "no:" in str(box.label)
+        await pilot.press("tab", "space")
+        assert "yes:" in str(box.label)  # on and off read differently, not only by colour
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobsScreen), "the form closed")
+
+
+async def test_a_new_task_from_a_relative_repo_is_stored_absolute(recorded: tuple[Settings, Path],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, repo = recorded
+    monkeypatch.chdir(repo)
+    job = Director(settings).submit(Task(instruction="Fix it", repo="."))
+    assert job.task.repo == str(repo)
+
+
+async def test_escape_closes_the_plan_editor_and_its_problems_read_plainly(recorded: tuple[Settings, Path]) -> None:
+    settings, _ = recorded
+    app = console(recorded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, WAITING_JOB)
+        await wait_until(pilot, lambda: screen.check_action("edit_plan", ()), "the plan waiting")
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanEditor), "the plan editor")
+        editor = app.screen.query_one(TextArea)
+        editor.load_text(editor.text.replace('"id": "s1"', '"id": "Bad Id"', 1))
+        await pilot.press("ctrl+s")
+        error = app.screen.query_one("#plan-error", Static)
+        await wait_until(pilot, lambda: "subtask 1 id" in static_text(error), "the editor's complaint")
+        assert "'Bad Id' is not allowed: it must match ^[a-z0-9][a-z0-9_-]{0,31}$" in static_text(error)
+        await pilot.press("escape")  # the text area has the focus: Escape still closes the editor
+        await wait_until(pilot, lambda: app.screen is screen, "the editor closed")
+        assert not Director(settings).events(WAITING_JOB, kinds=(DirectorAnswer,))
+
+
+async def test_an_approval_of_a_job_a_worker_owns_shows_as_queued_and_locks_the_keys(
+        recorded: tuple[Settings, Path]) -> None:
+    settings, _ = recorded
+    director = Director(settings)
+    director.records.events.append(WorkerClaimed(job_id=WAITING_JOB, worker="build-2:4711", action="run"))
+    launches = Launches()
+    app = console(recorded, launches)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, WAITING_JOB)
+        header = screen.query_one(JobHeader)
+        await wait_until(pilot, lambda: "on build-2:4711" in static_text(header), "the worker shown")
+        await wait_until(pilot, lambda: screen.check_action("approve", ()), "the plan waiting")
+        await pilot.press("a")
+        # The answer goes to the worker's queue (no process of our own), and it waits there for a worker.
+        await wait_until(pilot, lambda: "approve queued: a worker takes it" in static_text(header),
+                         "the answer shown pending", timeout=60)
+        assert launches.calls == []
+        assert not any(screen.check_action(a, ()) for a in ("approve", "edit_plan", "reject"))
+        await pilot.press("a", "x")  # locked: nothing more is recorded
+        await pilot.pause(0.3)
+        answers = director.events(WAITING_JOB, kinds=(DirectorAnswer,))
+        assert [a.action for a in answers if isinstance(a, DirectorAnswer)] == ["approve"]
+        assert director.get(WAITING_JOB).status == JobStatus.AWAITING_APPROVAL
+
+
+async def test_a_long_command_output_shows_its_tail_and_expands(recorded: tuple[Settings, Path]) -> None:
+    app = console(recorded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, RECORDED_JOB)
+        view = screen.query_one(LogView)
+        verdict = LONG_OUTPUT.splitlines()[-1]
+        await wait_until(pilot, lambda: any(verdict in t for t in line_texts(view)), "the output's last line")
+        texts = line_texts(view)
+        assert any("… 235 more lines (enter shows them)" in t for t in texts)
+        assert not any("test_case_100" in t for t in texts)
+
+        view.focus()
+        await pilot.press("slash")
+        await type_text(pilot, "235 more")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "235 more" in line_texts(view)[view._cursor_index()], "the step found")
+        await pilot.press("enter")  # expand the step
+        await wait_until(pilot, lambda: any("test_case_100 PASSED" in t for t in line_texts(view)), "the step whole")
+        assert sum(verdict in t for t in line_texts(view)) == 1
+        assert view.unseen == 0
+        await pilot.press("enter")  # and fold it again
+        await wait_until(pilot, lambda: not any("test_case_100" in t for t in line_texts(view)), "the step folded")
+
+
+async def test_new_lines_below_the_reader_are_counted(recorded: tuple[Settings, Path]) -> None:
+    settings, _ = recorded
+    app = console(recorded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, "20260105-101500-7c2e")  # the running job
+        view = screen.query_one(LogView)
+        await wait_until(pilot, lambda: len(view.lines) > 10, "its log")
+        view.focus()
+        await pilot.press("k", "k", "k")  # the reader goes up the log
+        Director(settings).note("20260105-101500-7c2e", "Keep the CSV columns in the report's order")
+        marker = screen.query_one("#log-more", Static)
+        await wait_until(pilot, lambda: marker.display and "1 new line below" in static_text(marker), "the marker")
+        await pilot.press("G")
+        await wait_until(pilot, lambda: not marker.display, "the marker gone at the tail")
+
+
+async def test_250_more_jobs_are_all_listed_and_each_found_by_search(recorded: tuple[Settings, Path]) -> None:
+    settings, repo = recorded
+    director = Director(settings)
+    made = [director.records.submit(Task(instruction=f"Tidy module-{n:03d} of many", repo=str(repo))).id
+            for n in range(250)]
+    app = console(recorded)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = await listed(pilot, made[0])
+        assert table.row_count == 255  # the recorded four, the campaign, and every chore: no cap
+        for number in (0, 137, 249):
+            await pilot.press("slash")
+            await type_text(pilot, f"tidy MODULE-{number:03d}")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: table.row_count == 1, f"module {number} alone")
+            assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == made[number]
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: table.row_count == 255, "the whole list again")
+        await pilot.press("slash")
+        await type_text(pilot, made[42][-8:])  # by id
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: table.row_count == 1, "the job found by its id")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobScreen) and app.screen.job.id == made[42],
+                         "the job opened")
+
+
+async def test_the_inbox_lists_what_needs_the_director_first(recorded: tuple[Settings, Path]) -> None:
+    app = console(recorded)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await listed(pilot, RECORDED_CAMPAIGN)
+        order = [str(key.value) for key in table.rows]
+        # Waiting, failed and finished-not-accepted first (newest first), then what runs.
+        assert order == [WAITING_JOB, "20260105-094500-3d4a", RECORDED_JOB, "20260105-101500-7c2e",
+                         RECORDED_CAMPAIGN]
+        await pilot.press("3")
+        await wait_until(pilot, lambda: table.row_count == 2, "the running filter")
+        await pilot.press("5")
+        await wait_until(pilot, lambda: [str(k.value) for k in table.rows] == [RECORDED_CAMPAIGN], "campaigns")
+        await pilot.press("4", "question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        assert "Search the jobs by task, repo, id or branch" in static_text(app.screen.query_one("#help-keys", Static))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobsScreen), "back")
+        empty = app.screen.query_one("#no-jobs", Static)
+        assert table.row_count == 1 and not empty.display  # failed: the one that failed
+
+
+async def test_the_campaign_screen_notes_stops_and_tops_up(recorded: tuple[Settings, Path]) -> None:
+    settings, _ = recorded
+    director = Director(settings)
+    launches = Launches()
+    app = console(recorded, launches)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, RECORDED_CAMPAIGN)
+        assert isinstance(screen, CampaignScreen)
+        summary = screen.query_one("#campaign-summary", Static)
+        await wait_until(pilot, lambda: "7 → 4 → 2 → 1" in static_text(summary), "the figure over time")
+        assert "█▅▂▁" in static_text(summary) and "of $1.50" in static_text(summary)
+        assert "Fix the last failing test" in static_text(screen.query_one("#campaign-now", Static))
+        assert screen.query_one(DataTable).row_count == 4
+
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, PromptDialog), "the note prompt")
+        await type_text(pilot, "Leave the fixtures alone")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: director.events(RECORDED_CAMPAIGN, kinds=(DirectorNote,)), "the note")
+
+        # The budget runs out, as the campaign's graph records it: it pauses.
+        director.records.events.append(CampaignPaused(job_id=RECORDED_CAMPAIGN, spent=1.5, budget=1.5))
+        director.records.set_status(RECORDED_CAMPAIGN, JobStatus.AWAITING_BUDGET)
+        await wait_until(pilot, lambda: screen.check_action("topup", ()), "top-up offered")
+        await pilot.press("u")
+        await wait_until(pilot, lambda: isinstance(app.screen, PromptDialog), "the amount prompt")
+        await type_text(pilot, "0.5")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: launches.calls == [(RECORDED_CAMPAIGN, "answer")], "the campaign launched")
+        assert director.pending_topup(RECORDED_CAMPAIGN) == 0.5
+        topped = director.events(RECORDED_CAMPAIGN, kinds=(CampaignToppedUp,))
+        assert [t.amount for t in topped if isinstance(t, CampaignToppedUp)] == [0.5]
+        await wait_until(pilot, lambda: "of $2.00" in static_text(summary), "the budget with its top-up")
+        assert not screen.check_action("topup", ())  # one top-up on its way is enough
+
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the stop confirmation")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: director.get(RECORDED_CAMPAIGN).status == JobStatus.CANCELLED, "stopped")
+        await wait_until(pilot, lambda: "cancelled" in static_text(summary), "shown stopped")
+
+
+async def test_a_retry_picks_its_subtasks_and_takes_a_note(recorded: tuple[Settings, Path]) -> None:
+    settings, _ = recorded
+    director = Director(settings)
+    failed = "20260105-094500-3d4a"
+    plan = director.events(RECORDED_JOB, kinds=(PlanReady,))[0]
+    director.records.events.append(plan.model_copy(update={"job_id": failed, "id": None}))
+    for sub in ("s1", "s2"):
+        director.records.events.append(SubtaskStatus(job_id=failed, subtask=sub, status="failed", reason="tests fail"))
+    launches = Launches()
+    app = console(recorded, launches)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, failed)
+        await wait_until(pilot, lambda: screen.check_action("retry", ()), "retry offered")
+        await wait_until(pilot, lambda: screen.progress.subtasks.get("s2") is not None
+                         and screen.progress.subtasks["s2"].status == "failed", "its failed subtasks")
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.screen, RetryDialog), "the retry dialog")
+        await type_text(pilot, "Mind the rounding")
+        picks = app.screen.query_one(SelectionList)
+        await pilot.press("shift+tab")
+        await wait_until(pilot, lambda: picks.has_focus and picks.highlighted == 0, "the subtasks' list")
+        await pilot.press("space")  # s1 unpicked: only s2 runs again
+        await wait_until(pilot, lambda: picks.selected == ["s2"], "s2 alone picked")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: launches.calls == [(failed, "retry")], "the retry launched")
+        assert launches.subtasks == ["s2"]
+        notes = director.events(failed, kinds=(DirectorNote,))
+        assert [n.text for n in notes if isinstance(n, DirectorNote)] == ["Mind the rounding"]
+
+
+async def test_a_launched_process_that_fails_comes_back_as_a_toast(recorded: tuple[Settings, Path]) -> None:
+    settings, repo = recorded
+    app = ShipyardApp(settings, repo, clock=lambda: RECORDED_NOW, poll_interval=0.05)  # the real launcher
+    async with app.run_test(size=SIZE) as pilot:
+        await listed(pilot, RECORDED_JOB)
+        toasts: list[str] = []
+        show = app.notify
+        app.notify = lambda message, **kw: (toasts.append(message), show(message, **kw))[1]  # type: ignore[method-assign]
+        app.launch(RECORDED_JOB, "retry")  # a succeeded job: its process refuses, and exits non-zero
+        await wait_until(pilot, lambda: any("exited with" in t for t in toasts), "the failure's toast", timeout=180)
+        failure = next(t for t in toasts if "exited with" in t)
+        assert f"shipyard work {RECORDED_JOB} --action retry" in failure
+        assert "only a failed or cancelled job can be retried" in failure  # the process's own last words
