@@ -59,6 +59,10 @@ class Task(BaseModel):
     parent: str | None = Field(None, description="the campaign this job is an iteration's option of")
 
 
+# The fewest characters of an id's end that `find` takes for the id: what the TUI's lists show.
+SHORT_ID = 4
+
+
 class JobStatus(StrEnum):
     QUEUED = "queued"
     PLANNING = "planning"
@@ -143,14 +147,17 @@ class JobStore:
             raise _unknown(job_id)
         return Job.model_validate(row._asdict())
 
-    def find(self, prefix: str) -> Job:
-        """The job whose id is `prefix` or starts with it, as git does with commit ids."""
+    def find(self, ref: str) -> Job:
+        """The job whose id is `ref` or starts with it, as git does with commit ids; else the one whose id
+        ends with it (at least SHORT_ID characters), the short id the TUI shows."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(jobs.c.id).where(jobs.c.id.startswith(prefix)).limit(2)).all()
+            rows = conn.execute(select(jobs.c.id).where(jobs.c.id.startswith(ref, autoescape=True)).limit(2)).all()
+            if not rows and len(ref) >= SHORT_ID:
+                rows = conn.execute(select(jobs.c.id).where(jobs.c.id.endswith(ref, autoescape=True)).limit(2)).all()
         if len(rows) != 1:
             if rows:
-                raise JobLookupError(f"'{prefix}' matches several jobs: give more of the id")
-            raise _unknown(prefix)
+                raise JobLookupError(f"'{ref}' matches several jobs: give more of the id")
+            raise _unknown(ref)
         return self.get(rows[0].id)
 
     def stamp(self) -> tuple[float, int]:
