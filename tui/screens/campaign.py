@@ -262,14 +262,4 @@ class CampaignScreen(ShipyardScreen):
 
     @work(group="action")
     async def action_accept(self) -> None:
-        branch = branch_name(self.job.id)
-        if not await self.app.push_screen_wait(ConfirmDialog(
-                f"Merge {branch} into {self.job.task.base} of {self.job.task.repo}?", "Merge")):
-            return
-        ok, result = await self.call(self.shipyard.director.accept, self.job.id)
-        if not ok:
-            return
-        if result.ok:
-            self.notify(f"Merged {branch} into {self.job.task.base}.", title="Accepted")
-        else:
-            self.notify(f"Not merged: {result.message}.", title="Conflicts", severity="error", timeout=15)
+        await self.accept_job(self.job)
