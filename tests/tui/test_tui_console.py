@@ -325,4 +325,4 @@ async def test_a_launched_process_that_fails_comes_back_as_a_toast(recorded: tup
         await wait_until(pilot, lambda: any("exited with" in t for t in toasts), "the failure's toast", timeout=180)
         failure = next(t for t in toasts if "exited with" in t)
         assert f"shipyard work {RECORDED_JOB} --action retry" in failure
-        assert "only a failed or cancelled job can be retried" in failure  # the process's own last words
+        assert "only a failed, partial or cancelled job can be retried" in failure  # the process's own last words

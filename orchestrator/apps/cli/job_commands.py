@@ -343,6 +343,6 @@ def drive(director: Director, job_id: str, work, exit_at_end: bool = True) -> No
                                     (f"shipyard campaign topup {job_id} USD", "bold")))
         return
     _report(director, job_id)
-    console.print(last_line(job))  # the last word: what happened and why, never a table's border
+    console.print(last_line(job), soft_wrap=True)  # the last word: what happened and why, never a table's border
     if exit_at_end:
         raise typer.Exit(exit_code(job.status))

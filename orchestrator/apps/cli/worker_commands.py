@@ -69,7 +69,7 @@ def result(
     report = director.report(job.id)
     if report is not None:
         console.print(report_view(report))
-    console.print(last_line(job))
+    console.print(last_line(job), soft_wrap=True)  # one line, however long
     raise typer.Exit(exit_code(job.status))
 
 
