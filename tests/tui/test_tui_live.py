@@ -235,7 +235,7 @@ async def test_a_cancelled_job_is_retried_with_a_note_and_goes_on_to_succeed(mak
         # Nothing under way is left looking busy: the cancel closed every subtask.
         await wait_until(pilot, lambda: all(s.status in ("merged", "cancelled") for s in
                                             screen.progress.subtasks.values()), "the subtasks closed")
-        assert "cancelled" in node_label(tree, "subtask:s3")
+        await wait_until(pilot, lambda: "cancelled" in node_label(tree, "subtask:s3"), "the tree to show it")
 
         await wait_until(pilot, lambda: screen.check_action("retry", ()), "retry offered for the cancelled job")
         demo.server.reset(slowed(SCRIPT, 0.05))  # the cut-off agents start again: the script from its start
