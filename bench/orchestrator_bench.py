@@ -40,7 +40,7 @@ def _job(workdir: Path, script: list[dict[str, Any]], backend: str) -> tuple[Dir
         started = time.perf_counter()
         job = runner.run(job.id)
         wall = time.perf_counter() - started
-    assert job.status.value == "succeeded", job.error
+    assert job.status.delivered, job.error  # unverified: the bench's repo has no tests
     return runner, job.id, wall
 
 
@@ -48,7 +48,8 @@ def step_overhead(steps: int, backend: str) -> dict[str, float]:
     view = call("view_file", path="notes.txt")
     script = [plan_entry(subtask("s1", "read"))]
     script += [coder("s1", view) for _ in range(steps)]
-    script += [coder("s1", call("submit", summary="read it")), approve("s1")]
+    script += [coder("s1", call("create_file", path="READ.md", content="read\n"), call("submit", summary="read it")),
+               approve("s1")]
     with tempfile.TemporaryDirectory(prefix="shipyard-bench-") as tmp:
         runner, job_id, _ = _job(Path(tmp), script, backend)
         finished = next(e for e in runner.events(job_id) if e.kind == "agent.finished" and e.role == "coder")
