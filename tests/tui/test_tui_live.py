@@ -11,13 +11,13 @@ from typing import Any, cast
 
 import pytest
 from textual.widgets import DataTable, Input, Static, TabbedContent, TextArea
-from tuikit import MakeDemo, git, node_label, slowed, static_text, type_text, wait_until
+from tuikit import Demo, MakeDemo, git, node_label, slowed, static_text, type_text, wait_until
 
 from agents.scripted_model import Script
 from orchestrator.apps.demo import SCRIPT
 from orchestrator.runtime.background import launch
 from orchestrator.runtime.director import Director
-from orchestrator.store.jobs import JobStatus
+from orchestrator.store.jobs import Job, JobStatus
 from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog, RetryDialog
 from tui.screens.job import JobScreen
 from tui.screens.jobs import JobsScreen
@@ -199,17 +199,22 @@ async def test_the_diff_of_a_subtask_and_of_the_job_copy_branch_and_discard(make
         assert screen.check_action("accept", ()) is False and screen.check_action("discard", ()) is False
 
 
+async def _cancel_once_at_work(pilot: Any, demo: Demo) -> tuple[Job, JobScreen, PlanTree]:
+    """Start the demo job, open it, and cancel it with c, y once its first coder is at work."""
+    job = demo.start()
+    screen = await open_job(pilot, job.id)
+    tree = screen.query_one(PlanTree)
+    await wait_until(pilot, lambda: "coding" in node_label(tree, "subtask:s1"), "s1 at work")
+    await pilot.press("c")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmDialog), "the cancel confirmation")
+    await pilot.press("y")
+    return job, screen, tree
+
+
 async def test_cancel_a_running_job(make_demo: MakeDemo) -> None:
     demo = make_demo(slowed(SCRIPT, 0.3))
-    app = demo.app()
-    async with app.run_test(size=SIZE) as pilot:
-        job = demo.start()
-        screen = await open_job(pilot, job.id)
-        tree = screen.query_one(PlanTree)
-        await wait_until(pilot, lambda: "coding" in node_label(tree, "subtask:s1"), "s1 at work")
-        await pilot.press("c")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the cancel confirmation")
-        await pilot.press("y")
+    async with demo.app().run_test(size=SIZE) as pilot:
+        job, _, tree = await _cancel_once_at_work(pilot, demo)
         await wait_until(pilot, lambda: "cancelled" in node_label(tree, "job"), "the job shown cancelled")
         demo.launcher.join()
         # The job's process noticed and stopped where it was.
@@ -223,13 +228,7 @@ async def test_a_cancelled_job_is_retried_with_a_note_and_goes_on_to_succeed(mak
     demo = make_demo(slowed(SCRIPT, 0.3))
     app = demo.app()
     async with app.run_test(size=SIZE) as pilot:
-        job = demo.start()
-        screen = await open_job(pilot, job.id)
-        tree = screen.query_one(PlanTree)
-        await wait_until(pilot, lambda: "coding" in node_label(tree, "subtask:s1"), "s1 at work")
-        await pilot.press("c")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the cancel confirmation")
-        await pilot.press("y")
+        job, screen, tree = await _cancel_once_at_work(pilot, demo)
         await wait_until(pilot, lambda: demo.status(job.id) == JobStatus.CANCELLED, "the job cancelled")
         demo.launcher.join()
         # Nothing under way is left looking busy: the cancel closed every subtask.
