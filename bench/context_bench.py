@@ -55,6 +55,22 @@ def _script(steps: int, window: int | None, note: int) -> dict[str, Any]:
     return {"context_window": window, "responses": [summaries, *reads, submit]}
 
 
+class _Condensations(list):
+    """Keeps the condensations of a run (agents.loop.AgentObserver); the other steps do not matter here."""
+
+    def message(self, step: int, reply: Any, usage: Any) -> None:
+        pass
+
+    def tool_result(self, step: int, observation: Any, arguments: Any) -> None:
+        pass
+
+    def condensed(self, step: int, condensation: Any) -> None:
+        self.append(condensation.model_dump())
+
+    def finished(self, outcome: Any) -> None:
+        pass
+
+
 def _run(steps: int, chars: int, note: int, window: int, managed: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="shipyard-bench-") as tmp:
         workspace = Path(tmp)
@@ -115,19 +131,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-class _Condensations(list):
-    """Keeps the condensations of a run (agents.loop.AgentObserver); the other steps do not matter here."""
-
-    def message(self, step: int, reply: Any, usage: Any) -> None:
-        pass
-
-    def tool_result(self, step: int, observation: Any, arguments: Any) -> None:
-        pass
-
-    def condensed(self, step: int, condensation: Any) -> None:
-        self.append(condensation.model_dump())
-
-    def finished(self, outcome: Any) -> None:
-        pass
