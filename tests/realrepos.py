@@ -133,6 +133,18 @@ def package_tests_repo(path: Path) -> Path:
     })
 
 
+def add_cart_clear(files: list[str] | None = None) -> list[dict]:
+    """The script of a job giving package_tests_repo's Cart a clear() (the plan names `files` if given)."""
+    planned = helpers.subtask("s1", "add clear")
+    return [
+        helpers.plan_entry({**planned, "files": files} if files else planned),
+        helpers.coder("s1", helpers.call("edit_file", path="shop/cart.py", old="    def total(self):",
+                                         new="    def clear(self):\n        self.items = {}\n\n    def total(self):"),
+                      helpers.call("submit", summary="clear")),
+        helpers.approve("s1"),
+    ]
+
+
 def unittest_repo(path: Path) -> Path:
     """A unittest-only suite (TestCase classes, no pytest anywhere), one test skipped on purpose."""
     return make_repo(path, {
@@ -225,6 +237,17 @@ def no_tests_repo(path: Path) -> Path:
         "tool/cli.py": "def main():\n    print('hello')\n",
         "package.json": '{"name": "tool-web", "scripts": {"test": "echo \\"Error: no test specified\\" && exit 1"}}\n',
     })
+
+
+def greet_the_world(plan: dict | None = None) -> list[dict]:
+    """The script of a job making no_tests_repo's tool greet the world (after `plan`, if given)."""
+    return [
+        plan or helpers.plan_entry(helpers.subtask("s1", "greet the world")),
+        helpers.coder("s1", helpers.call("edit_file", path="tool/cli.py", old="print('hello')",
+                                         new="print('hello, world')"),
+                      helpers.call("submit", summary="greets")),
+        helpers.approve("s1"),
+    ]
 
 
 def devcontainer_repo(path: Path) -> Path:

@@ -163,13 +163,7 @@ def test_a_submission_without_a_change_fails_unless_none_is_needed_and_the_revie
 def test_tests_in_a_package_subfolder_are_found_and_verify_the_job(
         tmp_path: Path, make_director: MakeDirector) -> None:
     repo = realrepos.package_tests_repo(tmp_path / "shop")
-    director, _ = make_director([
-        plan_entry(subtask("s1", "add clear")),
-        coder("s1", call("edit_file", path="shop/cart.py", old="    def total(self):",
-                         new="    def clear(self):\n        self.items = {}\n\n    def total(self):"),
-              call("submit", summary="clear")),
-        approve("s1"),
-    ])
+    director, _ = make_director(realrepos.add_cart_clear())
     job = director.run(director.submit(Task(instruction="clear", repo=str(repo), base="main")).id)
     assert job.status == JobStatus.SUCCEEDED, job.error
     events = director.events(job.id)
@@ -205,13 +199,7 @@ def test_the_repository_instructions_reach_every_role_nested_ones_their_subtree(
                            "CONTRIBUTING.md": "# Contributing\n\n## Testing\n\nEvery change gets a test.\n\n"
                                               "## Style\n\nBlack.\n"})
     realrepos.commit_all(repo, "instructions")
-    director, models = make_director([
-        plan_entry({**subtask("s1", "add clear"), "files": ["shop/cart.py"]}),
-        coder("s1", call("edit_file", path="shop/cart.py", old="    def total(self):",
-                         new="    def clear(self):\n        self.items = {}\n\n    def total(self):"),
-              call("submit", summary="clear")),
-        approve("s1"),
-    ])
+    director, models = make_director(realrepos.add_cart_clear(files=["shop/cart.py"]))
     job = director.run(director.submit(Task(instruction="clear", repo=str(repo), base="main")).id)
     assert job.status == JobStatus.SUCCEEDED, job.error
     (read,) = [e for e in director.events(job.id) if isinstance(e, RepoInstructionsRead)]
@@ -232,12 +220,7 @@ def test_the_planner_may_refine_the_test_command_and_the_baseline_is_run_with_it
     realrepos.commit_all(repo, "a smoke check discovery cannot know of")
     plan = plan_entry(subtask("s1", "greet the world"))
     plan["tool_calls"][0]["arguments"]["test_command"] = SMOKE
-    director, models = make_director([
-        plan,
-        coder("s1", call("edit_file", path="tool/cli.py", old="print('hello')", new="print('hello, world')"),
-              call("submit", summary="greets")),
-        approve("s1"),
-    ])
+    director, models = make_director(realrepos.greet_the_world(plan))
     job = director.run(director.submit(Task(instruction="greet", repo=str(repo), base="main")).id)
     assert job.status == JobStatus.SUCCEEDED, job.error
     chosen = [e for e in director.events(job.id) if isinstance(e, TestCommandChosen)]

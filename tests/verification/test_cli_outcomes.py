@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import realrepos
-from helpers import approve, call, coder, plan_entry, subtask
+from helpers import call, coder, plan_entry, subtask
 
 from agents.scripted_model import ScriptedModelServer
 
@@ -66,13 +66,7 @@ def last_line(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_tests_in_a_package_subfolder_verify_the_job_and_the_command_is_said(tmp_path: Path, serve: Serve) -> None:
     repo = realrepos.package_tests_repo(tmp_path / "shop")
-    shipyard = serve([
-        plan_entry(subtask("s1", "add clear")),
-        coder("s1", call("edit_file", path="shop/cart.py", old="    def total(self):",
-                         new="    def clear(self):\n        self.items = {}\n\n    def total(self):"),
-              call("submit", summary="clear")),
-        approve("s1"),
-    ])
+    shipyard = serve(realrepos.add_cart_clear())
     run = shipyard("run", "add Cart.clear", "--repo", str(repo), "--base", "main")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "tests: python3 -m pytest (discovered:" in said(run) and "shop/tests/test_cart.py" in said(run)
@@ -82,12 +76,7 @@ def test_tests_in_a_package_subfolder_verify_the_job_and_the_command_is_said(tmp
 
 def test_a_repo_without_tests_succeeds_unverified_with_its_own_exit_code(tmp_path: Path, serve: Serve) -> None:
     repo = realrepos.no_tests_repo(tmp_path / "tool")
-    shipyard = serve([
-        plan_entry(subtask("s1", "greet the world")),
-        coder("s1", call("edit_file", path="tool/cli.py", old="print('hello')", new="print('hello, world')"),
-              call("submit", summary="greets")),
-        approve("s1"),
-    ])
+    shipyard = serve(realrepos.greet_the_world())
     run = shipyard("run", "greet the world", "--repo", str(repo), "--base", "main")
     assert run.returncode == 3, run.stdout + run.stderr
     assert "tests: none — no tests found" in said(run) and "the job will be unverified" in said(run)
