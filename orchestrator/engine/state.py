@@ -16,6 +16,8 @@ class TestRun(BaseModel):
     """One run of the suite: the runner's own word, its per-test results and, after the baseline, the verdict
     against the baseline (which `passed` follows)."""
 
+    __test__ = False  # not a pytest test class, whatever its name
+
     command: str | None
     passed: bool | None = Field(description="None when nothing could tell: no tests, or no way to tell new "
                                 "failures from old ones")
