@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 from typing import Any, Literal, Protocol
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -186,7 +187,8 @@ class ContextWindow:
         head, rest = messages[:head_end], messages[head_end:]
         starts = [i for i, m in enumerate(rest) if isinstance(m, AIMessage)]
         preamble = rest[: starts[0]] if starts else rest
-        steps = [rest[a:b] for a, b in zip(starts, [*starts[1:], len(rest)][: len(starts)], strict=True)]
+        # Each step from its model message to the next one's (none before the first reply).
+        steps = [rest[a:b] for a, b in pairwise([*starts, len(rest)])]
 
         # The latest step always; earlier ones while they take at most the recent share.
         tail = steps[-1:]
