@@ -138,7 +138,12 @@ USERNS_SETTINGS = (
     ),
 )
 
+PROBE_ATTEMPTS = 3
+PROBE_BACKOFF_S = 0.5
+
 _pruned_once = False
+# Successful probes of this process, by (bwrap, hidden paths, cgroups on).
+_probed_ok: dict[tuple[str, tuple[str, ...], bool], Availability] = {}
 
 
 class BubblewrapBackend:
@@ -154,10 +159,28 @@ class BubblewrapBackend:
         self._use_cgroups = use_cgroups
 
     def availability(self, image: str = "") -> Availability:
-        """Whether a trivial sandbox starts here. `image` is ignored: the host is the image."""
+        """Whether a trivial sandbox starts here. `image` is ignored: the host is the image.
+
+        A busy machine can fail one sandbox now and then (a fork refused, a mount raced), which
+        must not fail a job: the probe tries PROBE_ATTEMPTS times before it says no, and once it
+        has said yes in this process it is not asked again (a worker starts many jobs)."""
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             return Availability(backend=self.name, ok=False, detail=INSTALL_HINT)
+        key = (bwrap, self._hide, self._use_cgroups)
+        if key in _probed_ok:
+            return _probed_ok[key]
+        for attempt in range(PROBE_ATTEMPTS):
+            if attempt:
+                time.sleep(PROBE_BACKOFF_S * attempt)
+            found = self._probe(bwrap)
+            if found.ok:
+                _probed_ok[key] = found
+                return found
+            log.info("bubblewrap probe %d of %d failed: %s", attempt + 1, PROBE_ATTEMPTS, found.detail)
+        return found
+
+    def _probe(self, bwrap: str) -> Availability:
         with tempfile.TemporaryDirectory(prefix="shipyard-probe-") as tmp:
             try:
                 with self.start(SandboxSpec(workspace=Path(tmp), limits=_PROBE_LIMITS)) as sandbox:

@@ -20,7 +20,13 @@ from typing import Any
 import pytest
 
 from sandboxes.base import BASE_ENV, SandboxError, SandboxLimits, SandboxSpec, cap_output
-from sandboxes.bubblewrap import BubblewrapBackend, BubblewrapSandbox, _CgroupLimiter, prune_orphaned_cgroups
+from sandboxes.bubblewrap import (
+    PROBE_ATTEMPTS,
+    BubblewrapBackend,
+    BubblewrapSandbox,
+    _CgroupLimiter,
+    prune_orphaned_cgroups,
+)
 
 pytestmark = [
     pytest.mark.bubblewrap,
@@ -100,6 +106,47 @@ def test_unavailable_without_bwrap_says_what_to_install(monkeypatch: pytest.Monk
     monkeypatch.setenv("PATH", str(tmp_path))
     found = BubblewrapBackend().availability("ignored")
     assert not found.ok and "apt-get install bubblewrap" in found.detail
+
+
+def flaky_bwrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failures: int) -> Path:
+    """Put first on PATH a `bwrap` that refuses its first `failures` sandboxes, as a busy machine can, and
+    is the real one after; returns the file that counts the sandboxes asked for, one line each."""
+    real = shutil.which("bwrap")
+    count = tmp_path / "sandboxes-asked"
+    count.touch()
+    fake = tmp_path / "bin" / "bwrap"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'case "$1" in --version|--help) exec "{real}" "$@";; esac\n'
+        f'echo asked >> "{count}"\n'
+        f'if [ "$(wc -l < "{count}")" -le {failures} ]; then\n'
+        '  echo "bwrap: Creating new namespace failed: Resource temporarily unavailable" >&2; exit 1\n'
+        "fi\n"
+        f'exec "{real}" "$@"\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.setattr("sandboxes.bubblewrap.PROBE_BACKOFF_S", 0.01)
+    return count
+
+
+def test_availability_survives_a_sandbox_refused_once_and_is_not_asked_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    asked = flaky_bwrap(monkeypatch, tmp_path, failures=1)
+    backend = BubblewrapBackend()
+    assert backend.availability().ok
+    assert backend.availability().ok
+    assert len(asked.read_text().splitlines()) == 2  # refused, then started; the second call was remembered
+
+
+def test_availability_says_why_when_every_try_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    asked = flaky_bwrap(monkeypatch, tmp_path, failures=99)
+    found = BubblewrapBackend().availability()
+    assert not found.ok
+    assert "Creating new namespace failed: Resource temporarily unavailable" in found.detail
+    assert len(asked.read_text().splitlines()) == PROBE_ATTEMPTS
 
 
 def test_exit_codes(sandbox: BubblewrapSandbox) -> None:
