@@ -151,14 +151,18 @@ def build_graph(ctx: JobContext) -> StateGraph:
 
     def verify(state: JobState) -> dict[str, Any]:
         s.check_cancelled(every=0)
-        ws = s.workspace("verify", s.job_branch, branch=s.job_branch)
-        try:
-            with s.sandbox(ws.path, "verify.tests") as sandbox:
-                before = state.get("tests_before")
-                after = s.run_tests(sandbox, _test_of(state), "verify", before.report if before else None,
-                                    targets=[])
-        finally:
-            s.repo.remove_workspace(ws)
+        test = _test_of(state)
+        before = state.get("tests_before")
+        baseline = before.report if before else None
+        if test is None:  # nothing to run: no workspace, no sandbox
+            after = s.run_tests(None, None, "verify", baseline, targets=[])
+        else:
+            ws = s.workspace("verify", s.job_branch, branch=s.job_branch)
+            try:
+                with s.sandbox(ws.path, "verify.tests") as sandbox:
+                    after = s.run_tests(sandbox, test, "verify", baseline, targets=[])
+            finally:
+                s.repo.remove_workspace(ws)
         s.emit(test_result_event(after, scope="job"))
         stop = state.get("stop_reason") or s.exhausted()
         return {"tests_after": after, "stop_reason": stop}

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,13 @@ class Deployment:
 
     def wait_status(self, job_ids: list[str], statuses: set[JobStatus], timeout: float = 90) -> None:
         wait_for(lambda: all(self.status(j) in statuses for j in job_ids), timeout,
-                 f"jobs {job_ids} to reach {sorted(statuses)}; now {[self.status(j).value for j in job_ids]}")
+                 lambda: f"jobs {job_ids} to reach {sorted(statuses)}; at the deadline "
+                         f"{[self.status(j).value for j in job_ids]}; the queue: {self.queue_state()}")
+
+    def queue_state(self) -> list[str]:
+        """The queue's workflows as DBOS has them (status, executor), for a test that timed out."""
+        return [f"{w.workflow_id} {w.status} on {w.executor_id}" for w in self.runner.queue.client().list_workflows(
+            load_input=False, load_output=False)]
 
     def events(self, job_id: str, *kinds: str) -> list[Event]:
         return [e for e in self.runner.events(job_id) if not kinds or e.kind in kinds]
@@ -151,12 +158,13 @@ class Deployment:
         return [f"--- {w.log.name}\n{w.log.read_text(errors='replace')[-5000:]}" for w in self.workers]
 
 
-def wait_for(condition, timeout: float, what: str, poll: float = 0.2):  # type: ignore[no-untyped-def]
-    """Poll `condition` until it returns something truthy; fail with `what` on timeout."""
+def wait_for(condition, timeout: float, what: str | Callable[[], str], poll: float = 0.2):  # type: ignore[no-untyped-def]
+    """Poll `condition` until it returns something truthy; fail with `what` on timeout (a callable is asked
+    then, so that it can say how things stand at the deadline rather than when the wait began)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(poll)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+    pytest.fail(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
