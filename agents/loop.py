@@ -89,7 +89,7 @@ def run_agent(
 
     With a `context` window, each request is fitted into it first (old observations elided,
     history condensed), and the fitted conversation becomes the history."""
-    observer = observer or _Unobserved()
+    observer = observer if observer is not None else _Unobserved()  # an empty list-like observer is still one
     messages: list[BaseMessage] = [SystemMessage(system), HumanMessage(task)]
     started = time.monotonic()
     steps = nudges = 0

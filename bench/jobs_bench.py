@@ -197,16 +197,19 @@ def main() -> None:
             site = Site(root / name, url, server.base_url, concurrency=8)
             figures[name] = queue_figures(site, args.jobs, args.pickups)
             site.runner.queue.close()
-            print(f"{name:8} enqueue {figures[name]['enqueue_per_s']:7.1f}/s  enqueue-to-done {figures[name]['enqueue_to_done_per_s']:6.1f}"
-                  f"/s  pick-up median {figures[name]['pickup_median_s']:.2f}s max {figures[name]['pickup_max_s']:.2f}s")
+            mine = figures[name]
+            print(f"{name:8} enqueue {mine['enqueue_per_s']:7.1f}/s  "
+                  f"enqueue-to-done {mine['enqueue_to_done_per_s']:6.1f}/s  "
+                  f"pick-up median {mine['pickup_median_s']:.2f}s max {mine['pickup_max_s']:.2f}s")
         memory_site = Site(root / "memory", None, server.base_url, concurrency=8)
         figures["memory"] = memory_figures(memory_site, 8)
         memory_site.runner.queue.close()
     memory = figures["memory"]
+    pg, lite = figures["postgres"], figures["sqlite"]
     figures["ratios"] = {
-        "postgres_vs_sqlite_enqueue": figures["postgres"]["enqueue_per_s"] / figures["sqlite"]["enqueue_per_s"],
-        "postgres_vs_sqlite_enqueue_to_done": figures["postgres"]["enqueue_to_done_per_s"] / figures["sqlite"]["enqueue_to_done_per_s"],
-        "postgres_vs_sqlite_pickup": figures["postgres"]["pickup_median_s"] / figures["sqlite"]["pickup_median_s"],
+        "postgres_vs_sqlite_enqueue": pg["enqueue_per_s"] / lite["enqueue_per_s"],
+        "postgres_vs_sqlite_enqueue_to_done": pg["enqueue_to_done_per_s"] / lite["enqueue_to_done_per_s"],
+        "postgres_vs_sqlite_pickup": pg["pickup_median_s"] / lite["pickup_median_s"],
         "rss_8_jobs_vs_idle": memory["rss_with_8_jobs_mib"] / memory["idle_rss_mib"],
     }
     print(f"worker RSS idle {memory['idle_rss_mib']:.0f} MiB, with {memory['jobs_running_at_once']} jobs at once "

@@ -42,4 +42,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
     for marker, flag in REQUIRED_MARKERS.items():
         if item.get_closest_marker(marker) and os.environ.get(flag):
             report.outcome = "failed"
-            report.longrepr = f"skipped although {flag} is set (the {marker} backend should work here): {report.longrepr}"
+            report.longrepr = (f"skipped although {flag} is set (the {marker} backend should work here): "
+                               f"{report.longrepr}")

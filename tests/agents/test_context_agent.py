@@ -125,6 +125,32 @@ def test_a_coder_reading_more_than_its_window_finishes_within_it(scripted, sandb
     assert_saw_every_file(requests)
 
 
+class ListRecorder(list):
+    """An observer that is a list of what it saw: empty, and so falsy, when the run starts."""
+
+    def message(self, step: int, reply: Any, usage: Any) -> None:
+        self.append("message")
+
+    def tool_result(self, step: int, observation: Any, arguments: Any) -> None:
+        self.append("tool_result")
+
+    def condensed(self, step: int, condensation: Any) -> None:
+        self.append("condensed")
+
+    def finished(self, outcome: Any) -> None:
+        self.append("finished")
+
+
+def test_an_observer_empty_at_the_start_still_sees_every_step(scripted, sandbox):
+    server = scripted(coder_script())
+    model = ModelClient(ModelSpec(base_url=server.base_url, model="scripted", max_retries=0), role="coder")
+    seen = ListRecorder()
+    outcome = run_agent(model, Toolset(sandbox), render("coder", workspace=WORKSPACE_MOUNT, network=False), TASK,
+                        AgentLimits(), observer=seen, context=ContextWindow(WINDOW))
+    assert outcome.submitted
+    assert seen.count("message") == outcome.steps and "condensed" in seen and seen[-1] == "finished"
+
+
 def test_without_context_management_the_same_run_ends_on_the_window(scripted, sandbox):
     server = scripted(coder_script())
 

@@ -302,6 +302,7 @@ def test_repo_map_cut_keeps_the_best_symbols_with_their_class(tmp_path: Path) ->
             "use.py": "Engine().run()\n",
         },
     )
-    assert build_repo_map(HostRepoFiles(repo), max_chars=4_000).startswith("core.py:\n  class Engine:\n    def start(self):")
+    whole = build_repo_map(HostRepoFiles(repo), max_chars=4_000)
+    assert whole.startswith("core.py:\n  class Engine:\n    def start(self):")
     cut = build_repo_map(HostRepoFiles(repo), max_chars=110)
     assert cut == "core.py:\n  class Engine:\n    def run(self):\n  ⋮ 2 more\nuse.py"

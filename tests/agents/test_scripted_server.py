@@ -486,6 +486,7 @@ def test_an_abandoned_request_gives_a_redeliver_entry_back() -> None:
             time.sleep(0.05)
         assert server.requests[0].status == 499
         assert server.pending == [0]
-        again = httpx.post(f"{server.base_url}/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+        hello = {"messages": [{"role": "user", "content": "hi"}]}
+        again = httpx.post(f"{server.base_url}/chat/completions", json=hello)
         assert again.json()["choices"][0]["message"]["content"] == "slow"
         assert server.pending == []
