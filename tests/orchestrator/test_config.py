@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
+import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from orchestrator.config.settings import ConfigError, load_settings, masked
+from orchestrator.config.settings import ConfigError, Settings, load_settings, masked
 
 
 def _write(path: Path, text: str) -> None:
@@ -95,3 +98,36 @@ def test_config_show_and_help(tmp_path: Path) -> None:
     result = _shipyard("config", "show", cwd=tmp_path)
     assert result.returncode == 0 and '"backend": "auto"' in result.stdout
     assert _shipyard("--help", cwd=tmp_path).returncode == 0
+
+
+def _tables(model: type[BaseModel], path: str = "") -> list[str]:
+    """The TOML header of every table the settings can hold: nested ones, one entry of each keyed table, one
+    element of each array of tables."""
+    found = []
+    for name, field in model.model_fields.items():
+        where = f"{path}{name}"
+        optional = typing.get_origin(field.annotation) in (typing.Union, types.UnionType)
+        for arg in typing.get_args(field.annotation) if optional else [field.annotation]:
+            origin, args = typing.get_origin(arg), typing.get_args(arg)
+            inner = args[-1] if origin in (dict, list) else arg
+            if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+                continue
+            if origin is dict:
+                where = f"{where}.{'default' if name == 'models' else 'probe'}"
+            if origin is list:
+                found.append(f"[[{where}]]")
+                continue  # what an element holds is checked through the same model's table elsewhere
+            found += [f"[{where}]", *_tables(inner, f"{where}.")]
+    return sorted(set(found))
+
+
+def test_every_settings_table_refuses_a_key_it_does_not_know(tmp_path: Path) -> None:
+    tables = _tables(Settings)
+    assert {"[sandbox]", "[sandbox.limits]", "[models.default]", "[context]", "[context.summarizer]", "[mcp]",
+            "[mcp.servers.probe]", "[environment]", "[workers]", "[notifications]", "[github]", "[budgets]",
+            "[[candidate_models]]"} <= set(tables)
+    for header in ["", *tables]:
+        (tmp_path / "shipyard.toml").write_text(f"{header}\nnot_a_setting = 1\n")
+        with pytest.raises(ConfigError, match="not_a_setting") as refused:
+            load_settings(tmp_path)
+        assert "\n" not in str(refused.value), f"{header}: {refused.value}"
