@@ -128,9 +128,11 @@ def _shipyard(args: list[str], models: dict, tmp_path: Path) -> subprocess.Compl
 
 def test_models_check_prints_a_line_per_role_and_fails_if_one_cannot_work(tmp_path):
     script = {"server": {"kind": "llama.cpp", "context_window": 16384}, "responses": [NATIVE_CALL]}
-    with ScriptedModelServer(script) as server:
+    prose = {"responses": [{"content": "I am ready.", "repeat": True}]}
+    with ScriptedModelServer(script) as server, ScriptedModelServer(prose) as no_tools:
         good = {"base_url": server.base_url, "model": "scripted"}
-        models = {"default": good, "coder": {"base_url": _dead_url(), "model": "llama3", "max_retries": 0}}
+        models = {"default": good, "coder": {"base_url": _dead_url(), "model": "llama3", "max_retries": 0},
+                  "reviewer": {"base_url": no_tools.base_url, "model": "gemma:2b"}}
 
         every = _shipyard([], models, tmp_path)
         planner = _shipyard(["--role", "planner"], models, tmp_path)
@@ -141,6 +143,8 @@ def test_models_check_prints_a_line_per_role_and_fails_if_one_cannot_work(tmp_pa
     assert [line.split(":")[0] for line in lines] == ["planner", "coder", "test_fixer", "reviewer"]
     assert lines[0] == f"planner: scripted at {server.base_url} — reachable, tools native, context 16384"
     assert lines[1].startswith("coder: llama3 at http://127.0.0.1:") and "will not work: cannot be reached" in lines[1]
+    prose_said = "will not work: reachable, but it answered 'I am ready.'"
+    assert lines[3].startswith(f"reviewer: gemma:2b at {no_tools.base_url} — {prose_said}")
     assert (planner.returncode, planner.stdout.splitlines()) == (0, lines[:1])
     assert unknown.returncode == 2 and "'architect' is not a role" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1
