@@ -9,6 +9,7 @@ director's explicit request to merge a finished job into their branch.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +25,9 @@ from sandboxes.git.remotes import cache_name, clone, fetch_clone, fetch_refs, is
 from sandboxes.git.results import DiffStat, MergeResult, parse_numstat
 from sandboxes.git.workspace import Workspace, commit_identity
 from sandboxes.git.worktrees import find_admin_dir, outside_repository, parse_worktree_list, refuse_checked_out
+
+# An object name: SHA-1, or SHA-256 in a repository that uses it.
+SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 class GitRepo:
@@ -107,10 +111,7 @@ class GitRepo:
         check_branch(branch)
         path = self._workspace_path(path)
         with self.locked():
-            # Forget worktrees whose directories are gone (a crash, a cleanup), so their
-            # branches can be checked out again.
-            self.git(["worktree", "prune"])
-            trees = self._worktrees()
+            trees = self._worktrees(prune=True)
             if trees.get(path) == branch:
                 return self._workspace(path, branch, resumed=True)
             refuse_checked_out(branch, trees, path, self.checkout)
@@ -144,7 +145,8 @@ class GitRepo:
         with self.locked():
             if workspace.path in self._worktrees():
                 self.git(["worktree", "remove", "--force", "--force", str(workspace.path)])
-            self.git(["worktree", "prune"])
+            else:  # its directory went some other way: forget it
+                self.git(["worktree", "prune"])
 
     def diff(self, a: str, b: str) -> str:
         """Unified diff of what `b` changed since it forked from `a`: `git diff a...b`.
@@ -346,14 +348,33 @@ class GitRepo:
         return found.stdout.strip() if found.returncode == 0 else None
 
     def _fork_point(self, a: str, b: str) -> tuple[str, str]:
-        base = self.git(["merge-base", self.resolve(a), self.resolve(b)], check=False)
+        """(where `b` forked from `a`, b's sha), as the commit shas."""
+        sha_a, sha_b = self._commits(a, b)
+        base = self.git(["merge-base", sha_a, sha_b], check=False)
         if base.returncode != 0:
             raise WorkspaceError(f"{a} and {b} share no history; compare refs of the same project")
-        return base.stdout.strip(), self.resolve(b)
+        return base.stdout.strip(), sha_b
 
-    def _worktrees(self) -> dict[Path, str | None]:
-        """Registered worktrees (the user's checkout too): path -> branch, None when detached."""
-        return parse_worktree_list(self.git(["worktree", "list", "--porcelain", "-z"]).stdout)
+    def _commits(self, *refs: str) -> list[str]:
+        """The commit shas of `refs`, as resolve() gives them, in one git process rather than one each."""
+        if any("\n" in ref for ref in refs):  # they go one per line; no ref name holds one
+            raise WorkspaceError(f"unknown ref in {refs!r}; name an existing branch, tag or commit")
+        # On stdin, a ref cannot pass for an option.
+        listed = "".join(f"{ref}^{{commit}}\n" for ref in refs)
+        found = self.git(["cat-file", "--batch-check=%(objectname)"], input=listed).stdout.splitlines()
+        # Anything but a sha ("<ref> missing", "ambiguous"): resolve() says what is wrong with it.
+        return [sha if SHA.fullmatch(sha) else self.resolve(ref) for ref, sha in zip(refs, found, strict=True)]
+
+    def _worktrees(self, prune: bool = False) -> dict[Path, str | None]:
+        """Registered worktrees (the user's checkout too): path -> branch, None when detached.
+
+        `prune`: first forget those whose directories are gone (a crash, a cleanup), so that their
+        branches can be checked out again; git is asked to only when there is one."""
+        trees = parse_worktree_list(self.git(["worktree", "list", "--porcelain", "-z"]).stdout)
+        if prune and not all(path.exists() for path in trees):
+            self.git(["worktree", "prune"])
+            return self._worktrees()
+        return trees
 
     def _workspace(self, path: Path, branch: str, resumed: bool) -> Workspace:
         admin_dir = find_admin_dir(self.git_dir, path)

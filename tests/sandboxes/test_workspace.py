@@ -372,6 +372,9 @@ def test_open_errors_say_what_to_do(tmp_path: Path, repo: GitRepo) -> None:
         repo.create_workspace(branch_name("job", "x"), "--help", tmp_path / "x")
     with pytest.raises(WorkspaceError, match="no branch shipyard/none"):
         repo.merge("shipyard/none", "main")
+    for a, b in (("main", "nope"), ("--output=/tmp/x", "main"), ("main", "main\nHEAD")):
+        with pytest.raises(WorkspaceError, match="unknown ref"):
+            repo.diff(a, b)
 
 
 def test_repository_hooks_never_run(repo: GitRepo, user_repo: Path, workspaces: Path, tmp_path: Path) -> None:
