@@ -50,7 +50,6 @@ from sandboxes.base import (
     BASE_ENV,
     WORKSPACE_MOUNT,
     Availability,
-    DiskWatch,
     ExecResult,
     SandboxError,
     SandboxLimits,
@@ -58,7 +57,7 @@ from sandboxes.base import (
     usable_workspace,
 )
 from sandboxes.git.read_only import ReadOnlyGit, read_only_git
-from sandboxes.process import Commands, command_env, process_alive, shell_argv
+from sandboxes.process import Commands, process_alive, shell_argv
 from sandboxes.spawned import PipeProcess
 from sandboxes.workspace_sandbox import WorkspaceSandbox
 
@@ -243,7 +242,7 @@ class BubblewrapSandbox(WorkspaceSandbox):
             cwd="/",
             timeout=timeout,
             output_limit=self.spec.limits.output_limit,
-            watchdog=DiskWatch(self._files.root, self.spec.limits.min_free_mb),
+            watchdog=self._disk_watch(),
         )
 
     def _spawn_process(self, argv: list[str], env: dict[str, str], workdir: Path) -> PipeProcess:
@@ -255,7 +254,7 @@ class BubblewrapSandbox(WorkspaceSandbox):
         # On bwrap's command line, so visible in the host's `ps`: fine, as secrets never
         # enter a sandbox's environment.
         git_env = self._git.env if self._git else {}
-        for key, value in command_env(BASE_ENV, git_env, self.spec.env, env).items():
+        for key, value in self._command_env(git_env, env).items():
             wrapped += ["--setenv", key, value]
         return self._limiter.wrap([*wrapped, "--", *argv])
 

@@ -25,10 +25,8 @@ from requests import RequestException
 
 from sandboxes import live
 from sandboxes.base import (
-    BASE_ENV,
     WORKSPACE_MOUNT,
     Availability,
-    DiskWatch,
     ExecResult,
     SandboxError,
     SandboxSpec,
@@ -50,7 +48,7 @@ from sandboxes.docker_process import DockerProcess, start_process
 from sandboxes.exec_channel import ChannelLost, ExecChannel
 from sandboxes.git.read_only import ReadOnlyGit, read_only_git
 from sandboxes.image_build import DEFAULT_TAG
-from sandboxes.process import TIMEOUT_EXIT, WATCH_INTERVAL, OutputCapture, command_env, exec_result
+from sandboxes.process import TIMEOUT_EXIT, WATCH_INTERVAL, OutputCapture, exec_result
 from sandboxes.workspace_sandbox import WorkspaceSandbox
 
 log = logging.getLogger(__name__)
@@ -192,7 +190,7 @@ class DockerSandbox(WorkspaceSandbox):
 
     def _run_command(self, cmd: str | list[str], timeout: float, env: dict[str, str], workdir: Path) -> ExecResult:
         git_env = self._git.env if self._git else {}
-        argv = self._supervised(cmd, timeout, command_env(BASE_ENV, git_env, self.spec.env, env))
+        argv = self._supervised(cmd, timeout, self._command_env(git_env, env))
         cwd = posixpath.join(WORKSPACE_MOUNT, workdir.as_posix())
         started = time.monotonic()
         try:
@@ -222,7 +220,7 @@ class DockerSandbox(WorkspaceSandbox):
         if container is None:
             raise SandboxError(f"sandbox {self.name} is stopped")
         git_env = self._git.env if self._git else {}
-        return start_process(self._client.api, container.id, argv, command_env(BASE_ENV, git_env, self.spec.env, env),
+        return start_process(self._client.api, container.id, argv, self._command_env(git_env, env),
                              posixpath.join(WORKSPACE_MOUNT, workdir.as_posix()), self.name)
 
     def write_file(self, path: str, content: bytes | str) -> None:
@@ -308,7 +306,7 @@ class DockerSandbox(WorkspaceSandbox):
             return None
         limit = self.spec.limits.output_limit
         stdout, stderr = OutputCapture(limit), OutputCapture(limit)
-        disk = DiskWatch(self._files.root, self.spec.limits.min_free_mb)
+        disk = self._disk_watch()
         try:
             ran = channel.try_run(argv, cwd, deadline, stdout, stderr, disk, lambda: self._kill_strays(container.id))
         except ChannelLost:
@@ -346,7 +344,7 @@ class DockerSandbox(WorkspaceSandbox):
         if over_channel is not None:
             return over_channel
         api = self._client.api
-        disk = DiskWatch(self._files.root, self.spec.limits.min_free_mb)
+        disk = self._disk_watch()
         try:
             exec_id = api.exec_create(container.id, argv, workdir=cwd)["Id"]
             stream = api.exec_start(exec_id, stream=True, demux=True)

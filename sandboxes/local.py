@@ -17,8 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from sandboxes.base import BASE_ENV, Availability, DiskWatch, ExecResult, SandboxSpec, usable_workspace
-from sandboxes.process import Commands, command_env, shell_argv
+from sandboxes.base import Availability, ExecResult, SandboxSpec, usable_workspace
+from sandboxes.process import Commands, shell_argv
 from sandboxes.spawned import PipeProcess
 from sandboxes.workspace_sandbox import WorkspaceSandbox
 
@@ -58,14 +58,14 @@ class LocalSandbox(WorkspaceSandbox):
             cwd=self._files.root / workdir,
             timeout=timeout,
             output_limit=self.spec.limits.output_limit,
-            watchdog=DiskWatch(self._files.root, self.spec.limits.min_free_mb),
+            watchdog=self._disk_watch(),
         )
 
     def _spawn_process(self, argv: list[str], env: dict[str, str], workdir: Path) -> PipeProcess:
         return self._commands.spawn(argv, env=self._env(env), cwd=self._files.root / workdir)
 
     def _env(self, env: dict[str, str]) -> dict[str, str]:
-        return command_env(BASE_ENV, {"HOME": str(self._home)}, self.spec.env, env)
+        return self._command_env({"HOME": str(self._home)}, env)
 
     def stop(self) -> None:
         """Kill running commands and remove the private HOME; safe to call twice."""

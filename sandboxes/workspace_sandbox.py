@@ -7,9 +7,9 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Self
 
-from sandboxes.base import ExecResult, SandboxError, SandboxProcess, SandboxSpec
+from sandboxes.base import BASE_ENV, DiskWatch, ExecResult, SandboxError, SandboxProcess, SandboxSpec
 from sandboxes.files import WorkspaceFiles
-from sandboxes.process import workdir_in
+from sandboxes.process import command_env, workdir_in
 
 
 class WorkspaceSandbox(ABC):
@@ -41,6 +41,14 @@ class WorkspaceSandbox(ABC):
         if not argv:
             raise SandboxError("empty command")
         return self._spawn_process(list(argv), env or {}, workdir_in(self._files, workdir))
+
+    def _command_env(self, own: dict[str, str], env: dict[str, str]) -> dict[str, str]:
+        """A command's whole environment: BASE_ENV, then the backend's `own` variables, the spec's, the call's."""
+        return command_env(BASE_ENV, own, self.spec.env, env)
+
+    def _disk_watch(self) -> DiskWatch:
+        """For one command: whether it must be killed for the sake of the disk holding the workspace."""
+        return DiskWatch(self._files.root, self.spec.limits.min_free_mb)
 
     @abstractmethod
     def _spawn_process(self, argv: list[str], env: dict[str, str], workdir: Path) -> SandboxProcess:

@@ -301,13 +301,10 @@ class JobView:
                 if self.ended is not None:
                     self._close(event)
                 self.changed.add("job")
-            case ev.JobWaiting():
-                self.pending_answer = None
-                self.changed.add("job")
             case ev.DirectorAnswer():
                 self.pending_answer = event
                 self.changed.add("job")
-            case ev.PlanApproved() | ev.PlanRejected():
+            case ev.JobWaiting() | ev.PlanApproved() | ev.PlanRejected():
                 self.pending_answer = None
                 self.changed.add("job")
             case ev.SubtasksRetried():

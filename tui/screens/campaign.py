@@ -19,7 +19,7 @@ from sandboxes.git.branches import branch_name
 from tui.feed import Change
 from tui.format import money, short, sparkline, status_text
 from tui.inbox import short_id
-from tui.screens.base import ShipyardScreen
+from tui.screens.base import CURSOR_KEYS, JobDetailScreen, TableScreen
 from tui.screens.dialogs import ConfirmDialog, PromptDialog
 from tui.widgets.panels import job_status
 
@@ -30,16 +30,14 @@ def figure(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
 
 
-class CampaignScreen(ShipyardScreen):
+class CampaignScreen(JobDetailScreen, TableScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Jobs", tooltip="Back to the list of jobs"),
         Binding("enter", "open_job", "Open job", tooltip="Open the iteration's job (the one kept, else the first)"),
         Binding("c", "stop", "Stop", tooltip="Stop the campaign: what it merged stays on its branch"),
         Binding("u", "topup", "Top up", tooltip="Give the campaign more budget: it goes on where it stood"),
         Binding("n", "note", "Note", tooltip="A note to the campaign's planner and agents"),
         Binding("m", "accept", "Accept", tooltip="Merge the campaign's branch into the base branch"),
-        Binding("j", "cursor('down')", "Down", show=False),
-        Binding("k", "cursor('up')", "Up", show=False),
+        *CURSOR_KEYS,
     ]
 
     def __init__(self, job: Job) -> None:
@@ -190,15 +188,6 @@ class CampaignScreen(ShipyardScreen):
         }
         return allowed.get(action, True)
 
-    def action_back(self) -> None:
-        self.app.pop_screen()
-
-    def action_cursor(self, direction: str) -> None:
-        if direction == "down":
-            self.table.action_cursor_down()
-        else:
-            self.table.action_cursor_up()
-
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.action_open_job()
@@ -259,7 +248,3 @@ class CampaignScreen(ShipyardScreen):
             PromptDialog("Note to the campaign (its next iterations' planners and agents read it)"))
         if text and (await self.call(self.shipyard.director.note, self.job.id, text))[0]:
             self.notify("Noted: the next iteration reads it.", title="Note sent")
-
-    @work(group="action")
-    async def action_accept(self) -> None:
-        await self.accept_job(self.job)

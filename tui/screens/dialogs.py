@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from pydantic import ValidationError
 from rich.text import Text
@@ -31,26 +31,48 @@ def plan_problems(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-class ConfirmDialog(ModalScreen[bool]):
+Answer = TypeVar("Answer")
+
+
+class Dialog(ModalScreen[Answer]):
+    """A modal dialog: its text on top, then its own widgets (`body`), its keys in the footer."""
+
+    BOX = "dialog"  # the classes of the dialog's box
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes=self.BOX):
+            yield Label(self.text, classes="dialog-text")
+            yield from self.body()
+        yield Footer(compact=True)
+
+    def body(self) -> ComposeResult:
+        """The widgets under the text."""
+        yield from ()
+
+    def action_cancel(self) -> None:
+        """Back out: the answer is None."""
+        self.dismiss(None)
+
+
+class ConfirmDialog(Dialog[bool]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes"),
         Binding("escape,n", "answer(False)", "No"),
     ]
 
     def __init__(self, question: str, confirm: str = "Yes", danger: bool = False) -> None:
-        super().__init__()
-        self.question = question
+        super().__init__(question)
         self.confirm = confirm
         self.danger = danger
 
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Static(self.question, classes="dialog-text")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button(f"{self.confirm} (y)", id="yes", variant="error" if self.danger else "primary",
-                             compact=True)
-                yield Button("No (n)", id="no", compact=True)
-        yield Footer(compact=True)
+    def body(self) -> ComposeResult:
+        with Horizontal(classes="dialog-buttons"):
+            yield Button(f"{self.confirm} (y)", id="yes", variant="error" if self.danger else "primary", compact=True)
+            yield Button("No (n)", id="no", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#no" if self.danger else "#yes", Button).focus()
@@ -62,34 +84,27 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-class PromptDialog(ModalScreen[str | None]):
+class PromptDialog(Dialog[str | None]):
     """One line of text; None when the director backs out."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, placeholder: str = "", required: bool = True) -> None:
-        super().__init__()
-        self.title_text = title
+        super().__init__(title)
         self.placeholder = placeholder
         self.required = required
 
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-text")
-            yield Input(placeholder=self.placeholder, id="prompt-input", compact=True)
-            yield Static("enter to send, escape to cancel", classes="dialog-hint")
-        yield Footer(compact=True)
+    def body(self) -> ComposeResult:
+        yield Input(placeholder=self.placeholder, id="prompt-input", compact=True)
+        yield Static("enter to send, escape to cancel", classes="dialog-hint")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
         if text or not self.required:
             self.dismiss(text)
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
-
-class PlanEditor(ModalScreen[Plan | None]):
+class PlanEditor(Dialog[Plan | None]):
     """The plan as JSON; saving checks it against the orchestrator's Plan model first."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -98,17 +113,16 @@ class PlanEditor(ModalScreen[Plan | None]):
         Binding("escape", "cancel", "Cancel", priority=True),
     ]
 
+    BOX = "dialog editor"
+
     def __init__(self, plan: Plan) -> None:
-        super().__init__()
+        super().__init__("Edit the plan, then ctrl+s to approve it (escape: keep it as it is)")
         self.plan = plan
 
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog editor"):
-            yield Label("Edit the plan, then ctrl+s to approve it (escape: keep it as it is)", classes="dialog-text")
-            yield TextArea(self.plan.model_dump_json(indent=2), id="plan-json", show_line_numbers=True,
-                           tab_behavior="indent", compact=True)
-            yield Static("", id="plan-error", classes="dialog-error")
-        yield Footer(compact=True)
+    def body(self) -> ComposeResult:
+        yield TextArea(self.plan.model_dump_json(indent=2), id="plan-json", show_line_numbers=True,
+                       tab_behavior="indent", compact=True)
+        yield Static("", id="plan-error", classes="dialog-error")
 
     def on_mount(self) -> None:
         self.query_one(TextArea).focus()
@@ -125,11 +139,8 @@ class PlanEditor(ModalScreen[Plan | None]):
             return
         self.dismiss(plan)
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
-
-class RetryDialog(ModalScreen[tuple[list[str], str] | None]):
+class RetryDialog(Dialog[tuple[list[str], str] | None]):
     """Which failed subtasks run again (all, by default) and a note for their agents; None backs out."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -138,19 +149,15 @@ class RetryDialog(ModalScreen[tuple[list[str], str] | None]):
     ]
 
     def __init__(self, question: str, failed: list[tuple[str, str]]) -> None:
-        super().__init__()
-        self.question = question
+        super().__init__(question)
         self.failed = failed  # (id, title) of each failed subtask
 
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label(self.question, classes="dialog-text")
-            if self.failed:
-                yield SelectionList[str](*((f"{sub_id}  {title}", sub_id, True) for sub_id, title in self.failed),
-                                         id="retry-subtasks", compact=True)
-            yield Input(placeholder="a note for the agents (optional)", id="retry-note", compact=True)
-            yield Static("space picks a subtask, enter or ctrl+s retries, escape cancels", classes="dialog-hint")
-        yield Footer(compact=True)
+    def body(self) -> ComposeResult:
+        if self.failed:
+            yield SelectionList[str](*((f"{sub_id}  {title}", sub_id, True) for sub_id, title in self.failed),
+                                     id="retry-subtasks", compact=True)
+        yield Input(placeholder="a note for the agents (optional)", id="retry-note", compact=True)
+        yield Static("space picks a subtask, enter or ctrl+s retries, escape cancels", classes="dialog-hint")
 
     def on_mount(self) -> None:
         self.query_one("#retry-note", Input).focus()
@@ -166,6 +173,3 @@ class RetryDialog(ModalScreen[tuple[list[str], str] | None]):
         # All of them is the default: the orchestrator then also reruns those that never started.
         picked = [] if len(chosen) == len(self.failed) else list(chosen)
         self.dismiss((picked, self.query_one("#retry-note", Input).value.strip()))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -19,7 +19,7 @@ from orchestrator.store.jobs import Job, JobStatus
 from sandboxes.git.branches import branch_name
 from tui.diff import parse
 from tui.logbook import JOB, LOG_WINDOW, Line, LogBook
-from tui.screens.base import ShipyardScreen
+from tui.screens.base import JobDetailScreen
 from tui.screens.dialogs import ConfirmDialog, PlanEditor, PromptDialog, RetryDialog
 from tui.widgets.diff_view import DiffView
 from tui.widgets.log_view import LogView
@@ -39,9 +39,8 @@ REFRESH = 0.2  # seconds between repaints of the tree, header and panels
 TABS = ("log", "diff", "tests", "review", "usage", "plan")
 
 
-class JobScreen(ShipyardScreen):
+class JobScreen(JobDetailScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Jobs", tooltip="Back to the list of jobs"),
         Binding("a", "approve", "Approve", tooltip="Approve the plan: the job runs on"),
         Binding("e", "edit_plan", "Edit", tooltip="Edit the plan as JSON, then approve it"),
         Binding("x", "reject", "Reject", tooltip="Reject the plan: the job ends"),
@@ -280,9 +279,6 @@ class JobScreen(ShipyardScreen):
         for number, tab in enumerate(TABS, start=1):
             yield SystemCommand(f"Show {tab}", f"the {tab} tab (key {number})", lambda t=tab: self.show_tab(t))
 
-    def action_back(self) -> None:
-        self.app.pop_screen()
-
     @work(group="action")
     async def action_approve(self) -> None:
         if await self._answer(DirectorAnswer(action="approve")):
@@ -375,10 +371,6 @@ class JobScreen(ShipyardScreen):
             ok, _ = await self.call(self.shipyard.director.note, self.job.id, text)
             if ok:
                 self.notify("Noted: the agents that start next will read it.", title="Note sent")
-
-    @work(group="action")
-    async def action_accept(self) -> None:
-        await self.accept_job(self.job)
 
     @work(group="action")
     async def action_discard(self) -> None:

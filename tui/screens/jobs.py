@@ -15,7 +15,7 @@ from orchestrator.store.jobs import Job
 from tui.feed import Change
 from tui.format import age, money, status_text
 from tui.inbox import FILTERS, Filter, group, matches, ordered, short_id
-from tui.screens.base import ShipyardScreen
+from tui.screens.base import CURSOR_KEYS, TableScreen
 from tui.screens.new_task import NewTaskScreen
 from tui.widgets.panels import job_status
 
@@ -28,15 +28,14 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-class JobsScreen(ShipyardScreen):
+class JobsScreen(TableScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new_task", "New", tooltip="Give Shipyard a task: a new job"),
         Binding("enter", "open_job", "Open", tooltip="Open the job under the cursor"),
         Binding("slash", "search", "Search", tooltip="Search the jobs by task, repo, id or branch"),
         Binding("f", "cycle_filter", "Filter", tooltip="Show the next kind of jobs (1-5 choose one)"),
         *(Binding(f.key, f"set_filter('{f.key}')", f"Filter: {f.name}", show=False) for f in FILTERS),
-        Binding("j", "cursor('down')", "Down", show=False),
-        Binding("k", "cursor('up')", "Up", show=False),
+        *CURSOR_KEYS,
         Binding("escape", "clear_search", "Clear search", show=False),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -197,12 +196,6 @@ class JobsScreen(ShipyardScreen):
             from tui.screens.job import JobScreen
 
             self.app.push_screen(JobScreen(job))
-
-    def action_cursor(self, direction: str) -> None:
-        if direction == "down":
-            self.table.action_cursor_down()
-        else:
-            self.table.action_cursor_up()
 
     def action_cycle_filter(self) -> None:
         index = FILTERS.index(self.filter)

@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from orchestrator.apps.cli import options
-from orchestrator.apps.cli.job_commands import drive
+from orchestrator.apps.cli.job_commands import drive, start
 from orchestrator.runtime.director import Director
 from orchestrator.store.jobs import Campaign
-
-console = Console()
 
 
 def register(app: typer.Typer) -> None:
@@ -52,14 +49,7 @@ def campaign(
     task = options.make_task(goal, repo, base, False, 1, None, False).model_copy(update={"campaign": Campaign(
         verifier=until, figure=figure, figure_pattern=figure_pattern, budget=budget, iteration_budget=iteration_budget,
         options=alternatives, stall_after=stall, max_iterations=max_iterations)})
-    job = director.submit(task)
-    if submit:
-        director.enqueue(job.id)
-        director.close()
-        typer.echo(job.id)
-        return
-    console.print(f"campaign [bold]{job.id}[/] on {job.task.repo} from {job.task.base}", highlight=False)
-    drive(director, job.id, lambda: director.run(job.id))
+    start(director, director.submit(task), queue=submit)
 
 
 def _topup(args: list[str], db: str | None) -> None:

@@ -72,12 +72,18 @@ def run(
     """`run` (here, with the live view) or `submit` (to the workers' queue) a task."""
     director = Director(options.settings(db, repo if options.is_local(repo) else None))
     job = director.submit(options.make_task(instruction, repo, base, approve_plan, candidates, max_cost, network))
-    if ctx.info_name == "submit":
+    start(director, job, queue=ctx.info_name == "submit")
+
+
+def start(director: Director, job: Job, queue: bool) -> None:
+    """A job (or campaign) just submitted: queued for the workers, its id printed; else run here, live."""
+    if queue:
         director.enqueue(job.id)
         director.close()
         typer.echo(job.id)
         return
-    console.print(f"job [bold]{job.id}[/] on {job.task.repo} from {job.task.base}", highlight=False)
+    what = "campaign" if job.task.campaign else "job"
+    console.print(f"{what} [bold]{job.id}[/] on {job.task.repo} from {job.task.base}", highlight=False)
     drive(director, job.id, lambda: director.run(job.id))
 
 
@@ -130,7 +136,7 @@ def demo(
     raise typer.Exit(exit_code(final.status))
 
 
-def resume(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
+def resume(job_id: str = options.JOB_ID) -> None:
     """Continue a job whose process died, from its last checkpoint; finished work is not redone."""
     director, job = _found(job_id)
     drive(director, job.id, lambda: director.resume(job.id))
@@ -172,7 +178,7 @@ def jobs(status: JobStatus | None = typer.Option(None, "--status", help="only jo
     console.print(jobs_table(_director().list(status)))
 
 
-def show(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
+def show(job_id: str = options.JOB_ID) -> None:
     """Show a job: its task, plan, status and report."""
     director, job = _found(job_id)
     console.print(Text.assemble(("job ", ""), (job.id, "bold"), f"  {job.status.label}\nrepo {job.task.repo} from "
@@ -199,7 +205,7 @@ def _report(director: Director, job_id: str) -> None:
 
 
 def logs(
-    job_id: str = typer.Argument(..., help="the job (an id or its prefix)"),
+    job_id: str = options.JOB_ID,
     follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new events until the job ends"),
 ) -> None:
     """Print the job's events: every agent step, test run, review and merge."""
@@ -213,7 +219,7 @@ def logs(
 
 
 def export(
-    job_id: str = typer.Argument(..., help="the job (an id or its prefix)"),
+    job_id: str = options.JOB_ID,
     output: Path | None = typer.Option(None, "--output", "-o", help="file to write (default: stdout)"),
 ) -> None:
     """Write the job's whole trajectory (every event) as JSON Lines."""
@@ -230,7 +236,7 @@ def export(
         typer.echo(text, nl=False)
 
 
-def diff(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
+def diff(job_id: str = options.JOB_ID) -> None:
     """Show the job branch's changes against where it started."""
     director, job = _found(job_id)
     console.print(Syntax(director.diff(job.id), "diff", background_color="default"))
@@ -261,7 +267,7 @@ def retry(
     drive(director, job.id, lambda: director.retry(job.id, subtasks or None))
 
 
-def cancel(job_id: str = typer.Argument(..., help="the job (an id or its prefix)")) -> None:
+def cancel(job_id: str = options.JOB_ID) -> None:
     """Cancel a job; its agents stop at their next step and its branches stay."""
     director = _director()
     job = director.cancel(director.find(job_id).id)
@@ -269,7 +275,7 @@ def cancel(job_id: str = typer.Argument(..., help="the job (an id or its prefix)
 
 
 def note(
-    job_id: str = typer.Argument(..., help="the job (an id or its prefix)"),
+    job_id: str = options.JOB_ID,
     text: str = typer.Argument(..., help="the note, added to the prompts of agents that start after it"),
 ) -> None:
     """Send a note to a job's agents."""

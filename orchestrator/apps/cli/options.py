@@ -1,4 +1,4 @@
-"""Options shared by the commands that take a task (`run` and `submit`)."""
+"""Options shared by the commands: those that take a task (`run`, `submit`, `campaign`) and those about a job."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from orchestrator.config.settings import Settings, load_settings
 from orchestrator.store.jobs import Task
 
+JOB_ID = typer.Argument(..., help="the job (an id or its prefix)")
 INSTRUCTION = typer.Argument(..., help="what to do, in plain words")
 REPO = typer.Option(Path("."), "--repo", help="the git repository to work on (path or URL)")
 BASE = typer.Option("HEAD", "--base", help="the ref to start from")

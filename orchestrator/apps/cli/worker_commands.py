@@ -54,7 +54,7 @@ def serve(
 
 
 def result(
-    job_id: str = typer.Argument(..., help="the job (an id or its prefix)"),
+    job_id: str = options.JOB_ID,
     wait: bool = typer.Option(False, "--wait", help="wait until the job finishes (or waits for approval)"),
     db: str | None = options.DB,
 ) -> None:

@@ -79,20 +79,23 @@ class RepositoryEvent(BaseModel):
     sender: User
 
 
-class IssuesEvent(RepositoryEvent):
+class RepositoryAction(RepositoryEvent):
+    """An event about a repository that says what happened (opened, labeled, created, completed...)."""
+
     action: str
+
+
+class IssuesEvent(RepositoryAction):
     issue: Issue
     label: Label | None = None
 
 
-class IssueCommentEvent(RepositoryEvent):
-    action: str
+class IssueCommentEvent(RepositoryAction):
     issue: Issue
     comment: IssueComment
 
 
-class ReviewCommentEvent(RepositoryEvent):
-    action: str
+class ReviewCommentEvent(RepositoryAction):
     comment: ReviewComment
     pull_request: PullRequest
 
@@ -123,8 +126,7 @@ class WorkflowRun(BaseModel):
     head_repository: RepoRef | None = None
 
 
-class WorkflowRunEvent(RepositoryEvent):
-    action: str
+class WorkflowRunEvent(RepositoryAction):
     workflow_run: WorkflowRun
 
 
@@ -154,8 +156,7 @@ class CheckRun(BaseModel):
     check_suite: CheckSuiteRef | None = None
 
 
-class CheckRunEvent(RepositoryEvent):
-    action: str
+class CheckRunEvent(RepositoryAction):
     check_run: CheckRun
 
 

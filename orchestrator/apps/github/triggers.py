@@ -45,10 +45,15 @@ class CampaignAsk(BaseModel):
     verifier: str
 
 
-class Run(BaseModel):
-    kind: Literal["run"] = "run"
+class ThreadIntent(BaseModel):
+    """What someone asked for in a thread: by labelling the issue, or by a command in a comment."""
+
     thread: Thread
     user: str
+
+
+class Run(ThreadIntent):
+    kind: Literal["run"] = "run"
     request: str  # what the command asked for; empty when the issue itself is the request
     title: str
     body: str
@@ -62,25 +67,19 @@ class Refusal(BaseModel):
     reason: str
 
 
-class Approve(BaseModel):
+class Approve(ThreadIntent):
     kind: Literal["approve"] = "approve"
-    thread: Thread
-    user: str
 
 
-class Reject(BaseModel):
+class Reject(ThreadIntent):
     kind: Literal["reject"] = "reject"
-    thread: Thread
-    user: str
     reason: str
 
 
-class TopUp(BaseModel):
+class TopUp(ThreadIntent):
     """`/shipyard topup USD`: more budget for the campaign of this thread that waits for it."""
 
     kind: Literal["topup"] = "topup"
-    thread: Thread
-    user: str
     amount: float
 
 
