@@ -133,17 +133,22 @@ _ADDED_COLUMNS = {
 
 
 def _add_missing_columns(engine: Engine) -> None:
-    """Columns added since a store was made: `create_all` makes missing tables, never missing columns."""
     for table, columns in _ADDED_COLUMNS.items():
-        for name, sql_type in columns.items():
-            if name in _columns(engine, table):
-                continue
-            try:
-                with engine.begin() as conn:
-                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
-            except DBAPIError:
-                if name not in _columns(engine, table):  # else another process added it first
-                    raise
+        add_missing_columns(engine, table, columns)
+
+
+def add_missing_columns(engine: Engine, table: str, columns: dict[str, str]) -> None:
+    """Add those of `columns` (name -> the SQL type that adds it) that an older `table` lacks: `create_all`
+    makes missing tables, never missing columns. Safe when several processes start at once."""
+    for name, sql_type in columns.items():
+        if name in _columns(engine, table):
+            continue
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+        except DBAPIError:
+            if name not in _columns(engine, table):  # else another process added it first
+                raise
 
 
 def _columns(engine: Engine, table: str) -> set[str]:

@@ -22,14 +22,12 @@ from sqlalchemy import (
     Text,
     delete,
     insert,
-    inspect,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
-from orchestrator.store.db import jobs
+from orchestrator.store.db import add_missing_columns, jobs
 
 metadata = MetaData()
 
@@ -294,11 +292,6 @@ def prune_github(engine: Engine, older_than: float = DELIVERIES_KEPT) -> int:
 
 
 def _add_new_columns(engine: Engine, table: Table) -> None:
-    """Add the columns this version has and an older table lacks (create_all leaves existing tables alone);
-    all of them are nullable, so old rows stay valid."""
-    present = {column["name"] for column in inspect(engine).get_columns(table.name)}
-    with engine.begin() as conn:
-        for column in table.columns:
-            if column.name not in present:
-                kind = column.type.compile(engine.dialect)
-                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+    """Add the columns this version has and an older table lacks; all of them are nullable, so old rows
+    stay valid."""
+    add_missing_columns(engine, table.name, {c.name: c.type.compile(engine.dialect) for c in table.columns})
