@@ -193,9 +193,11 @@ class ModelClient:
 
 
 def warm_up() -> None:
-    """Build what the first model call of a process would otherwise build on its way: the shared HTTP pool and
-    the token tables (most of a second on a small machine). Called on a thread while a job prepares."""
+    """Build what the first model call of a process would otherwise build on its way: the shared HTTP pool, what
+    langchain sets up on its first chat model, and the token tables (most of a second on a small machine). Called
+    on a thread while a job prepares."""
     _http_client()
+    ModelClient(ModelSpec(model="warm-up"), "planner")  # never called: no request is made
     count_text("warm")
 
 

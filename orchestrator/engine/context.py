@@ -106,7 +106,8 @@ class JobContext:
     def agent_sandbox(self, name: str, start: str, agent: AgentId) -> Iterator[tuple[Workspace, Sandbox]]:
         """Workspace `name` reset to `start`, and a sandbox on it for `agent`."""
         workspace = self.workspace(name, start)
-        workspace.reset(start)
+        if workspace.resumed:  # a new one is checked out at `start` already
+            workspace.reset(start)
         with self.sandbox(workspace.path, agent.name) as sandbox:
             yield workspace, sandbox
 
