@@ -2,7 +2,8 @@
 
 Each command is a fresh process, run several times; the medians of its wall time and of its CPU time (user +
 system, from the kernel's accounting of the child) are compared with the bare import's. Goal: `--help` within
-2x the bare import.
+2x the bare import. For reference, the `--help` of a two-command typer app: what typer's rich help costs by
+itself, whatever the CLI does.
 
     python -m bench.startup_bench [--runs N]
 """
@@ -23,6 +24,13 @@ from bench.common import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL = 2.0
+TYPER_APP = """
+import typer
+app = typer.Typer(add_completion=False)
+app.command("a")(lambda: None)
+app.command("b")(lambda: None)
+app()
+"""
 
 
 def _once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -55,6 +63,7 @@ def main() -> None:
         shipyard = [sys.executable, "-m", "orchestrator"]
         cases = {
             "bare import typer, rich": [sys.executable, "-c", "import typer, rich"],
+            "a typer app's --help": [sys.executable, "-c", TYPER_APP, "--help"],
             "shipyard --help": [*shipyard, "--help"],
             "shipyard jobs": [*shipyard, "jobs"],
             "shipyard show": [*shipyard, "show", job_id],

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import typer
 
-from orchestrator.config.settings import load_settings
+app = typer.Typer()  # its command is the root's own (orchestrator.apps.cli.main.COMMANDS)
 
 
+@app.command()
 def tui(repo: Path = typer.Option(Path("."), "--repo", help="the repository new tasks default to")) -> None:
     """Open the TUI: watch every job live, approve plans, read diffs, accept the work."""
+    from orchestrator.config.settings import load_settings  # loaded to run, not for --help
     from tui.app import ShipyardApp  # Textual loads only for this command
 
     repo = repo.resolve()

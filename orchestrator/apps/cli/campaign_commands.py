@@ -11,11 +11,10 @@ from orchestrator.apps.cli.job_commands import drive, start
 from orchestrator.runtime.director import Director
 from orchestrator.store.jobs import Campaign
 
-
-def register(app: typer.Typer) -> None:
-    app.command(context_settings={"allow_interspersed_args": True})(campaign)
+app = typer.Typer()  # its command is the root's own (main.COMMANDS)
 
 
+@app.command(context_settings={"allow_interspersed_args": True})
 def campaign(
     words: list[str] = typer.Argument(..., help="the goal, in plain words; or `topup ID USD` to give a campaign "
                                       "waiting for budget more"),

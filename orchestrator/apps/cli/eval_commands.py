@@ -27,10 +27,10 @@ console = Console()
 RESULT_STYLE = {"resolved": "green", "unresolved": "yellow", "error": "red"}
 
 
-def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_command)
+app = typer.Typer()  # its command is the root's own (main.COMMANDS)
 
 
+@app.command("eval")
 def eval_command(
     instances_file: Path | None = typer.Argument(
         None, exists=True, dir_okay=False, metavar="INSTANCES.jsonl",

@@ -50,14 +50,12 @@ def _found(job_id: str) -> tuple[Director, Job]:
     return director, director.find(job_id)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("run", help="Run a task: plan, fan out to agents, integrate, test; ends with the report.")(run)
-    app.command("submit", help="Queue a task for the workers (`shipyard serve`) and print its job id at once.")(run)
-    for command in (demo, resume, jobs, show, logs, export, diff, approve, reject, accept, retry, cancel, note):
-        app.command()(command)
-    app.command(hidden=True)(work)
+# Its commands are the root's own (main.COMMANDS lists them).
+app = typer.Typer()
 
 
+@app.command("run", help="Run a task: plan, fan out to agents, integrate, test; ends with the report.")
+@app.command("submit", help="Queue a task for the workers (`shipyard serve`) and print its job id at once.")
 def run(
     ctx: typer.Context,
     instruction: str = options.INSTRUCTION,
@@ -87,6 +85,7 @@ def start(director: Director, job: Job, queue: bool) -> None:
     drive(director, job.id, lambda: director.run(job.id))
 
 
+@app.command()
 def demo(
     which: str = typer.Argument("job", help="job (the default) or campaign"),
     workdir: Path | None = typer.Option(None, "--dir", help="where to put the sample repo (default: a new temp dir)"),
@@ -136,12 +135,14 @@ def demo(
     raise typer.Exit(exit_code(final.status))
 
 
+@app.command()
 def resume(job_id: str = options.JOB_ID) -> None:
     """Continue a job whose process died, from its last checkpoint; finished work is not redone."""
     director, job = _found(job_id)
     drive(director, job.id, lambda: director.resume(job.id))
 
 
+@app.command()
 def approve(
     job_id: str = typer.Argument(..., help="the job waiting for approval"),
     plan_file: Path | None = typer.Option(None, "--plan", exists=True, help="a JSON file with an edited plan"),
@@ -163,6 +164,7 @@ def _edited_plan(path: Path) -> Plan:
         raise typer.BadParameter(f"{path} is not a valid plan: {found}", param_hint="--plan") from None
 
 
+@app.command()
 def reject(
     job_id: str = typer.Argument(..., help="the job waiting for approval"),
     reason: str = typer.Option("", "--reason", help="why, for the record"),
@@ -173,11 +175,13 @@ def reject(
     console.print(f"job {job.id}: {job.status.value}")
 
 
+@app.command()
 def jobs(status: JobStatus | None = typer.Option(None, "--status", help="only jobs in this status")) -> None:
     """List jobs, newest first."""
     console.print(jobs_table(_director().list(status)))
 
 
+@app.command()
 def show(job_id: str = options.JOB_ID) -> None:
     """Show a job: its task, plan, status and report."""
     director, job = _found(job_id)
@@ -204,6 +208,7 @@ def _report(director: Director, job_id: str) -> None:
         console.print(campaign_report_view(campaign))
 
 
+@app.command()
 def logs(
     job_id: str = options.JOB_ID,
     follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new events until the job ends"),
@@ -218,6 +223,7 @@ def logs(
         console.print(event_line(event))
 
 
+@app.command()
 def export(
     job_id: str = options.JOB_ID,
     output: Path | None = typer.Option(None, "--output", "-o", help="file to write (default: stdout)"),
@@ -236,12 +242,14 @@ def export(
         typer.echo(text, nl=False)
 
 
+@app.command()
 def diff(job_id: str = options.JOB_ID) -> None:
     """Show the job branch's changes against where it started."""
     director, job = _found(job_id)
     console.print(Syntax(director.diff(job.id), "diff", background_color="default"))
 
 
+@app.command()
 def accept(
     job_id: str = typer.Argument(..., help="a succeeded job"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
@@ -258,6 +266,7 @@ def accept(
     console.print(f"merged shipyard/{job.id} into {job.task.base} ({result.sha})", highlight=False)
 
 
+@app.command()
 def retry(
     job_id: str = typer.Argument(..., help="a failed job"),
     subtasks: list[str] | None = typer.Argument(None, help="the subtasks to run again (default: every failed one)"),
@@ -267,6 +276,7 @@ def retry(
     drive(director, job.id, lambda: director.retry(job.id, subtasks or None))
 
 
+@app.command()
 def cancel(job_id: str = options.JOB_ID) -> None:
     """Cancel a job; its agents stop at their next step and its branches stay."""
     director = _director()
@@ -274,6 +284,7 @@ def cancel(job_id: str = options.JOB_ID) -> None:
     console.print(f"job {job.id}: {job.status.value}")
 
 
+@app.command()
 def note(
     job_id: str = options.JOB_ID,
     text: str = typer.Argument(..., help="the note, added to the prompts of agents that start after it"),
@@ -284,6 +295,7 @@ def note(
     console.print("noted")
 
 
+@app.command(hidden=True)
 def work(
     job_id: str = typer.Argument(...),
     action: str = typer.Option("run", "--action", help="run; answer (the director's recorded answer to its plan); "

@@ -19,13 +19,11 @@ from orchestrator.runtime.director import Director
 from tui.format import age
 
 console = Console()
-
-def register(app: typer.Typer) -> None:
-    for command in (serve, result, inbox):
-        app.command()(command)
-    app.command(name="prune")(prune_command)
+# Its commands are the root's own (main.COMMANDS lists them).
+app = typer.Typer()
 
 
+@app.command()
 def serve(
     db: str | None = options.DB,
     concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, max=64,
@@ -53,6 +51,7 @@ def serve(
     worker.serve(stop)
 
 
+@app.command()
 def result(
     job_id: str = options.JOB_ID,
     wait: bool = typer.Option(False, "--wait", help="wait until the job finishes (or waits for approval)"),
@@ -73,6 +72,7 @@ def result(
     raise typer.Exit(exit_code(job.status))
 
 
+@app.command()
 def inbox(
     show_all: bool = typer.Option(False, "--all", help="read ones too"),
     db: str | None = options.DB,
@@ -91,6 +91,7 @@ def inbox(
     box.mark_read([e.id for e in entries if not e.read])
 
 
+@app.command("prune")
 def prune_command(
     older_than: str = typer.Option(..., "--older-than", help="age of the finished jobs to forget, e.g. 30d, 12h"),
     dry_run: bool = typer.Option(False, "--dry-run", help="only say what would go"),
