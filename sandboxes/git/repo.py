@@ -346,10 +346,11 @@ class GitRepo:
         return found.stdout.strip() if found.returncode == 0 else None
 
     def _fork_point(self, a: str, b: str) -> tuple[str, str]:
-        base = self.git(["merge-base", self.resolve(a), self.resolve(b)], check=False)
+        fork, head = self.resolve(a), self.resolve(b)  # b once: each resolve is a git process
+        base = self.git(["merge-base", fork, head], check=False)
         if base.returncode != 0:
             raise WorkspaceError(f"{a} and {b} share no history; compare refs of the same project")
-        return base.stdout.strip(), self.resolve(b)
+        return base.stdout.strip(), head
 
     def _worktrees(self) -> dict[Path, str | None]:
         """Registered worktrees (the user's checkout too): path -> branch, None when detached."""
