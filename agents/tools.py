@@ -16,11 +16,13 @@ to the workspace and refuse symlinks leading out of it.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import json
 import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -340,7 +342,14 @@ class Tool:
 
     def parameters(self) -> dict[str, Any]:
         """The JSON schema of the arguments."""
-        return compact_schema(self.args_model.model_json_schema())
+        return copy.deepcopy(_parameters(self.args_model))  # a copy: the caller may change it
+
+
+# Every model call sends its tools' schemas, and pydantic builds a model's JSON schema anew each time it is
+# asked (milliseconds a tool); a model class's schema never changes.
+@lru_cache(maxsize=256)
+def _parameters(args_model: type[BaseModel]) -> dict[str, Any]:
+    return compact_schema(args_model.model_json_schema())
 
 
 def compact_schema(schema: Any) -> Any:

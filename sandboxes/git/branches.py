@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from sandboxes.git.command import WorkspaceError, run_git
@@ -26,6 +27,12 @@ def branch_name(job_id: str, name: str | None = None) -> str:
 
 def check_branch(branch: str) -> None:
     """WorkspaceError unless `branch` is a valid branch name (one that cannot pass for an option)."""
-    valid = run_git(["check-ref-format", f"refs/heads/{branch}"], cwd=Path("/"), check=False).returncode == 0
-    if not valid or branch.startswith("-"):
+    if not _valid_ref(f"refs/heads/{branch}") or branch.startswith("-"):
         raise WorkspaceError(f"invalid branch name {branch!r}; see `git help check-ref-format`")
+
+
+# git's rules depend on the name alone, and every git operation checks its branch: without the cache a job
+# spent a `git check-ref-format` process on the same few names dozens of times each.
+@lru_cache(maxsize=4096)
+def _valid_ref(ref: str) -> bool:
+    return run_git(["check-ref-format", ref], cwd=Path("/"), check=False).returncode == 0

@@ -4,6 +4,8 @@ git repos. No Docker, no bubblewrap, no server: these run in seconds on any mach
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,3 +47,10 @@ def director_maker(tmp_path: Path) -> tuple[MakeDirector, list[Director]]:
 
 def local_sandbox(workspace: Path) -> LocalSandbox:
     return LocalBackend().start(SandboxSpec(workspace=workspace))
+
+
+def by_hand(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`argv` run in `cwd` as one would check a result by hand, but without the pytest plugins installed here
+    (hypothesis, langsmith, textual's...): the projects under test use none, and loading them costs seconds."""
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)

@@ -4,11 +4,10 @@ top-up, alternative plans side by side."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from corekit import MakeDirector
+from corekit import MakeDirector, by_hand
 from helpers import call, git
 
 from orchestrator.apps.demo import CAMPAIGN_REPO
@@ -73,7 +72,7 @@ def test_three_iterations_each_improving_meet_the_goal(tmp_path: Path, make_dire
     # The campaign branch passes the verifier when run by hand.
     check = tmp_path / "check"
     git(repo, "worktree", "add", "-q", str(check), report.branch)
-    assert subprocess.run(["python3", "verify.py"], cwd=check, capture_output=True).returncode == 0
+    assert by_hand(["python3", "verify.py"], cwd=check).returncode == 0
     assert models.pending == []
 
 

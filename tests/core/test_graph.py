@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from corekit import MakeDirector
+from corekit import MakeDirector, by_hand
 from helpers import approve, call, coder, git, make_repo, plan_entry, subtask
 
 from agents.plan import Plan
@@ -37,8 +36,7 @@ def test_the_demo_job_runs_in_process(tmp_path: Path, make_director: MakeDirecto
     # s2 and s3 start only once s1 is merged into the job branch.
     kinds = [(e.kind, e.subtask) for e in director.events(job.id)]
     assert kinds.index(("merge", "s1")) < min(i for i, k in enumerate(kinds) if k[1] in ("s2", "s3"))
-    check = subprocess.run(["python3", "-m", "pytest", "-q"], cwd=_checkout(repo, report.job_branch, tmp_path),
-                           capture_output=True, text=True)
+    check = by_hand(["python3", "-m", "pytest", "-q"], cwd=_checkout(repo, report.job_branch, tmp_path))
     assert check.returncode == 0, check.stdout
 
 
