@@ -12,6 +12,7 @@ from rich.color import Color
 from rich.segment import Segment
 from textual.strip import Strip
 from textual.widgets import Checkbox, DataTable, Input, Label, SelectionList, Static, TabbedContent, TextArea
+from textual.widgets._toast import Toast, ToastRack
 from tuikit import LONG_OUTPUT, RECORDED_CAMPAIGN, RECORDED_JOB, RECORDED_NOW, static_text, type_text, wait_until
 
 from orchestrator.config.settings import Settings
@@ -551,3 +552,38 @@ async def test_a_relative_repo_typed_in_the_form_is_stored_absolute(recorded: tu
     job = Director(settings).get(launches.calls[0][0])
     assert job.task.repo == str(repo)
     assert Path(job.task.repo).is_absolute()
+
+
+def toasts_on_screen(app: ShipyardApp) -> list[str]:
+    """The messages of the toasts the current screen shows."""
+    return [toast._notification.message for rack in app.screen.query(ToastRack) if rack.display
+            for toast in rack.query(Toast) if toast.display and toast.visible]
+
+
+async def test_toasts_wait_for_a_dialog_to_close_then_come_bundled(recorded: tuple[Settings, Path]) -> None:
+    settings, repo = recorded
+    director = Director(settings)
+    chores = [director.records.submit(Task(instruction=f"Chore {n}", repo=str(repo))).id for n in range(4)]
+    app = console(recorded)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await listed(pilot, chores[-1])
+        director.records.finish(chores[0], JobStatus.FAILED, error="tests fail")
+        await wait_until(pilot, lambda: any(chores[0] in t for t in toasts_on_screen(app)), "the first job's toast")
+
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, NewTaskScreen), "the form")
+        assert toasts_on_screen(app) == []  # the toast already up is not drawn over the form
+        for job_id in chores[1:]:
+            director.records.finish(job_id, JobStatus.FAILED, error="tests fail")
+        await wait_until(pilot, lambda: all(app.feed.jobs[j].status == JobStatus.FAILED for j in chores),
+                         "the feed to see them finish")
+        await pilot.pause(0.3)  # a few more polls: still nothing over the form
+        assert toasts_on_screen(app) == []
+
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobsScreen), "the form closed")
+        # The three that finished meanwhile: one toast naming them all.
+        await wait_until(pilot, lambda: any("3 jobs finished" in t for t in toasts_on_screen(app)), "the bundle")
+        bundle = next(t for t in toasts_on_screen(app) if "3 jobs finished" in t)
+        assert all(job_id[-4:] in bundle for job_id in chores[1:])
+        assert not any(chores[1] in t for t in toasts_on_screen(app))  # not one toast each as well
