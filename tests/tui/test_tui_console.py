@@ -587,3 +587,28 @@ async def test_toasts_wait_for_a_dialog_to_close_then_come_bundled(recorded: tup
         bundle = next(t for t in toasts_on_screen(app) if "3 jobs finished" in t)
         assert all(job_id[-4:] in bundle for job_id in chores[1:])
         assert not any(chores[1] in t for t in toasts_on_screen(app))  # not one toast each as well
+
+
+async def test_s_sorts_the_jobs_newest_first_then_costliest_first_then_inbox_again(
+        recorded: tuple[Settings, Path]) -> None:
+    app = console(recorded)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await listed(pilot, RECORDED_CAMPAIGN)
+        inbox = [str(key.value) for key in table.rows]
+        feed = app.feed
+        cost = {job_id: float(str(table.get_cell(job_id, "cost")).lstrip("$").replace(",", "")) for job_id in inbox}
+
+        await pilot.press("s")
+        await wait_until(pilot, lambda: "by newest" in str(table.border_title), "sorted by age")
+        assert [str(key.value) for key in table.rows] == sorted(inbox, key=lambda j: -feed.jobs[j].created_at)
+        assert [str(key.value) for key in table.rows] != inbox
+
+        await pilot.press("s")
+        await wait_until(pilot, lambda: "by cost" in str(table.border_title), "sorted by cost")
+        shown = [str(key.value) for key in table.rows]
+        assert [cost[j] for j in shown] == sorted(cost.values(), reverse=True)  # as the cost column reads
+        assert shown[0] == RECORDED_CAMPAIGN  # its iterations' jobs add up
+
+        await pilot.press("s")
+        await wait_until(pilot, lambda: [str(key.value) for key in table.rows] == inbox, "the inbox order again")
+        assert "by" not in str(table.border_title)
