@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 
 from orchestrator.store.jobs import Job, JobStatus, Task
 from tui.feed import Change, JobFeed
@@ -76,6 +76,9 @@ class ShipyardApp(App[None]):
         self._statuses: dict[str, JobStatus] | None = None
         self._children: list[Child] = []
         self._failing: set[str] = set()
+        # What the feed had to tell while a dialog was up: told, bundled, once the dialog closes.
+        self._held: list[tuple[str, dict[str, Any]]] = []
+        self._held_jobs: tuple[dict[str, Job], dict[str, Job]] = ({}, {})  # (waiting, finished) by id
 
     @cached_property
     def director(self) -> Director:
@@ -120,7 +123,7 @@ class ShipyardApp(App[None]):
         except Exception as exc:  # noqa: BLE001 - see above
             if reader not in self._failing:
                 self._failing.add(reader)
-                self.notify(f"{type(exc).__name__}: {exc}", title="Cannot read the job store", severity="error")
+                self.tell(f"{type(exc).__name__}: {exc}", title="Cannot read the job store", severity="error")
             return None
         self._failing.discard(reader)
         return result
@@ -135,6 +138,8 @@ class ShipyardApp(App[None]):
                     if updated is not None:
                         updated(change)
             self._reap()
+            if not self.in_dialog:
+                self._release()
             await asyncio.sleep(self.poll_interval)
 
     def _poll(self) -> Change:
@@ -148,7 +153,7 @@ class ShipyardApp(App[None]):
             if code is None:
                 running.append(child)
             elif code != 0:
-                self.notify(f"`shipyard work {child.job_id} --action {child.action}` exited with {code}: "
+                self.tell(f"`shipyard work {child.job_id} --action {child.action}` exited with {code}: "
                             f"{self._last_words(child.job_id)}", title=f"Job {child.job_id[-4:]}: its process failed",
                             severity="error", timeout=20)
         self._children = running
@@ -162,22 +167,43 @@ class ShipyardApp(App[None]):
         return lines[-1] if lines else "it printed nothing"
 
     def _announce(self, change: Change) -> None:
-        """A toast when plans start waiting for approval and when jobs finish; several at once, one toast."""
+        """Toasts for plans that start waiting for approval and jobs that finish, told by `_release`."""
         jobs = self.feed.jobs
         known = self._statuses
         self._statuses = {job.id: job.status for job in jobs.values()}
         if known is None:
             return  # what was already so when the app opened is not news
-        waiting: list[Job] = []
-        finished: list[Job] = []
+        waiting, finished = self._held_jobs
         for job_id in change.jobs:
             job = jobs.get(job_id)
             if job is None or known.get(job_id) == job.status:
                 continue
             if job.status.waiting:
-                waiting.append(job)
+                waiting[job.id] = job
             elif job.status.finished:
-                finished.append(job)
+                waiting.pop(job.id, None)
+                finished[job.id] = job
+
+    @property
+    def in_dialog(self) -> bool:
+        """A dialog (a form, a confirmation, the help) is on top: the feed's toasts wait until it closes."""
+        return bool(self.screen_stack) and isinstance(self.screen_stack[-1], ModalScreen)
+
+    def tell(self, message: str, **kwargs: Any) -> None:
+        """A toast about something the director did not just do: held while a dialog is up."""
+        if self.in_dialog:
+            self._held.append((message, kwargs))
+        else:
+            self.notify(message, **kwargs)
+
+    def _release(self) -> None:
+        """The toasts held (and those of this poll): several plans or finished jobs at once make one toast."""
+        held, self._held = self._held, []
+        for message, kwargs in held:
+            self.notify(message, **kwargs)
+        waiting = list(self._held_jobs[0].values())
+        finished = list(self._held_jobs[1].values())
+        self._held_jobs = ({}, {})
         if len(waiting) > BUNDLE:
             self.notify(f"{len(waiting)} jobs wait for you: " + ", ".join(j.id[-4:] for j in waiting)
                         + ". The inbox lists them first.", title="Plans ready", timeout=10)

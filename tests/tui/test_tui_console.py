@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import DataTable, SelectionList, Static, TextArea
+from rich.color import Color
+from rich.segment import Segment
+from textual.strip import Strip
+from textual.widgets import Checkbox, DataTable, Input, Label, SelectionList, Static, TabbedContent, TextArea
+from textual.widgets._toast import Toast, ToastRack
 from tuikit import LONG_OUTPUT, RECORDED_CAMPAIGN, RECORDED_JOB, RECORDED_NOW, static_text, type_text, wait_until
 
 from orchestrator.config.settings import Settings
@@ -32,6 +36,7 @@ from tui.screens.jobs import JobsScreen
 from tui.screens.new_task import NewTaskScreen
 from tui.widgets.log_view import LogView
 from tui.widgets.panels import JobHeader
+from tui.widgets.plan_tree import PlanTree
 
 pytestmark = pytest.mark.asyncio
 
@@ -326,3 +331,284 @@ async def test_a_launched_process_that_fails_comes_back_as_a_toast(recorded: tup
         failure = next(t for t in toasts if "exited with" in t)
         assert f"shipyard work {RECORDED_JOB} --action retry" in failure
         assert "only a failed, partial or cancelled job can be retried" in failure  # the process's own last words
+
+
+def rows_shown(widget: Any) -> list[Strip]:
+    """What a line-rendered widget (the log, the tree) paints, row by row, as the screen gets it."""
+    return [widget.render_line(y) for y in range(widget.size.height)]
+
+
+def strip_text(strip: Strip) -> str:
+    return "".join(segment.text for segment in strip)
+
+
+def tree_scopes(tree: PlanTree) -> list[str]:
+    """The scopes of the tree's lines on screen, top to bottom (a folded node's children are not)."""
+    return [str(tree.get_node_at_line(line).data) for line in range(tree.last_line + 1)
+            if tree.get_node_at_line(line) is not None]
+
+
+async def select_node(pilot: Any, scope: str) -> None:
+    tree = pilot.app.screen.query_one(PlanTree)
+    tree.focus()
+    await pilot.press("home")
+    for _ in range(40):
+        if tree.cursor_node is not None and tree.cursor_node.data == scope:
+            return
+        await pilot.press("down")
+    raise AssertionError(f"no {scope} in the tree")
+
+
+async def test_duplicate_opens_the_form_filled_from_the_job_and_submits_a_new_job(
+        recorded: tuple[Settings, Path]) -> None:
+    settings, repo = recorded
+    director = Director(settings)
+    original = director.get(RECORDED_JOB).task
+    launches = Launches()
+    app = console(recorded, launches)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, RECORDED_JOB)
+        await pilot.press("t")
+        await wait_until(pilot, lambda: isinstance(app.screen, NewTaskScreen), "the form")
+        form = app.screen
+        assert form.query_one("#instruction", TextArea).text == original.instruction
+        assert form.query_one("#repo", Input).value == original.repo
+        assert form.query_one("#base", Input).value == original.base
+        assert form.query_one("#approve-plan", Checkbox).value == original.approve_plan
+        assert form.query_one("#candidates", Input).value == str(original.candidates)
+        assert "New task, like" in str(form.query_one(".dialog-title", Label).content)
+        await type_text(pilot, "Again: ")  # the instruction has the focus, its cursor at the start
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: launches.calls, "the new job launched")
+        await wait_until(pilot, lambda: app.screen is screen, "back on the job")
+    (new_id, action), = launches.calls
+    assert action == "run" and new_id != RECORDED_JOB
+    task = director.get(new_id).task
+    assert task.instruction == "Again: " + original.instruction
+    assert (task.repo, task.base, task.approve_plan) == (original.repo, original.base, original.approve_plan)
+    assert director.get(RECORDED_JOB).task == original  # the job it came from is as it was
+
+
+async def test_zoom_gives_the_pane_the_whole_width_and_back(recorded: tuple[Settings, Path]) -> None:
+    app = console(recorded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, RECORDED_JOB)
+        tree, tabs = screen.query_one(PlanTree), screen.query_one(TabbedContent)
+        await wait_until(pilot, lambda: tree.region.width > 0 and tabs.region.x >= tree.region.width, "two panes")
+        narrow = tabs.region.width
+        await pilot.press("z")
+        await wait_until(pilot, lambda: tabs.region.width == SIZE[0], "the pane zoomed")
+        assert tabs.region.x == 0 and not tree.display and tree.region.width == 0
+        await pilot.press("z")
+        await wait_until(pilot, lambda: tabs.region.width == narrow, "both panes again")
+        assert tree.display and tree.region.width > 0
+
+
+async def test_long_log_lines_wrap_and_w_crops_them(recorded: tuple[Settings, Path]) -> None:
+    app = console(recorded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, RECORDED_JOB)
+        view = screen.query_one(LogView)
+        verdict = LONG_OUTPUT.splitlines()[-1]  # longer than the pane is wide
+        await wait_until(pilot, lambda: any(verdict in t for t in line_texts(view)), "the verdict in the log")
+        view.focus()
+        await pilot.press("slash")
+        await type_text(pilot, "test_discount_rounds")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: verdict in line_texts(view)[view._cursor_index()], "the verdict found")
+        assert len(verdict) > view.size.width
+
+        def shown() -> list[str]:
+            return [strip_text(strip) for strip in rows_shown(view)]
+
+        # Wrapped: the line's head and its tail are both on screen, the tail on a row of its own.
+        await wait_until(pilot, lambda: any("FAILED tests/test_pricing.py" in t for t in shown()), "its head")
+        head = next(i for i, t in enumerate(shown()) if "FAILED tests/test_pricing.py" in t)
+        assert "== 10.0" not in shown()[head] and "== 10.0" in shown()[head + 1]
+        assert view.virtual_size.height > len(view.lines)
+
+        await pilot.press("w")
+        await wait_until(pilot, lambda: view.virtual_size.height == len(view.lines), "one row a line")
+        await wait_until(pilot, lambda: any("FAILED tests/test_pricing.py" in t for t in shown()), "the line cropped")
+        assert not any("== 10.0" in t for t in shown())  # its tail is cut off at the pane's edge
+        assert all(len(t) <= view.size.width for t in shown())
+
+        await pilot.press("w")  # the reader's line stays on screen, wrapped whole again
+        await wait_until(pilot, lambda: any("== 10.0" in t for t in shown()), "wrapped again")
+        assert verdict in line_texts(view)[view._cursor_index()]
+
+
+def _failed_job_with_a_plan(director: Director, statuses: dict[str, str]) -> str:
+    """The recorded failed job, given the recorded plan and these subtask statuses."""
+    failed = "20260105-094500-3d4a"
+    plan = director.events(RECORDED_JOB, kinds=(PlanReady,))[0]
+    director.records.events.append(plan.model_copy(update={"job_id": failed, "id": None}))
+    for sub, status in statuses.items():
+        director.records.events.append(SubtaskStatus(job_id=failed, subtask=sub, status=status))
+    return failed
+
+
+async def test_reviewing_is_not_painted_the_red_of_failed(recorded: tuple[Settings, Path]) -> None:
+    settings, _ = recorded
+    job_id = _failed_job_with_a_plan(Director(settings), {"s1": "reviewing", "s2": "failed"})
+    app = console(recorded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, job_id)
+        tree = screen.query_one(PlanTree)
+
+        def painted(word: str) -> list[Segment]:
+            return [segment for strip in rows_shown(tree) for segment in strip if word in segment.text]
+
+        await wait_until(pilot, lambda: painted("reviewing") and painted("failed"), "both states in the tree")
+        reviewing = {segment.style.color for segment in painted("reviewing")}
+        failed = {segment.style.color for segment in painted("failed")}
+        assert None not in reviewing | failed
+        assert not reviewing & failed, (reviewing, failed)
+        red = Color.parse("red")
+        assert red in failed and red not in reviewing
+
+
+async def test_a_subtask_folds_its_agents_away_and_back(recorded: tuple[Settings, Path]) -> None:
+    app = console(recorded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, RECORDED_JOB)
+        tree = screen.query_one(PlanTree)
+        await wait_until(pilot, lambda: "agent:s2.test_fixer.1" in tree_scopes(tree), "s2's agents in the tree")
+        agents = [s for s in tree_scopes(tree) if s.startswith("agent:s2.")]
+        assert any("test_fixer 1" in strip_text(row) for row in rows_shown(tree))
+        others = [s for s in tree_scopes(tree) if not s.startswith("agent:s2.")]
+        await select_node(pilot, "subtask:s2")
+        await pilot.press("space")
+        await wait_until(pilot, lambda: not any(s.startswith("agent:s2.") for s in tree_scopes(tree)), "s2 folded")
+        assert tree_scopes(tree) == others  # only s2's agents went: s1's and s3's stay
+        assert not any("test_fixer 1" in strip_text(row) for row in rows_shown(tree))
+        await pilot.press("space")
+        await wait_until(pilot, lambda: [s for s in tree_scopes(tree) if s.startswith("agent:s2.")] == agents,
+                         "s2 unfolded")
+
+
+async def test_the_header_sums_up_the_tests_in_one_line(recorded: tuple[Settings, Path]) -> None:
+    settings, _ = recorded
+    app = console(recorded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, RECORDED_JOB)
+        header = screen.query_one(JobHeader)
+        await wait_until(pilot, lambda: "merged" in static_text(header), "the header")
+        first = static_text(header).splitlines()[0]
+        progress = screen.progress
+        mark = {True: "✓", False: "✗"}
+        assert progress.tests_after is not None and progress.tests_before is not None
+        assert f"tests {mark[progress.tests_before]}→{mark[progress.tests_after.passed]}" in first
+        # A job that has not started yet says so, in the same place.
+        await pilot.press("escape")
+        job = Director(settings).records.submit(Task(instruction="Not started", repo=str(recorded[1])))
+        screen = await open_recorded(pilot, job.id)
+        await wait_until(pilot, lambda: "no plan yet" in static_text(screen.query_one(JobHeader)), "its header")
+        assert "tests -" in static_text(screen.query_one(JobHeader)).splitlines()[0]
+
+
+async def test_a_queued_approval_counts_the_jobs_queued_ahead_of_it(recorded: tuple[Settings, Path]) -> None:
+    settings, repo = recorded
+    director = Director(settings)
+    director.records.events.append(WorkerClaimed(job_id=WAITING_JOB, worker="build-2:4711", action="run"))
+    before = [director.records.submit(Task(instruction=f"Chore {n}", repo=str(repo))).id for n in range(2)]
+    app = console(recorded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, WAITING_JOB)
+        header = screen.query_one(JobHeader)
+        await wait_until(pilot, lambda: "on build-2:4711" in static_text(header)
+                         and screen.check_action("approve", ()), "the plan waiting on a worker")
+        await pilot.press("a")
+        await wait_until(pilot, lambda: "approve queued: a worker takes it (2 queued jobs ahead)"
+                         in static_text(header), "the answer and the two jobs ahead of it", timeout=60)
+        # A job queued after the answer waits behind it: not counted.
+        later = director.records.submit(Task(instruction="Chore after", repo=str(repo))).id
+        await wait_until(pilot, lambda: later in app.feed.jobs, "the later job seen")
+        await pilot.pause(0.3)
+        assert "(2 queued jobs ahead)" in static_text(header)
+        # A worker takes one of those ahead: one is left.
+        director.records.set_status(before[0], JobStatus.RUNNING)
+        await wait_until(pilot, lambda: "(1 queued job ahead)" in static_text(header), "one job ahead")
+
+
+async def test_a_relative_repo_typed_in_the_form_is_stored_absolute(recorded: tuple[Settings, Path],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, repo = recorded
+    monkeypatch.chdir(repo / "inventory")  # the app runs in a folder of the repo
+    launches = Launches()
+    app = console(recorded, launches)
+    async with app.run_test(size=SIZE) as pilot:
+        await listed(pilot, RECORDED_JOB)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, NewTaskScreen), "the form")
+        await type_text(pilot, "Fix it")
+        await pilot.press("shift+tab", "shift+tab")  # back up to the repository
+        field = app.screen.query_one("#repo", Input)
+        await wait_until(pilot, lambda: field.has_focus, "the repository field")
+        await pilot.press("end", "ctrl+u", *"..")
+        assert field.value == ".."
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: launches.calls, "the job launched")
+    job = Director(settings).get(launches.calls[0][0])
+    assert job.task.repo == str(repo)
+    assert Path(job.task.repo).is_absolute()
+
+
+def toasts_on_screen(app: ShipyardApp) -> list[str]:
+    """The messages of the toasts the current screen shows."""
+    return [toast._notification.message for rack in app.screen.query(ToastRack) if rack.display
+            for toast in rack.query(Toast) if toast.display and toast.visible]
+
+
+async def test_toasts_wait_for_a_dialog_to_close_then_come_bundled(recorded: tuple[Settings, Path]) -> None:
+    settings, repo = recorded
+    director = Director(settings)
+    chores = [director.records.submit(Task(instruction=f"Chore {n}", repo=str(repo))).id for n in range(4)]
+    app = console(recorded)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await listed(pilot, chores[-1])
+        director.records.finish(chores[0], JobStatus.FAILED, error="tests fail")
+        await wait_until(pilot, lambda: any(chores[0] in t for t in toasts_on_screen(app)), "the first job's toast")
+
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, NewTaskScreen), "the form")
+        assert toasts_on_screen(app) == []  # the toast already up is not drawn over the form
+        for job_id in chores[1:]:
+            director.records.finish(job_id, JobStatus.FAILED, error="tests fail")
+        await wait_until(pilot, lambda: all(app.feed.jobs[j].status == JobStatus.FAILED for j in chores),
+                         "the feed to see them finish")
+        await pilot.pause(0.3)  # a few more polls: still nothing over the form
+        assert toasts_on_screen(app) == []
+
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobsScreen), "the form closed")
+        # The three that finished meanwhile: one toast naming them all.
+        await wait_until(pilot, lambda: any("3 jobs finished" in t for t in toasts_on_screen(app)), "the bundle")
+        bundle = next(t for t in toasts_on_screen(app) if "3 jobs finished" in t)
+        assert all(job_id[-4:] in bundle for job_id in chores[1:])
+        assert not any(chores[1] in t for t in toasts_on_screen(app))  # not one toast each as well
+
+
+async def test_s_sorts_the_jobs_newest_first_then_costliest_first_then_inbox_again(
+        recorded: tuple[Settings, Path]) -> None:
+    app = console(recorded)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await listed(pilot, RECORDED_CAMPAIGN)
+        inbox = [str(key.value) for key in table.rows]
+        feed = app.feed
+        cost = {job_id: float(str(table.get_cell(job_id, "cost")).lstrip("$").replace(",", "")) for job_id in inbox}
+
+        await pilot.press("s")
+        await wait_until(pilot, lambda: "by newest" in str(table.border_title), "sorted by age")
+        assert [str(key.value) for key in table.rows] == sorted(inbox, key=lambda j: -feed.jobs[j].created_at)
+        assert [str(key.value) for key in table.rows] != inbox
+
+        await pilot.press("s")
+        await wait_until(pilot, lambda: "by cost" in str(table.border_title), "sorted by cost")
+        shown = [str(key.value) for key in table.rows]
+        assert [cost[j] for j in shown] == sorted(cost.values(), reverse=True)  # as the cost column reads
+        assert shown[0] == RECORDED_CAMPAIGN  # its iterations' jobs add up
+
+        await pilot.press("s")
+        await wait_until(pilot, lambda: [str(key.value) for key in table.rows] == inbox, "the inbox order again")
+        assert "by" not in str(table.border_title)

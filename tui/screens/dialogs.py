@@ -157,6 +157,7 @@ class RetryDialog(Dialog[tuple[list[str], str] | None]):
             yield SelectionList[str](*((f"{sub_id}  {title}", sub_id, True) for sub_id, title in self.failed),
                                      id="retry-subtasks", compact=True)
         yield Input(placeholder="a note for the agents (optional)", id="retry-note", compact=True)
+        yield Static("", id="retry-error", classes="dialog-error")
         yield Static("space picks a subtask, enter or ctrl+s retries, escape cancels", classes="dialog-hint")
 
     def on_mount(self) -> None:
@@ -168,7 +169,7 @@ class RetryDialog(Dialog[tuple[list[str], str] | None]):
     def action_retry(self) -> None:
         chosen = self.query_one(SelectionList).selected if self.failed else []
         if self.failed and not chosen:
-            self.notify("Pick at least one subtask (space), or escape.", severity="warning")
+            self.query_one("#retry-error", Static).update("Pick at least one subtask (space), or escape.")
             return
         # All of them is the default: the orchestrator then also reruns those that never started.
         picked = [] if len(chosen) == len(self.failed) else list(chosen)

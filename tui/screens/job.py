@@ -270,8 +270,10 @@ class JobScreen(JobDetailScreen):
             return None
         what = f"{answer.action} queued" if answer else "answer on its way"
         if self.progress.worker:
+            # The jobs queued before the answer: those a worker takes first (one queued later waits behind it).
+            since = answer.ts if answer else self.shipyard.clock()
             ahead = sum(1 for job in self.shipyard.feed.jobs.values()
-                        if job.status == JobStatus.QUEUED and job.id != self.job.id)
+                        if job.status == JobStatus.QUEUED and job.id != self.job.id and job.updated_at <= since)
             return f"⧗ {what}: a worker takes it ({ahead} queued job{'s' * (ahead != 1)} ahead)"
         return f"⧗ {what}: the job's process is starting"
 

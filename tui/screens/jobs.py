@@ -20,6 +20,8 @@ from tui.screens.new_task import NewTaskScreen
 from tui.widgets.panels import job_status
 
 COLUMNS = ("job", "status", "done", "age", "cost", "task")
+# The orders `s` goes through: the inbox's (what needs the director first), then the newest, then the costliest.
+SORTS = ("inbox", "newest", "cost")
 CELL_PADDING = 2
 AGE_TICK = 15.0  # seconds between repaints of the ages when nothing else changes
 
@@ -34,6 +36,8 @@ class JobsScreen(TableScreen):
         Binding("enter", "open_job", "Open", tooltip="Open the job under the cursor"),
         Binding("slash", "search", "Search", tooltip="Search the jobs by task, repo, id or branch"),
         Binding("f", "cycle_filter", "Filter", tooltip="Show the next kind of jobs (1-5 choose one)"),
+        Binding("s", "cycle_sort", "Sort", show=False, tooltip="Order the jobs: inbox first, newest first, costliest"
+                " first"),
         *(Binding(f.key, f"set_filter('{f.key}')", f"Filter: {f.name}", show=False) for f in FILTERS),
         *CURSOR_KEYS,
         Binding("escape", "clear_search", "Clear search", show=False),
@@ -44,6 +48,7 @@ class JobsScreen(TableScreen):
         super().__init__()
         self.filter: Filter = FILTERS[0]
         self.search = ""
+        self.sort = SORTS[0]
         self.jobs: list[Job] = []  # as listed, in order
         self._cells: dict[str, tuple[str, ...]] = {}
         self._dirty = True
@@ -99,9 +104,24 @@ class JobsScreen(TableScreen):
         feed = self.shipyard.feed
         words = self.search.lower().split()
         # A campaign's iteration jobs are on its own screen; a search finds them too.
-        return [job for job in ordered(list(feed.jobs.values()), feed.view)
+        jobs = [job for job in ordered(list(feed.jobs.values()), feed.view)
                 if (words or job.task.parent is None)
                 and self.filter.keeps(job, feed.view(job.id)) and matches(job, feed.view(job.id), words)]
+        if self.sort == "newest":
+            jobs.sort(key=lambda job: -job.created_at)
+        elif self.sort == "cost":
+            spent = self._spent()
+            jobs.sort(key=lambda job: -(feed.view(job.id).cost + spent.get(job.id, 0.0)))
+        return jobs
+
+    def _spent(self) -> dict[str, float]:
+        """A campaign's cost is its iterations' jobs'."""
+        feed = self.shipyard.feed
+        spent: dict[str, float] = {}
+        for job in feed.jobs.values():
+            if job.task.parent is not None:
+                spent[job.task.parent] = spent.get(job.task.parent, 0.0) + feed.view(job.id).cost
+        return spent
 
     def _show(self) -> None:
         if not self._ready:  # the feed or a resize came before the mount: the mount shows it all
@@ -118,12 +138,10 @@ class JobsScreen(TableScreen):
                               " Press [b]1[/b] for all jobs, [b]escape[/b] to clear the search.")
         needs = sum(1 for job in feed.jobs.values() if job.task.parent is None and group(job, feed.view(job.id)) == 0)
         searched = f" · /{self.search}" if self.search else ""
-        table.border_title = f"Jobs · {self.filter.name}{searched} ({len(jobs)})"
+        by = f" · by {self.sort}" if self.sort != SORTS[0] else ""
+        table.border_title = f"Jobs · {self.filter.name}{searched}{by} ({len(jobs)})"
         table.border_subtitle = f"{needs} need you" if needs else ""
-        spent: dict[str, float] = {}  # a campaign's cost is its iterations' jobs'
-        for job in feed.jobs.values():
-            if job.task.parent is not None:
-                spent[job.task.parent] = spent.get(job.task.parent, 0.0) + feed.view(job.id).cost
+        spent = self._spent()
         cells = {job.id: self._row(job, spent.get(job.id, 0.0)) for job in jobs}
         width = self._task_width(list(cells.values()))
         cells = {job_id: (*row[:-1], _cut(row[-1], width)) for job_id, row in cells.items()}
@@ -200,6 +218,10 @@ class JobsScreen(TableScreen):
     def action_cycle_filter(self) -> None:
         index = FILTERS.index(self.filter)
         self.action_set_filter(FILTERS[(index + 1) % len(FILTERS)].key)
+
+    def action_cycle_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self._show()
 
     def action_set_filter(self, key: str) -> None:
         self.filter = next(f for f in FILTERS if f.key == key)

@@ -174,11 +174,13 @@ class LogView(ScrollView, can_focus=True):
         else:
             self._layout()
             top = self._offsets[index] if index < len(self._offsets) else 0
+            # A wrapped line's rows, all of them, come into view (its top first, if they are too many).
+            end = self._offsets[index + 1] if index + 1 < len(self._offsets) else self.virtual_size.height
             height = self.scrollable_content_region.height
             if top < self.scroll_y:
                 self.scroll_to(y=top, animate=False, immediate=True)
-            elif top >= self.scroll_y + height:
-                self.scroll_to(y=top - height + 1, animate=False, immediate=True)
+            elif end > self.scroll_y + height:
+                self.scroll_to(y=min(top, end - height), animate=False, immediate=True)
         self.refresh()
 
     def _set_unseen(self, count: int) -> None:
@@ -198,6 +200,9 @@ class LogView(ScrollView, can_focus=True):
     def action_toggle_wrap(self) -> None:
         self.wrap = not self.wrap
         self._changed()
+        if not self.following:
+            # The rows above the cursor's line are not as many now: keep that line on screen.
+            self._go(self.cursor)
 
     def action_toggle_step(self) -> None:
         """Expand the step under the cursor to its whole output, or fold it back."""
