@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from helpers import git
-from safekit import CHANGE, World, ended, one_error_line, wait_for
+from safekit import CHANGE, World, ended, one_error_line, slow, wait_for
 
 from agents.scripted_model import ScriptedModelServer
 from orchestrator.store.jobs import JobStatus
@@ -39,7 +39,7 @@ def test_approve_from_another_directory_uses_the_jobs_own_settings(world: Callab
     assert w.asked("coder") >= 1 and w.asked("reviewer") >= 1
 
 
-def test_retry_and_resume_from_another_directory_use_the_jobs_own_settings(
+def test_retry_from_another_directory_uses_the_jobs_own_settings(
         world: Callable[..., World], other_endpoint: ScriptedModelServer) -> None:
     failing_first = [CHANGE[0], {"match": {"role": "coder"}, "status": 400, "message": "no"}, *CHANGE[1:]]
     w = world(failing_first)
@@ -49,6 +49,28 @@ def test_retry_and_resume_from_another_directory_use_the_jobs_own_settings(
     retried = w.shipyard("retry", job.id, cwd=w.elsewhere, env=_elsewhere(w, other_endpoint))
     assert retried.returncode == 0, retried.stderr
     assert w.director().get(job.id).status == JobStatus.SUCCEEDED and other_endpoint.requests == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_resume_of_an_interrupted_job_from_another_directory_uses_the_jobs_own_settings(
+        world: Callable[..., World], other_endpoint: ScriptedModelServer, sig: int) -> None:
+    w = world(slow("coder"))
+    process = w.start("run", "add a note", "--repo", ".")
+    wait_for(lambda: w.asked("coder"), 60, "the coder to ask its model")
+    job = w.only_job()
+    os.killpg(process.pid, sig)
+    code, _, err = ended(process, 20)
+    assert code == 130 and f"shipyard resume {job.id}" in one_error_line(err)
+    # The directory it is resumed from has a shipyard.toml of its own, naming another endpoint and model.
+    (w.elsewhere / "shipyard.toml").write_text(f'[models.default]\nbase_url = "{other_endpoint.base_url}"\n'
+                                               'model = "other"\nmax_retries = 0\n')
+    resumed = w.shipyard("resume", job.id, cwd=w.elsewhere)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"job {job.id} succeeded" in resumed.stdout.splitlines()[-1]
+    assert w.director().get(job.id).status == JobStatus.SUCCEEDED
+    assert other_endpoint.requests == [], "nothing went to the other directory's endpoint"
+    assert w.asked("coder") == 2 and w.asked("reviewer") == 1 and w.asked("planner") == 1
+    assert {r.model for r in w.server.requests} == {"scripted"}
 
 
 def test_a_worker_started_elsewhere_runs_the_job_with_its_own_settings(
