@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections.abc import Callable
 
 import pytest
-from helpers import git
+from helpers import call, git
 from safekit import CHANGE, World, ended, one_error_line, slow, wait_for
 
 from agents.scripted_model import ScriptedModelServer
@@ -129,3 +130,26 @@ def test_config_show_masks_secrets_but_not_numbers(world: Callable[..., World]) 
     assert shown.returncode == 0, shown.stderr
     assert '"max_tokens_per_agent": 2000000' in shown.stdout
     assert "hunter2" not in shown.stdout and "me:****@db" in shown.stdout
+
+
+def test_max_cost_applies_to_an_endpoint_that_reports_no_usage(world: Callable[..., World]) -> None:
+    no_usage = {"omit_usage": True}
+    script = [
+        {**CHANGE[0], "quirks": no_usage},
+        {"match": {"role": "coder"}, "quirks": no_usage, "repeat": True,
+         "tool_calls": [call("list_files", path=".")]},
+    ]
+    w = world(script)
+    priced = {"SHIPYARD_MODELS__DEFAULT__INPUT_PRICE": "100", "SHIPYARD_MODELS__DEFAULT__OUTPUT_PRICE": "100"}
+    ran = w.shipyard("run", "add a note", "--repo", ".", "--max-cost", "0.5", env=priced)
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    job = w.only_job()
+    assert re.fullmatch(rf"job {job.id} failed: job budget spent \(\$\d+\.\d{4} of \$0\.5000\)",
+                        ran.stdout.splitlines()[-1]), ran.stdout
+    record = w.director().get(job.id)
+    assert record.status == JobStatus.FAILED and record.error and record.error.startswith("job budget spent")
+    total = record.report["total"]
+    # Every call's tokens were counted here (none reported), priced, and summed up to the cap.
+    assert total["estimated_calls"] == total["calls"] == len(w.server.requests) and total["unpriced_calls"] == 0
+    assert total["cost"] >= 0.5 and total["input_tokens"] > 0
+    assert w.asked("coder") < 10, "the coder stopped at the budget, long before its step limit"
