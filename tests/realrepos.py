@@ -193,6 +193,28 @@ def failing_baseline_repo(path: Path) -> Path:
     })
 
 
+KELVIN_TARGET = "tests/test_units.py::test_c_to_k"
+
+
+def add_kelvin_script(repo: Path) -> list[dict]:
+    """The script of a job adding c_to_k to failing_baseline_repo: the coder's first try is wrong, so its new
+    test fails and a test-fixer round makes it right (told which failures were there before)."""
+    units = (repo / "weather/units.py").read_text()
+    tests = (repo / "tests/test_units.py").read_text().replace("import c_to_f, f_to_c", "import c_to_f, c_to_k, f_to_c")
+    return [
+        helpers.plan_entry({**helpers.subtask("s1", "add c_to_k"), "tests": [KELVIN_TARGET]}),
+        helpers.coder("s1", helpers.call("create_file", path="weather/units.py",
+                                         content=units + "\n\ndef c_to_k(c):\n    return c\n"),
+                      helpers.call("create_file", path="tests/test_units.py",
+                                   content=tests + "\n\ndef test_c_to_k():\n    assert c_to_k(0) == 273.15\n"),
+                      helpers.call("submit", summary="c_to_k")),
+        {"match": {"role": "test_fixer"}, "tool_calls": [
+            helpers.call("edit_file", path="weather/units.py", old="    return c\n", new="    return c + 273.15\n"),
+            helpers.call("submit", summary="the offset was missing")]},
+        helpers.approve("s1"),
+    ]
+
+
 def add_kelvin(repo: Path) -> str:
     """Good work on the failing-baseline repo: a feature and its test; returns the commit."""
     units = (repo / "weather/units.py").read_text()

@@ -27,7 +27,6 @@ from sandboxes.local import LocalBackend
 REMOTE = "tests/test_remote.py::test_auth_header"
 CHARTS = "tests/test_charts.py"
 SMOKE = "PYTHONPATH=. python3 checks/smoke.py"
-KELVIN_TEST = "\n\ndef test_c_to_k():\n    assert c_to_k(0) == 273.15\n"
 
 
 def prompt_of(models: FakeModels, agent: str) -> str:
@@ -44,19 +43,7 @@ def rendered(renderable: RenderableType) -> str:
 def test_a_suite_failing_at_base_gets_its_fix_and_its_failures_are_named_not_chased(
         tmp_path: Path, make_director: MakeDirector) -> None:
     repo = realrepos.failing_baseline_repo(tmp_path / "weather")
-    units = (repo / "weather/units.py").read_text()
-    tests = (repo / "tests/test_units.py").read_text().replace("import c_to_f, f_to_c", "import c_to_f, c_to_k, f_to_c")
-    director, models = make_director([
-        plan_entry({**subtask("s1", "add c_to_k"), "tests": ["tests/test_units.py::test_c_to_k"]}),
-        # The coder's first try is wrong, so its new test fails: a test-fixer round, told what was there before.
-        coder("s1", call("create_file", path="weather/units.py", content=units + "\n\ndef c_to_k(c):\n    return c\n"),
-              call("create_file", path="tests/test_units.py", content=tests + KELVIN_TEST),
-              call("submit", summary="c_to_k")),
-        {"match": {"role": "test_fixer"}, "tool_calls": [
-            call("edit_file", path="weather/units.py", old="    return c\n", new="    return c + 273.15\n"),
-            call("submit", summary="the offset was missing")]},
-        approve("s1"),
-    ])
+    director, models = make_director(realrepos.add_kelvin_script(repo))
     job = director.run(director.submit(Task(instruction="add kelvin", repo=str(repo), base="main")).id)
 
     assert job.status == JobStatus.SUCCEEDED, job.error
@@ -64,7 +51,7 @@ def test_a_suite_failing_at_base_gets_its_fix_and_its_failures_are_named_not_cha
     assert REMOTE in report.pre_existing_failures and CHARTS in report.pre_existing_failures
     assert report.tests_after is not None and report.tests_after.comparison is not None
     assert report.tests_after.comparison.verdict == "passed"
-    assert "tests/test_units.py::test_c_to_k" in report.tests_after.comparison.new_passing
+    assert realrepos.KELVIN_TARGET in report.tests_after.comparison.new_passing
     # The failures that were there are named to the test-fixer and the reviewer, and were not chased.
     fixer = prompt_of(models, "s1.test_fixer.1")
     assert "already failed before this work" in fixer and REMOTE in fixer
@@ -84,7 +71,7 @@ def test_a_suite_failing_at_base_gets_its_fix_and_its_failures_are_named_not_cha
         after = run_suite(sandbox, _command(director, job.id), "check")
     assert base.per_test and after.per_test and base.with_outcome("failed", "error")
     assert compare_runs(base, after).newly_failing == []
-    assert after.outcomes["tests/test_units.py::test_c_to_k"] == "passed"
+    assert after.outcomes[realrepos.KELVIN_TARGET] == "passed"
 
 
 def _checkout(repo: Path, ref: str, where: Path) -> Path:

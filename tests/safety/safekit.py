@@ -27,6 +27,18 @@ CHANGE = [
      "repeat": True},
 ]
 
+SLOW = 120.0  # seconds a slow model takes to answer: far longer than any wait of the tests
+
+
+def slow(role: str) -> list[dict[str, Any]]:
+    """CHANGE, with `role`'s first answer coming only after SLOW seconds."""
+    entries = [dict(e) for e in CHANGE]
+    for entry in entries:
+        if entry["match"].get("role") == role:
+            entries.insert(entries.index(entry), {**entry, "latency": SLOW, "repeat": False})
+            break
+    return entries
+
 
 def toml_of(server: ScriptedModelServer, test_command: str = "test -f README.md", extra: str = "") -> str:
     return (f'test_command = "{test_command}"\n{extra}\n[models.default]\nbase_url = "{server.base_url}"\n'

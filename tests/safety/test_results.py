@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from helpers import call, checkout_state, git, plan_entry, subtask
+from helpers import call, checkout_state, git, make_repo, plan_entry, subtask
 from safekit import CHANGE, World, one_error_line
 
 from orchestrator.store.jobs import JobStatus
@@ -129,3 +129,36 @@ def test_a_runaway_answer_is_bounded_in_the_log_and_in_later_requests(world: Cal
     assert max(contents) <= 20_100
     later = [r for r in w.server.requests if r.role == "coder"][1:]
     assert later and all(len(str(r.messages)) < 200_000 for r in later)
+
+
+def test_a_file_inside_a_submodule_is_refused_to_the_agent_and_the_submodule_is_left_alone(
+        world: Callable[..., World]) -> None:
+    script = [
+        plan_entry(subtask("s1", "patch the vendored lib")),
+        {"match": {"role": "coder", "last_role": "user"}, "tool_calls": [
+            call("create_file", path="vendor/lib/patch.py", content="PATCHED = True\n")]},
+        {"match": {"role": "coder", "last_message_contains": "is inside the submodule"}, "tool_calls": [
+            call("create_file", path="lib_patch.py", content="PATCHED = True\n"),
+            call("submit", summary="patched beside the submodule")]},
+        {"match": {"role": "reviewer"}, "repeat": True,
+         "tool_calls": [call("submit_review", decision="approve", summary="ok")]},
+    ]
+    w = world(script)
+    lib = make_repo(w.root / "lib", {"lib.py": "PATCHED = False\n"})
+    git(w.repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "vendor/lib")
+    git(w.repo, "commit", "-q", "-m", "vendor lib")
+    pinned = git(w.repo, "rev-parse", "main:vendor/lib")
+
+    ran = w.shipyard("run", "patch the lib", "--repo", ".")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    job = w.only_job()
+    assert w.director().get(job.id).status == JobStatus.SUCCEEDED
+    refused = [e.payload["output"] for e in w.director().events(job.id)
+               if e.kind == "agent.tool_result" and not e.payload["ok"]]
+    assert refused == ["vendor/lib/patch.py is inside the submodule vendor/lib: changes there are not part of this "
+                       "repository's commits; change the files of this repository instead"], refused
+    branch = f"shipyard/{job.id}"
+    assert git(w.repo, "show", f"{branch}:lib_patch.py") == "PATCHED = True\n"
+    assert git(w.repo, "diff", "--name-only", "main", branch) == "lib_patch.py\n"
+    assert git(w.repo, "rev-parse", f"{branch}:vendor/lib") == pinned
+    assert git(lib, "status", "--porcelain") == "" and not (lib / "patch.py").exists()

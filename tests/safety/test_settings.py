@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections.abc import Callable
 
 import pytest
-from helpers import git
-from safekit import CHANGE, World, ended, one_error_line, wait_for
+from helpers import call, git
+from safekit import CHANGE, World, ended, one_error_line, slow, wait_for
 
 from agents.scripted_model import ScriptedModelServer
 from orchestrator.store.jobs import JobStatus
@@ -39,7 +40,7 @@ def test_approve_from_another_directory_uses_the_jobs_own_settings(world: Callab
     assert w.asked("coder") >= 1 and w.asked("reviewer") >= 1
 
 
-def test_retry_and_resume_from_another_directory_use_the_jobs_own_settings(
+def test_retry_from_another_directory_uses_the_jobs_own_settings(
         world: Callable[..., World], other_endpoint: ScriptedModelServer) -> None:
     failing_first = [CHANGE[0], {"match": {"role": "coder"}, "status": 400, "message": "no"}, *CHANGE[1:]]
     w = world(failing_first)
@@ -49,6 +50,28 @@ def test_retry_and_resume_from_another_directory_use_the_jobs_own_settings(
     retried = w.shipyard("retry", job.id, cwd=w.elsewhere, env=_elsewhere(w, other_endpoint))
     assert retried.returncode == 0, retried.stderr
     assert w.director().get(job.id).status == JobStatus.SUCCEEDED and other_endpoint.requests == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_resume_of_an_interrupted_job_from_another_directory_uses_the_jobs_own_settings(
+        world: Callable[..., World], other_endpoint: ScriptedModelServer, sig: int) -> None:
+    w = world(slow("coder"))
+    process = w.start("run", "add a note", "--repo", ".")
+    wait_for(lambda: w.asked("coder"), 60, "the coder to ask its model")
+    job = w.only_job()
+    os.killpg(process.pid, sig)
+    code, _, err = ended(process, 20)
+    assert code == 130 and f"shipyard resume {job.id}" in one_error_line(err)
+    # The directory it is resumed from has a shipyard.toml of its own, naming another endpoint and model.
+    (w.elsewhere / "shipyard.toml").write_text(f'[models.default]\nbase_url = "{other_endpoint.base_url}"\n'
+                                               'model = "other"\nmax_retries = 0\n')
+    resumed = w.shipyard("resume", job.id, cwd=w.elsewhere)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"job {job.id} succeeded" in resumed.stdout.splitlines()[-1]
+    assert w.director().get(job.id).status == JobStatus.SUCCEEDED
+    assert other_endpoint.requests == [], "nothing went to the other directory's endpoint"
+    assert w.asked("coder") == 2 and w.asked("reviewer") == 1 and w.asked("planner") == 1
+    assert {r.model for r in w.server.requests} == {"scripted"}
 
 
 def test_a_worker_started_elsewhere_runs_the_job_with_its_own_settings(
@@ -107,3 +130,26 @@ def test_config_show_masks_secrets_but_not_numbers(world: Callable[..., World]) 
     assert shown.returncode == 0, shown.stderr
     assert '"max_tokens_per_agent": 2000000' in shown.stdout
     assert "hunter2" not in shown.stdout and "me:****@db" in shown.stdout
+
+
+def test_max_cost_applies_to_an_endpoint_that_reports_no_usage(world: Callable[..., World]) -> None:
+    no_usage = {"omit_usage": True}
+    script = [
+        {**CHANGE[0], "quirks": no_usage},
+        {"match": {"role": "coder"}, "quirks": no_usage, "repeat": True,
+         "tool_calls": [call("list_files", path=".")]},
+    ]
+    w = world(script)
+    priced = {"SHIPYARD_MODELS__DEFAULT__INPUT_PRICE": "100", "SHIPYARD_MODELS__DEFAULT__OUTPUT_PRICE": "100"}
+    ran = w.shipyard("run", "add a note", "--repo", ".", "--max-cost", "0.5", env=priced)
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    job = w.only_job()
+    assert re.fullmatch(rf"job {job.id} failed: job budget spent \(\$\d+\.\d{{4}} of \$0\.5000\)",
+                        ran.stdout.splitlines()[-1]), repr(ran.stdout[-300:])
+    record = w.director().get(job.id)
+    assert record.status == JobStatus.FAILED and record.error and record.error.startswith("job budget spent")
+    total = record.report["total"]
+    # Every call's tokens were counted here (none reported), priced, and summed up to the cap.
+    assert total["estimated_calls"] == total["calls"] == len(w.server.requests) and total["unpriced_calls"] == 0
+    assert total["cost"] >= 0.5 and total["input_tokens"] > 0
+    assert w.asked("coder") < 10, "the coder stopped at the budget, long before its step limit"

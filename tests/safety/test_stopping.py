@@ -6,27 +6,14 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from helpers import call, plan_entry, subtask
-from safekit import CHANGE, World, ended, one_error_line, wait_for
+from safekit import CHANGE, SLOW, World, ended, one_error_line, slow, wait_for
 
 from orchestrator.store.jobs import JobStatus
 
 pytestmark = pytest.mark.bubblewrap
-
-SLOW = 120.0  # seconds a slow model takes to answer: far longer than any wait below
-
-
-def slow(role: str) -> list[dict[str, Any]]:
-    """CHANGE, with `role`'s first answer coming only after SLOW seconds."""
-    entries = [dict(e) for e in CHANGE]
-    for entry in entries:
-        if entry["match"].get("role") == role:
-            entries.insert(entries.index(entry), {**entry, "latency": SLOW, "repeat": False})
-            break
-    return entries
 
 
 def _sleeping(marker: str) -> bool:

@@ -40,6 +40,8 @@ class Shipyard:
 
 
 Serve = Callable[[list[dict[str, Any]]], Shipyard]
+REMOTE = "tests/test_remote.py::test_auth_header"
+CHARTS = "tests/test_charts.py"
 
 
 @pytest.fixture
@@ -99,3 +101,44 @@ def test_a_coder_that_changes_nothing_fails_the_job_and_the_last_line_says_why(t
     line = last_line(run)
     assert " failed: " in line and "no change made (the coder said: all done)" in line
     assert not line.strip().startswith(("└", "╰", "─", "━"))  # a sentence, not a table's border
+
+
+
+def test_a_suite_failing_at_base_gets_its_fix_and_show_names_the_failures_that_were_there(
+        tmp_path: Path, serve: Serve) -> None:
+    repo = realrepos.failing_baseline_repo(tmp_path / "weather")
+    shipyard = serve(realrepos.add_kelvin_script(repo))
+    run = shipyard("run", "add kelvin", "--repo", str(repo), "--base", "main")
+    assert run.returncode == 0, run.stdout + run.stderr
+    job_id = last_line(run).split()[1]
+    assert last_line(run) == f"job {job_id} succeeded — branch shipyard/{job_id}"
+    before = f"{CHARTS}, {REMOTE}"
+    assert f"failing before any change (not held against the work): {before}" in said(run)
+    assert f"failing at base {before} (pre-existing, not held against the work)" in said(run)
+    shown = shipyard("show", job_id)
+    assert shown.returncode == 0, shown.stderr
+    assert f"job {job_id} succeeded" in said(shown)
+    assert f"failing at base {before} (pre-existing, not held against the work)" in said(shown)
+    assert "nothing that passed at base fails; 2 failures from before remain" in said(shown)
+    assert [r.role for r in shipyard.server.requests].count("test_fixer") == 1, "the old failures were not chased"
+    # The fix is on the job's branch, and no test that passed at base fails there: the suite rerun by hand.
+    base = suite_outcomes(repo, "main", tmp_path / "base")
+    after = suite_outcomes(repo, f"shipyard/{job_id}", tmp_path / "after")
+    assert {t for t, o in base.items() if o != "PASSED"} == {CHARTS, REMOTE}
+    assert [t for t, o in base.items() if o == "PASSED" and after.get(t) != "PASSED"] == []
+    assert after[realrepos.KELVIN_TARGET] == "PASSED"
+    assert "return c + 273.15" in realrepos.git(repo, "show", f"shipyard/{job_id}:weather/units.py")
+
+
+def suite_outcomes(repo: Path, ref: str, where: Path) -> dict[str, str]:
+    """Each test's outcome (PASSED, FAILED, ERROR, ...) at `ref`, from pytest's own -rA summary, run here."""
+    realrepos.git(repo, "worktree", "add", "-q", "--detach", str(where), ref)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "WEATHER_API_TOKEN")}
+    ran = subprocess.run([realrepos.SYSTEM_PYTHON, "-m", "pytest", "-rA", "-p", "no:cacheprovider",
+                          "--continue-on-collection-errors"], cwd=where, env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    summary = ran.stdout.split("short test summary info", 1)[-1].splitlines()[1:]
+    outcomes = dict(reversed(line.split(" - ")[0].split(" ", 1)) for line in summary
+                    if line.split(" ", 1)[0] in ("PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "XPASS"))
+    assert outcomes, ran.stdout + ran.stderr
+    return outcomes
