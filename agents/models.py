@@ -197,7 +197,7 @@ def warm_up() -> None:
     langchain sets up on its first chat model, and the token tables (most of a second on a small machine). Called
     on a thread while a job prepares."""
     _http_client()
-    ModelClient(ModelSpec(model="warm-up"), "planner")  # never called: no request is made
+    ModelClient(ModelSpec(model="warm-up", base_url="http://127.0.0.1/v1"), "planner")  # never called, needs no key
     count_text("warm")
 
 
