@@ -347,3 +347,10 @@ def test_price_table():
     assert price_for("gpt-4o-2024-05-13") == Price(5.0, 15.0)
     assert price_for("qwen2.5-coder:32b") is None and cost("qwen2.5-coder:32b", 10**6, 10**6) == 0.0
     assert cost("qwen2.5-coder:32b", 10**6, 0, Price(0.5, 1.0)) == pytest.approx(0.5)
+
+
+def test_the_warm_up_needs_no_api_key(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from agents.models import warm_up
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    warm_up()  # on its thread, a raise would print a traceback at the start of every job
