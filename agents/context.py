@@ -36,7 +36,7 @@ from pydantic import BaseModel, Field
 from agents.model_errors import ModelContextError
 from agents.prompts import render
 from agents.specs import DEFAULT_ANSWER_ROOM, ContextOptions
-from agents.tokens import content_text, count_messages, count_text, count_tools
+from agents.tokens import content_text, count_messages, count_text, count_tools, most_tokens
 
 # Mark what this module put into a conversation; langchain does not send either field.
 SUMMARY_ID = "shipyard-context-summary"
@@ -110,7 +110,11 @@ class ContextWindow:
 
     def budget(self, tools: Tools) -> int:
         """Tokens the messages of a request may take: the window, less the margin, the answer and the tools."""
-        return math.floor(self.tokens * (1 - self.options.margin)) - self.answer_room - count_tools(tools)
+        return self._room() - count_tools(tools)
+
+    def _room(self) -> int:
+        """Tokens the messages and tools of a request may take together."""
+        return math.floor(self.tokens * (1 - self.options.margin)) - self.answer_room
 
     def invoke(
         self, model: ToolChat, messages: list[BaseMessage], tools: Tools, report: ReportFn | None = None
@@ -138,6 +142,8 @@ class ContextWindow:
     ) -> list[BaseMessage]:
         """The conversation to send: `messages` unchanged if they fit, else with old observations
         elided, else condensed. Raises ContextOverflow if even that does not fit."""
+        if most_tokens(messages, tools) <= self._room():  # fits whatever the count: no need to count
+            return list(messages)
         budget = self.budget(tools)
         sizes = [_size(m) for m in messages]
         before = sum(sizes)

@@ -44,6 +44,14 @@ def count_messages(messages: Iterable[Any]) -> int:
     return total
 
 
+def most_tokens(messages: Iterable[Any], tools: Iterable[Any] | None = None) -> int:
+    """A bound on count_messages(messages) + count_tools(tools) that needs no encoding: every token is at least
+    one byte of UTF-8. Most requests are far inside their window, and this tells so at once."""
+    total = sum(MESSAGE_OVERHEAD + len(_message_text(message).encode()) for message in messages)
+    tools = list(tools or ())
+    return total + (len(json.dumps(tools).encode()) if tools else 0)
+
+
 def count_tools(tools: Iterable[Any] | None) -> int:
     """Tokens of the tool schemas sent with a request (OpenAI function-calling dicts)."""
     tools = list(tools or ())
