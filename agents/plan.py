@@ -58,6 +58,13 @@ class Plan(BaseModel):
         ]
 
 
+class SentBack(BaseModel):
+    """A plan the director sent back, with their note on what is wrong with it: the planner's next prompt has both."""
+
+    plan: Plan
+    note: str
+
+
 class ReviewVerdict(BaseModel):
     decision: Literal["approve", "request_changes"]
     summary: str = Field(description="the overall judgement in a sentence or two")

@@ -17,7 +17,7 @@ from agents.context import ContextWindow
 from agents.loop import AgentLimits, AgentObserver, AgentOutcome, Budget, ChatModel, run_agent
 from agents.mcp_tools import McpServers
 from agents.models import Role
-from agents.plan import Plan, PlanOptions, ReviewVerdict, Subtask
+from agents.plan import Plan, PlanOptions, ReviewVerdict, SentBack, Subtask
 from agents.prompts import render
 from agents.repo_info import file_tree, read_readme
 from agents.repo_map import build_repo_map
@@ -110,13 +110,15 @@ def run_role(spec: RoleSpec, run: RoleRun, system_inputs: dict[str, Any] | None 
 
 
 def plan(run: RoleRun, task: str, test_command: str | None, test_evidence: Sequence[str] = (),
-         pre_existing: Sequence[str] = ()) -> tuple[Plan, AgentOutcome]:
+         pre_existing: Sequence[str] = (), sent_back: Sequence[SentBack] = ()) -> tuple[Plan, AgentOutcome]:
     """Read the repo and split `task` into subtasks. An invalid plan (cycles, unknown
-    dependencies) is refused by the tool's validation and the planner asked again."""
+    dependencies) is refused by the tool's validation and the planner asked again. `sent_back`: the plans the
+    director sent back so far, each with their note on what is wrong with it (re-planning)."""
     files = run.sandbox
     outcome = run_role(PLANNER, run, task=task, test_command=test_command, test_evidence=list(test_evidence),
                        pre_existing=list(pre_existing), file_tree=file_tree(files),
-                       repo_map=build_repo_map(files), readme=read_readme(files), feedback=None)
+                       repo_map=build_repo_map(files), readme=read_readme(files), feedback=None,
+                       sent_back=list(sent_back))
     if not outcome.submitted:
         raise RoleError("planner", outcome)
     return Plan.model_validate(outcome.submission), outcome

@@ -186,6 +186,8 @@ class Settings(BaseSettings):
         description="models for --candidates N, used in turn; without them the coder's model at rising temperatures",
     )
     test_command: str | None = Field(None, description="else detected from the repo")
+    max_replans: int = Field(3, ge=0, description="times the director may send a job's plan back to the planner "
+                             "(`shipyard replan`); past it, the plan can only be approved, edited or rejected")
     setup_command: str | None = Field(None, description="sets the project environment up (once, then cached), "
                                       "unless the repo has a dev container or sandbox.dockerfile")
 

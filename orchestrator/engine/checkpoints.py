@@ -16,7 +16,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 
 from agents.loop import AgentOutcome
-from agents.plan import Plan, PlanOption, PlanOptions, ReviewVerdict, Subtask
+from agents.plan import Plan, PlanOption, PlanOptions, ReviewVerdict, SentBack, Subtask
 from agents.test_discovery import TestCommand
 from agents.usage import UsageTotals
 from orchestrator.config.settings import Settings
@@ -30,7 +30,8 @@ from orchestrator.store.db import is_postgres, libpq_url, store_url
 
 # The types a checkpoint may hold; LangGraph refuses to revive any others.
 CHECKPOINTED_TYPES = (Plan, Subtask, ReviewVerdict, TestRun, SubtaskResult, StageResult, AgentOutcome, UsageTotals,
-                      PlanOption, PlanOptions, Measurement, JournalEntry, TestCommand, TestReport, TestComparison)
+                      PlanOption, PlanOptions, Measurement, JournalEntry, TestCommand, TestReport, TestComparison,
+                      SentBack)
 SERDE = JsonPlusSerializer(allowed_msgpack_modules=[(t.__module__, t.__name__) for t in CHECKPOINTED_TYPES])
 
 

@@ -1,13 +1,14 @@
 """The job graph: environment -> prepare -> plan -> approve -> fan out subtasks -> integrate -> ... -> verify.
 
     environment ─ prepare ─ plan ─ approve ─┬─ Send(subtask) x ready ─ integrate ─┐
-                              │            ▲                       │
-                              │            └──── more ready ───────┤
-                              └──────────────────────────── verify ┴─ END
+                             ▲       │      │            ▲                       │
+                             └───────┘      │            └──── more ready ───────┤
+                       sent back: re-plan   └──────────────────────────── verify ┴─ END
 
 Subtasks whose dependencies are merged run in parallel (one `Send` each); after each
 wave, approved branches are merged into the job branch in dependency order, and the
-subtasks that depended on them become ready.
+subtasks that depended on them become ready. A plan the director sends back goes to the
+planner again with their note (and every plan sent back before it); the new one waits for approval.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
 from agents import roles
-from agents.plan import Plan
+from agents.plan import Plan, SentBack
 from agents.repo_instructions import read_repo_instructions
 from agents.test_discovery import TestCommand, describe_test_command
 from orchestrator.engine.context import JobContext, test_result_event
@@ -33,6 +34,7 @@ from orchestrator.store.events import (
     PlanEdited,
     PlanReady,
     PlanRejected,
+    PlanSentBack,
     RepoInstructionsRead,
     SubtaskStatus,
     TestBaseline,
@@ -78,7 +80,9 @@ def build_graph(ctx: JobContext) -> StateGraph:
             s.emit(PlanReady(role="planner", plan=s.task.plan))
             return {"plan": s.task.plan}
         ws = s.workspace("plan", state["base_sha"], branch=s.job_branch)
-        agent = AgentId(role="planner")
+        sent_back: list[SentBack] = state.get("sent_back") or []
+        # Planning again after the director sent plans back: the next planner, `planner.2`, and so on.
+        agent = AgentId(role="planner", round=len(sent_back) + 1 if sent_back else None)
         before = state.get("tests_before")
         test = state.get("test")
         update: dict[str, Any] = {}
@@ -88,7 +92,7 @@ def build_graph(ctx: JobContext) -> StateGraph:
                 run = s.role_run(roles.PLANNER, agent, None, sandbox)
                 the_plan, _ = roles.plan(run, s.task.instruction, state.get("test_command"),
                                          test.evidence if test else (),
-                                         pre_existing(before.report if before else None))
+                                         pre_existing(before.report if before else None), sent_back)
                 refined = the_plan.test_command
                 if refined and refined.strip() != state.get("test_command") and not given_command:
                     # The planner read the repo: its command is the job's, with a baseline of its own.
@@ -112,6 +116,12 @@ def build_graph(ctx: JobContext) -> StateGraph:
             s.emit(PlanRejected(reason=answer.get("reason", "")))
             reason = answer.get("reason") or "no reason given"
             return {"decision": "rejected", "stop_reason": f"plan rejected: {reason}"}
+        if action == "replan":
+            # Back to the planner with the plan and the director's note; the checkpoint keeps both.
+            note = answer.get("reason") or ""
+            sent_back = [*(state.get("sent_back") or []), SentBack(plan=state["plan"], note=note)]
+            s.emit(PlanSentBack(note=note, round=len(sent_back)))
+            return {"decision": "replan", "sent_back": sent_back}
         update: dict[str, Any] = {"decision": "approved"}
         if action == "edit":
             update["plan"] = Plan.model_validate(answer["plan"])
@@ -123,6 +133,8 @@ def build_graph(ctx: JobContext) -> StateGraph:
     def dispatch(state: JobState) -> list[Send] | str:
         if state.get("decision") == "rejected":
             return END
+        if state.get("decision") == "replan":
+            return "plan"
         s.check_cancelled(every=0)
         the_plan: Plan = state["plan"]
         results = state.get("results", {})
@@ -178,7 +190,7 @@ def build_graph(ctx: JobContext) -> StateGraph:
     graph.add_edge("environment", "prepare")
     graph.add_edge("prepare", "plan")
     graph.add_edge("plan", "approve")
-    graph.add_conditional_edges("approve", dispatch, ["subtask", "verify", END])
+    graph.add_conditional_edges("approve", dispatch, ["plan", "subtask", "verify", END])
     graph.add_edge("subtask", "integrate")
     graph.add_conditional_edges("integrate", dispatch, ["subtask", "verify", END])
     graph.add_edge("verify", END)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal, TypedDict
 
 from pydantic import BaseModel, Field
 
-from agents.plan import Plan, ReviewVerdict, Subtask
+from agents.plan import Plan, ReviewVerdict, SentBack, Subtask
 from agents.test_discovery import TestCommand
 from orchestrator.engine.test_comparison import TestComparison
 from orchestrator.engine.test_results import TestReport
@@ -58,7 +58,8 @@ class JobState(TypedDict, total=False):
     test: TestCommand | None  # the command with how its results are read and why it was chosen
     tests_before: TestRun | None
     plan: Plan | None
-    decision: Literal["approved", "rejected"]
+    decision: Literal["approved", "rejected", "replan"]
+    sent_back: list[SentBack]  # every plan sent back for re-planning, oldest first
     results: Annotated[dict[str, SubtaskResult], _merge_results]
     tests_after: TestRun | None
     stop_reason: str | None

@@ -2,7 +2,7 @@
 worker — is a method here, and front ends hold no orchestration logic of their own.
 
 Reading: `get`, `find`, `list`, `events`, `follow`, `view`, `report`, `diff`.
-Acting: `submit`, `run`/`resume`, `approve`, `reject`, `answer`, `retry`, `cancel`, `note`,
+Acting: `submit`, `run`/`resume`, `approve`, `reject`, `replan`, `answer`, `retry`, `cancel`, `note`,
 `accept`, `discard`, `prune`, `launch` (in a process of its own), `finish`.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from agents.plan import Plan
-from orchestrator.config.settings import Settings, job_snapshot
+from orchestrator.config.settings import Settings, for_job, job_snapshot
 from orchestrator.engine.report import Report
 from orchestrator.engine.watch import stop_running
 from orchestrator.runtime import background
@@ -32,6 +32,7 @@ from orchestrator.store.events import (
     JobWaiting,
     PlanEdited,
     PlanReady,
+    PlanSentBack,
     SubtasksRetried,
 )
 from orchestrator.store.job_view import JobView
@@ -191,11 +192,34 @@ class Director:
         self.record_answer(job_id, DirectorAnswer(action="reject", reason=reason, by=by))
         return self.answer(job_id)
 
+    def replan(self, job_id: str, note: str, by: str = "") -> Job:
+        """Send the waiting plan back: the planner plans again with it and `note` (what is wrong with it) in its
+        prompt, and the new plan waits for approval in turn. At most `max_replans` times a job."""
+        self.record_answer(job_id, DirectorAnswer(action="replan", reason=note, by=by))
+        return self.answer(job_id)
+
+    def replans(self, job_id: str) -> tuple[int, int]:
+        """How many times the job's plan was sent back, and how many times it may be (its `max_replans`)."""
+        job = self.get(job_id)
+        return len(self.events(job_id, kinds=(PlanSentBack,))), for_job(self.settings, job.settings).max_replans
+
     def record_answer(self, job_id: str, answer: DirectorAnswer) -> DirectorAnswer:
         """Keep the director's answer to the waiting plan; `answer` (here, in a launched process or on a
         worker) acts on it."""
-        self._awaiting(job_id)
+        job = self._awaiting(job_id)
+        if answer.action == "replan":
+            self._may_replan(job, answer.reason)
         return cast(DirectorAnswer, self.records.events.append(answer.model_copy(update={"job_id": job_id})))
+
+    def _may_replan(self, job: Job, note: str) -> None:
+        if not note.strip():
+            raise JobStateError(f"job {job.id}: say what is wrong with the plan, for the planner to plan again")
+        if job.task.plan is not None:
+            raise JobStateError(f"job {job.id} was given its plan (a campaign's option): no planner to plan again")
+        done, limit = self.replans(job.id)
+        if done >= limit:
+            raise JobStateError(f"job {job.id}'s plan was sent back {done} time{'s' * (done != 1)} already, the limit "
+                                f"(max_replans = {limit}): approve, edit or reject it")
 
     def pending_answer(self, job_id: str) -> DirectorAnswer | None:
         """The director's latest answer to the plan that waits now, if there is one."""
@@ -220,7 +244,8 @@ class Director:
             job = self._awaiting(job_id)
             answer = self.pending_answer(job_id)
             if answer is None:
-                raise JobStateError(f"job {job_id} has no answer to its plan yet: `shipyard approve` or `reject` it")
+                raise JobStateError(f"job {job_id} has no answer to its plan yet: `shipyard approve`, `reject` or "
+                                    "`replan` it")
             resume = answer.resume_value()
         if not self.queue.holds(job.id):
             return self._advance(job, resume=resume)

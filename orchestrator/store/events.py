@@ -151,12 +151,13 @@ class DirectorNote(Event):
 
 
 class DirectorAnswer(Event):
-    """The director's answer to a plan waiting for approval, recorded before any process acts on it."""
+    """The director's answer to a plan waiting for approval, recorded before any process acts on it. `replan`
+    sends the plan back to the planner with `reason` (what is wrong with it); the new plan waits again."""
 
     kind: Literal["director.answer"] = "director.answer"
-    action: Literal["approve", "edit", "reject"]
+    action: Literal["approve", "edit", "reject", "replan"]
     plan: Plan | None = None
-    reason: str = ""
+    reason: str = Field("", description="reject: why, for the record; replan: the note the planner gets")
     by: str = ""
 
     def resume_value(self) -> dict[str, Any]:
@@ -184,6 +185,15 @@ class PlanApproved(Event):
 class PlanRejected(Event):
     kind: Literal["plan.rejected"] = "plan.rejected"
     reason: str = ""
+
+
+class PlanSentBack(Event):
+    """The director sent the plan back: the planner plans again with it and `note` in its prompt, and the new
+    plan waits for approval. `round` counts the plans sent back so far (1 for the first)."""
+
+    kind: Literal["plan.sent_back"] = "plan.sent_back"
+    note: str
+    round: int = 1
 
 
 # -- subtasks ------------------------------------------------------------------------------
@@ -444,7 +454,7 @@ class UnknownEvent(Event):
 AnyEvent = Annotated[
     JobSubmitted | JobQueued | JobStatusChanged | JobPrepared | TestCommandChosen | TestBaseline
     | RepoInstructionsRead | JobWaiting | JobFinished | JobAccepted | JobDiscarded | Notice | DirectorNote
-    | DirectorAnswer | PlanReady | PlanEdited | PlanApproved | PlanRejected
+    | DirectorAnswer | PlanReady | PlanEdited | PlanApproved | PlanRejected | PlanSentBack
     | SubtaskStatus | SubtasksRetried | CandidateChosen | TestResult | ReviewGiven | MergeDone | AgentMessage
     | AgentToolResult | AgentCondensed | AgentFinished | AgentCommit | SandboxSetup | EnvironmentSetup
     | EnvironmentReady | NotificationRecorded

@@ -64,6 +64,16 @@ class SubtaskView:
     attempt: int = 1  # 1, then one more for every retry of it
 
 
+@dataclass
+class SentBackView:
+    """A plan the director sent back to the planner, and what they said was wrong with it."""
+
+    round: int
+    note: str
+    plan: Plan | None
+    ts: float
+
+
 # Subtask states that end it; when the job ends, a subtask in any other state is closed.
 SUBTASK_ENDS = frozenset({"merged", "approved", "failed", "conflict", "cancelled", "stopped"})
 JOB_ENDS = frozenset(status.value for status in JobStatus if status.finished)
@@ -155,6 +165,8 @@ class JobView:
         # The director's answer to the plan that waits, until the job moves on it (a worker may take a while).
         self.pending_answer: ev.DirectorAnswer | None = None
         self.plan_version = 0  # bumped when the plan is replaced, so views rebuild
+        # The plans the director sent back for re-planning, oldest first: the plan on view is the latest one.
+        self.sent_back: list[SentBackView] = []
         # What changed since the views last looked: "plan", "subtask:<id>", "agent:<name>", "agents"
         # (one more), "tests", "verdicts", "commits", "usage" (tokens, cost), "job" (status, accepted...).
         self.changed: set[str] = set()
@@ -307,6 +319,13 @@ class JobView:
             case ev.JobWaiting() | ev.PlanApproved() | ev.PlanRejected():
                 self.pending_answer = None
                 self.changed.add("job")
+            case ev.PlanSentBack():
+                # The plan goes back to the planner: kept here with the note, and off the tree until the next one.
+                self.sent_back.append(SentBackView(round=event.round, note=event.note, plan=self.plan, ts=event.ts))
+                self.pending_answer = None
+                self.summary, self.subtasks = "", {}
+                self.plan_version += 1
+                self.changed.update(("plan", "job"))
             case ev.SubtasksRetried():
                 for sub_id in event.subtasks:
                     sub = self._subtask(sub_id)

@@ -3,6 +3,7 @@ model), pushes over git's smart HTTP and pull requests on the fake GitHub."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from pathlib import Path
@@ -178,3 +179,28 @@ def test_a_rejected_plan_says_why_and_pings_nobody(world: GitHubWorld) -> None:
     (status,) = wait_for(lambda: [c for c in world.status_comments(7) if "Stopped:" in c.body], 60, "the stop")
     assert "@\u200boctocat says it is too broad" in status.body
     assert "@octocat" not in status.body, "a mention copied from someone's words pings nobody"
+
+
+def test_a_plan_sent_back_is_planned_again_and_waits_again(world: GitHubWorld) -> None:
+    world.commit("main", {".shipyard.toml": "approve_plan = true\n"})
+    world.deployment.start_worker()
+    assert world.send("issues", payload("issues.labeled")).status_code == 202
+    wait_for(lambda: any("waits for your approval" in c.body for c in world.fake.comments_on(REPO, 7)), 60,
+             "the approval request")
+    replan = payload("issue_comment.created", comment__id=5152, comment__body="/shipyard replan name the file NOTES.md")
+    assert world.send("issue_comment", replan).status_code == 202
+    (status,) = wait_for(lambda: [c for c in world.status_comments(7) if "was sent back" in c.body
+                                  and "waiting for approval" in c.body.splitlines()[0]], 60, "the new plan waiting")
+    assert "Plan 1 was sent back: name the file NOTES.md" in status.body and "`/shipyard replan <what is wrong>`" \
+        in status.body
+    planners = [json.dumps(r.body.get("messages")) for r in world.deployment.server.requests if r.role == "planner"]
+    assert len(planners) == 2 and "name the file NOTES.md" in planners[1] and "s1: Add a note" in planners[1]
+
+    again = payload("issue_comment.created", comment__id=5153, comment__body="/shipyard replan")
+    assert world.send("issue_comment", again).status_code == 202
+    (told,) = wait_for(lambda: [c for c in world.fake.comments_on(REPO, 7) if "say what is wrong" in c.body], 60,
+                       "the refusal of a re-plan without a note")
+    job_id = world.records.jobs_in(REPO, 7)[0].job_id
+    assert told.body.splitlines()[0] == (f"@mona job {job_id}: say what is wrong with the plan, for the planner to "
+                                         "plan again")
+    assert world.deployment.runner.get(job_id).status == JobStatus.AWAITING_APPROVAL

@@ -68,7 +68,8 @@ def test_status_comment_shows_the_plan_for_approval() -> None:
                              "/agent")
     assert "waiting for approval of the plan" in waiting
     assert "  Create NOTE.md with one line.\n  Files: NOTE.md" in waiting
-    assert waiting.endswith("Reply `/agent approve` to go ahead with this plan, or `/agent reject <why>` to drop it.")
+    assert waiting.endswith("Reply `/agent approve` to go ahead with this plan, `/agent reject <why>` to drop it, or "
+                            "`/agent replan <what is wrong>` to have it planned again.")
 
 
 def report(passed_after: bool, files: int = 1) -> Report:

@@ -22,6 +22,7 @@ from orchestrator.apps.github.triggers import (
     Ignore,
     InstallationChanged,
     Reject,
+    Replan,
     Run,
     TopUp,
     command_text,
@@ -87,6 +88,8 @@ def test_approve_and_reject() -> None:
     assert isinstance(intent("Thanks!\n/Shipyard Approve\n"), Approve)
     rejected = intent("/shipyard reject too broad, split it")
     assert isinstance(rejected, Reject) and rejected.reason == "too broad, split it"
+    replan = intent("/shipyard replan one subtask is enough")
+    assert isinstance(replan, Replan) and replan.note == "one subtask is enough"
     assert isinstance(intent("@bot approve", prefix="@bot"), Approve)
     assert isinstance(intent("/shipyardish approve"), Ignore)
 

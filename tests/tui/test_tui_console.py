@@ -23,6 +23,7 @@ from orchestrator.store.events import (
     DirectorAnswer,
     DirectorNote,
     PlanReady,
+    PlanSentBack,
     SubtaskStatus,
     WorkerClaimed,
 )
@@ -35,7 +36,7 @@ from tui.screens.job import JobScreen
 from tui.screens.jobs import JobsScreen
 from tui.screens.new_task import NewTaskScreen
 from tui.widgets.log_view import LogView
-from tui.widgets.panels import JobHeader
+from tui.widgets.panels import JobHeader, PlanPanel
 from tui.widgets.plan_tree import PlanTree
 
 pytestmark = pytest.mark.asyncio
@@ -612,3 +613,62 @@ async def test_s_sorts_the_jobs_newest_first_then_costliest_first_then_inbox_aga
         await pilot.press("s")
         await wait_until(pilot, lambda: [str(key.value) for key in table.rows] == inbox, "the inbox order again")
         assert "by" not in str(table.border_title)
+
+
+async def test_p_sends_the_plan_of_a_job_a_worker_owns_back_with_a_note_queued_for_the_worker(
+        recorded: tuple[Settings, Path]) -> None:
+    settings, _ = recorded
+    director = Director(settings)
+    director.records.events.append(WorkerClaimed(job_id=WAITING_JOB, worker="build-2:4711", action="run"))
+    launches = Launches()
+    app = console(recorded, launches)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_recorded(pilot, WAITING_JOB)
+        header = screen.query_one(JobHeader)
+        await wait_until(pilot, lambda: "on build-2:4711" in static_text(header), "the worker shown")
+        await wait_until(pilot, lambda: screen.check_action("replan", ()), "the plan waiting")
+        await pilot.press("p")
+        await wait_until(pilot, lambda: isinstance(app.screen, PromptDialog), "the note prompt")
+        await pilot.press("enter")  # no note, nothing sent: the planner needs to know what is wrong
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, PromptDialog)
+        await type_text(pilot, "split the pricing work in two")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "replan queued: a worker takes it" in static_text(header),
+                         "the answer shown pending", timeout=60)
+        assert launches.calls == []  # the worker's to act on: queued, no process of our own
+        assert not any(screen.check_action(a, ()) for a in ("approve", "edit_plan", "reject", "replan"))
+        answers = [a for a in director.events(WAITING_JOB, kinds=(DirectorAnswer,)) if isinstance(a, DirectorAnswer)]
+        assert [(a.action, a.reason) for a in answers] == [("replan", "split the pricing work in two")]
+        queued = [e.payload["action"] for e in director.events(WAITING_JOB) if e.kind == "job.queued"]
+        assert queued[-1] == "answer" and director.queue.holds(WAITING_JOB)
+
+
+async def test_the_plans_sent_back_show_and_one_past_the_limit_is_refused_in_a_toast(
+        recorded: tuple[Settings, Path]) -> None:
+    settings, _ = recorded
+    director = Director(settings)
+    plan = director.plan(WAITING_JOB)
+    _, limit = director.replans(WAITING_JOB)
+    for n in range(1, limit + 1):  # sent back as often as it may be; the planner's plan each time the same
+        director.records.events.append(PlanSentBack(job_id=WAITING_JOB, note=f"not right {n}", round=n))
+        director.records.events.append(PlanReady(job_id=WAITING_JOB, role="planner", plan=plan))
+    launches = Launches()
+    app = console(recorded, launches)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_recorded(pilot, WAITING_JOB)
+        panel = screen.query_one(PlanPanel)
+        await wait_until(pilot, lambda: f"Plan {limit} sent back: not right {limit}" in static_text(panel),
+                         "the plans sent back on the plan tab")
+        assert "Plan 1 sent back: not right 1" in static_text(panel) and plan.summary in static_text(panel)
+        await wait_until(pilot, lambda: screen.check_action("replan", ()), "the plan waiting")
+        await pilot.press("p")
+        await wait_until(pilot, lambda: isinstance(app.screen, PromptDialog), "the note prompt")
+        await type_text(pilot, "once more")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any("the limit" in t for t in toasts_on_screen(app)), "the refusal's toast")
+        refusal = next(t for t in toasts_on_screen(app) if "the limit" in t)
+        assert refusal == (f"job {WAITING_JOB}'s plan was sent back {limit} times already, the limit (max_replans = "
+                           f"{limit}): approve, edit or reject it")
+        assert launches.calls == [] and director.pending_answer(WAITING_JOB) is None
+        assert screen.check_action("approve", ())  # the plan still waits, its keys open

@@ -336,3 +336,49 @@ async def test_a_job_launched_from_the_tui_outlives_it(make_demo: MakeDemo, monk
         await asyncio.sleep(0.2)
     assert demo.status(job_id) == JobStatus.SUCCEEDED, demo.runner.get(job_id).error
     assert git(demo.repo, "branch", "--list", f"shipyard/{job_id}").strip()
+
+
+REPLAN_NOTE = "one subtask: only fix total_value"
+REPLAN_SCRIPT = [
+    {"match": {"role": "planner"}, "tool_calls": [{"name": "submit_plan", "arguments": {
+        "summary": "everything at once", "subtasks": [
+            {"id": "s1", "title": "rewrite the whole package", "instructions": "rewrite inventory from scratch"}]}}]},
+    {"match": {"role": "planner", "any_message_contains": REPLAN_NOTE}, "tool_calls": [{"name": "submit_plan",
+     "arguments": {"summary": "just the fix", "subtasks": [
+         {"id": "f1", "title": "count quantities", "instructions": "multiply by quantity in total_value"}]}}]},
+    {"match": {"role": "coder"}, "repeat": True, "tool_calls": [
+        {"name": "create_file", "arguments": {"path": "FIXED.md", "content": "fixed\n"}},
+        {"name": "submit", "arguments": {"summary": "noted"}}]},
+    {"match": {"role": "reviewer"}, "repeat": True, "tool_calls": [
+        {"name": "submit_review", "arguments": {"decision": "approve", "summary": "fine"}}]},
+]
+
+
+async def test_p_sends_the_plan_back_with_a_note_and_the_new_plan_waits_then_runs(make_demo: MakeDemo) -> None:
+    demo = make_demo(Script.load(REPLAN_SCRIPT))
+    app = demo.app()
+    async with app.run_test(size=SIZE) as pilot:
+        job = demo.start(approve_plan=True)
+        screen = await open_job(pilot, job.id)
+        await wait_until(pilot, lambda: screen.check_action("replan", ()), "the plan waiting", timeout=60)
+        await pilot.press("p")
+        await wait_until(pilot, lambda: isinstance(app.screen, PromptDialog), "the note prompt")
+        await type_text(pilot, REPLAN_NOTE)
+        await pilot.press("enter")
+        # Planned again: the new plan waits for approval, the first shows as sent back with the note.
+        await wait_until(pilot, lambda: demo.status(job.id) == JobStatus.AWAITING_APPROVAL
+                         and [s.id for s in demo.runner.plan(job.id).subtasks] == ["f1"], "the new plan", timeout=60)
+        assert demo.launcher.calls[-1] == (job.id, "answer")
+        planners = [json.dumps(r.body.get("messages")) for r in demo.server.requests if r.role == "planner"]
+        assert len(planners) == 2 and REPLAN_NOTE in planners[1] and "s1: rewrite the whole package" in planners[1]
+        panel = screen.query_one(PlanPanel)
+        await wait_until(pilot, lambda: f"Plan 1 sent back: {REPLAN_NOTE}" in static_text(panel)
+                         and "just the fix" in static_text(panel), "the plan tab")
+        tree = screen.query_one(PlanTree)
+        await wait_until(pilot, lambda: node_label(tree, "subtask:f1") and not node_label(tree, "subtask:s1")
+                         and node_label(tree, "agent:planner.2"), "the tree of the new plan, both planners")
+        await wait_until(pilot, lambda: screen.check_action("approve", ()), "its keys open again")
+        await pilot.press("a")
+        await wait_until(pilot, lambda: demo.status(job.id).finished, "the job to end", timeout=90)
+        assert [s.id for s in demo.runner.report(job.id).subtasks] == ["f1"]
+        assert not [e for e in demo.runner.events(job.id) if e.subtask == "s1"]

@@ -44,6 +44,8 @@ class JobScreen(JobDetailScreen):
         Binding("a", "approve", "Approve", tooltip="Approve the plan: the job runs on"),
         Binding("e", "edit_plan", "Edit", tooltip="Edit the plan as JSON, then approve it"),
         Binding("x", "reject", "Reject", tooltip="Reject the plan: the job ends"),
+        Binding("p", "replan", "Re-plan", tooltip="Send the plan back with a note: the planner plans again, and the "
+                "new plan waits for you"),
         Binding("c", "cancel_job", "Cancel", tooltip="Cancel the job: its agents stop at their next step"),
         Binding("r", "retry", "Retry", tooltip="Run the failed subtasks again (pick them, add a note), or "
                 "a cancelled job on from where it stopped; what succeeded stays"),
@@ -71,7 +73,7 @@ class JobScreen(JobDetailScreen):
         self.ingested = 0  # events taken in, for the benchmark
         self._changed: set[str] = {"plan", "job", "tests", "verdicts", "agents", "commits"}
         self._diff_shown: tuple[str, str] | None = None
-        # Set when an approve, reject or retry is on its way to the job's process: until the job's
+        # Set when an approve, reject, re-plan or retry is on its way to the job's process: until the job's
         # status moves, pressing the key again would only start a second process.
         self._launched = False
         # Kept, not queried: the follow loop may wake after the app has begun to take the screen apart.
@@ -250,6 +252,7 @@ class JobScreen(JobDetailScreen):
             "approve": waiting,
             "edit_plan": waiting,
             "reject": waiting,
+            "replan": waiting,
             "cancel_job": not status.finished,
             "note": not status.finished,
             "retry": status in (JobStatus.FAILED, JobStatus.PARTIAL, JobStatus.CANCELLED)
@@ -299,6 +302,15 @@ class JobScreen(JobDetailScreen):
             PromptDialog("Reject the plan: why? (for the record)", "reason", required=False))
         if reason is not None and await self._answer(DirectorAnswer(action="reject", reason=reason)):
             self.notify(f"Plan of job {self.job.id} rejected.", title="Rejected")
+
+    @work(group="action")
+    async def action_replan(self) -> None:
+        note = await self.app.push_screen_wait(
+            PromptDialog("Send the plan back: what is wrong with it? (the planner plans again with your note)",
+                         "what is wrong with the plan"))
+        if note and await self._answer(DirectorAnswer(action="replan", reason=note)):
+            self.notify(f"Plan of job {self.job.id} sent back: the planner plans again, the new plan waits for you.",
+                        title="Sent back")
 
     @work(group="action")
     async def action_cancel_job(self) -> None:

@@ -171,8 +171,11 @@ class PlanPanel(Static):
     """The dependency view: subtasks by the wave they run in, or one subtask in full."""
 
     def show(self, progress: JobView, scope: str) -> None:
+        sent_back = [Text.assemble((f"Plan {back.round} sent back: ", "yellow bold"), back.note)
+                     for back in progress.sent_back]
         if not progress.subtasks:
-            self.update(Text("No plan yet: the planner is reading the repository.", style="dim"))
+            waiting = "No plan yet: the planner is " + ("planning again." if sent_back else "reading the repository.")
+            self.update(Group(*sent_back, Text(waiting, style="dim")))
             return
         subtask = scope_subtask(progress, scope)
         if subtask in progress.subtasks:
@@ -191,7 +194,7 @@ class PlanPanel(Static):
                              status_text(sub.status), Text(sub.title, overflow="ellipsis", no_wrap=True), after)
         context = [Text(f"Repository instructions: {', '.join(progress.instructions)}", style="dim")
                    ] if progress.instructions else []
-        self.update(Group(Text(progress.summary, style="italic"), *context, Text(""), grid))
+        self.update(Group(*sent_back, Text(progress.summary, style="italic"), *context, Text(""), grid))
 
     @staticmethod
     def _subtask(progress: JobView, sub_id: str) -> RenderableType:

@@ -1,4 +1,5 @@
-"""The job commands: run, demo, resume, jobs, show, logs, export, diff, approve, reject, accept, cancel, note."""
+"""The job commands: run, demo, resume, jobs, show, logs, export, diff, approve, reject, replan, accept, cancel,
+note."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from orchestrator.apps.cli.render import (
     progress_view,
     report_view,
     say_error,
+    sent_back_lines,
     verification_line,
 )
 from orchestrator.config.settings import load_settings
@@ -176,6 +178,16 @@ def reject(
 
 
 @app.command()
+def replan(
+    job_id: str = typer.Argument(..., help="the job waiting for approval"),
+    note: str = typer.Argument(..., help="what is wrong with the plan: the planner gets it with the plan"),
+) -> None:
+    """Send the plan of a waiting job back to the planner with a note; the new plan waits for approval."""
+    director, job = _found(job_id)
+    drive(director, job.id, lambda: director.replan(job.id, note))
+
+
+@app.command()
 def jobs(status: JobStatus | None = typer.Option(None, "--status", help="only jobs in this status")) -> None:
     """List jobs, newest first."""
     console.print(jobs_table(_director().list(status)))
@@ -193,6 +205,8 @@ def show(job_id: str = options.JOB_ID) -> None:
         for event in director.events(job.id, kinds=(TestCommandChosen, TestBaseline)):
             if isinstance(event, TestCommandChosen | TestBaseline):
                 console.print(verification_line(event))
+    for line in sent_back_lines(director.view(job.id)):
+        console.print(line)
     plan = director.plan(job.id)
     if plan:
         console.print(plan_table(plan))
@@ -353,8 +367,9 @@ def drive(director: Director, job_id: str, work, exit_at_end: bool = True) -> No
         plan = director.plan(job_id)
         if plan:
             console.print(plan_table(plan))
-        console.print(Text.assemble("The plan waits for you: ", (f"shipyard approve {job_id}", "bold"), " or ",
-                                    (f"shipyard reject {job_id}", "bold")))
+        console.print(Text.assemble("The plan waits for you: ", (f"shipyard approve {job_id}", "bold"), ", ",
+                                    (f"shipyard reject {job_id}", "bold"), " or ",
+                                    (f'shipyard replan {job_id} "what is wrong"', "bold")))
         return
     if job.status == JobStatus.AWAITING_BUDGET:
         console.print(Text.assemble("The campaign's budget is spent; it waits for you: ",

@@ -34,6 +34,8 @@ COMMANDS: dict[str, Lazy] = {
     "diff": Lazy(_JOBS, "Show the job branch's changes against where it started."),
     "approve": Lazy(_JOBS, "Approve the plan of a waiting job (optionally an edited plan) and run it."),
     "reject": Lazy(_JOBS, "Reject the plan of a waiting job; the job ends."),
+    "replan": Lazy(_JOBS, "Send the plan of a waiting job back to the planner with a note; the new plan waits for "
+                   "approval."),
     "accept": Lazy(_JOBS, "Merge the job branch into the base branch of your repository."),
     "retry": Lazy(_JOBS, "Run a failed job's failed subtasks again; what succeeded stays, earlier attempts keep "
                   "their branches."),

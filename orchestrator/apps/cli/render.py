@@ -67,6 +67,15 @@ def plan_table(plan: Plan) -> Table:
     return table
 
 
+def sent_back_lines(view: JobView) -> list[Text]:
+    """One line per plan the director sent back for re-planning, with their note."""
+    lines = []
+    for back in view.sent_back:
+        what = f" ({back.plan.summary}; {len(back.plan.subtasks)} subtasks)" if back.plan else ""
+        lines.append(Text.assemble((f"plan {back.round} sent back", "yellow bold"), what, ": ", back.note))
+    return lines
+
+
 def event_line(event: Event) -> Text:
     """One line of `shipyard logs`."""
     when = time.strftime("%H:%M:%S", time.localtime(event.ts))
@@ -129,7 +138,7 @@ def progress_view(view: JobView) -> RenderableType:
         table.add_row(sub.id, styled(sub.status), agent.label if agent else "", short(last, 60))
     head = Text.assemble(("job ", "bold"), view.job_id, "  ", styled(view.status or "queued"),
                          f"  tokens {view.tokens}  cost ${view.cost:.4f}")
-    return Group(head, table)
+    return Group(head, *sent_back_lines(view), table)
 
 
 def campaign_progress(view: JobView) -> RenderableType:

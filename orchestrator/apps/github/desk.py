@@ -37,12 +37,14 @@ from orchestrator.apps.github.triggers import (
     Intent,
     Refusal,
     Reject,
+    Replan,
     Run,
     Thread,
     TopUp,
     interpret,
 )
 from orchestrator.config.settings import Settings
+from orchestrator.runtime.director import JobStateError
 from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Campaign, Job, JobStatus, Task
 from sandboxes.git.branches import branch_name
@@ -138,7 +140,7 @@ class Desk:
             return
         log.error("delivery %s failed %d times, giving up: %s", delivery.id, ATTEMPTS, problem)
         self.records.settle(delivery.id, "failed", problem)
-        if isinstance(intent, Run | Approve | Reject):
+        if isinstance(intent, Run | Approve | Reject | Replan):
             try:
                 self._reply(intent.thread, f"Sorry @{intent.user}, Shipyard could not act on this: "
                                            f"{defuse(str(exc))}", f"failed:{delivery.id}")
@@ -174,7 +176,7 @@ class Desk:
             return f"started job {started}"
         return self._answer(intent, key)
 
-    def _answer(self, intent: Approve | Reject, key: str) -> str:
+    def _answer(self, intent: Approve | Reject | Replan, key: str) -> str:
         thread = intent.thread
         waiting = self.jobs.waiting_for_approval([r.job_id for r in self.records.jobs_in(thread.repo, thread.number)])
         if not waiting:
@@ -182,9 +184,15 @@ class Desk:
             return "no plan waiting"
         if isinstance(intent, Approve):
             answer = {"action": "approve"}
+        elif isinstance(intent, Replan):
+            answer = {"action": "replan", "reason": intent.note}
         else:
             answer = {"action": "reject", "reason": intent.reason or f"rejected by {intent.user} on GitHub"}
-        self.jobs.answer(waiting[0], answer, intent.user)
+        try:
+            self.jobs.answer(waiting[0], answer, intent.user)
+        except JobStateError as exc:  # e.g. a re-plan without a note, or past the limit: said, not retried
+            self._reply(thread, f"@{intent.user} {defuse(str(exc))}", key)
+            return f"refused {answer['action']} of job {waiting[0]}: {exc}"
         return f"{answer['action']} job {waiting[0]} for {intent.user}"
 
     def _topup(self, intent: TopUp, key: str) -> str:
@@ -261,8 +269,8 @@ class Desk:
             if job.status == JobStatus.AWAITING_APPROVAL and not record.waiting_noted:
                 prefix = self.config.command_prefix
                 self._post(record, "waiting", f"@{record.requested_by} the plan of job {job.id} waits for your "
-                                              f"approval (see the status comment): reply `{prefix} approve`, or "
-                                              f"`{prefix} reject <why>`.")
+                                              f"approval (see the status comment): reply `{prefix} approve`, "
+                                              f"`{prefix} reject <why>`, or `{prefix} replan <what is wrong>`.")
                 record = self.records.update_job(job.id, waiting_noted=True)
             self._show(record, job, progress)
             return

@@ -60,7 +60,7 @@ class JobsAPI:
         self.director.topup_later(job_id, amount, by=user)
 
     def answer(self, job_id: str, answer: dict[str, Any], user: str) -> None:
-        """Approve or reject the job's waiting plan for `user`; a worker runs it on."""
+        """Approve, reject or send back (replan) the job's waiting plan for `user`; a worker runs it on."""
         self.director.record_answer(job_id, DirectorAnswer(action=answer["action"], reason=answer.get("reason", ""),
                                                            by=user))
         self.director.answer_later(job_id)

@@ -34,6 +34,8 @@ def status_comment(job: Job, progress: JobView, prefix: str, outcome: str | None
         lines += [f"- {plain(digest, 300)}" for digest in progress.digests[-5:]]
         if job.status == JobStatus.AWAITING_BUDGET:
             lines += ["", f"Reply `{prefix} topup <USD>` to go on."]
+    for back in progress.sent_back:
+        lines += ["", f"Plan {back.round} was sent back: {plain(back.note, 400)}"]
     if progress.summary:
         lines += ["", f"Plan: {plain(progress.summary)}"]
         waiting = job.status == JobStatus.AWAITING_APPROVAL
@@ -48,8 +50,8 @@ def status_comment(job: Job, progress: JobView, prefix: str, outcome: str | None
                 if sub.files:
                     lines.append(f"  Files: {plain(', '.join(sub.files), 200)}")
         if waiting:
-            lines += ["", f"Reply `{prefix} approve` to go ahead with this plan, or `{prefix} reject <why>` "
-                          "to drop it."]
+            lines += ["", f"Reply `{prefix} approve` to go ahead with this plan, `{prefix} reject <why>` to drop "
+                          f"it, or `{prefix} replan <what is wrong>` to have it planned again."]
     if progress.test_command:
         after = progress.tests_after
         lines += ["", f"Tests (`{plain(progress.test_command, 200)}`): before {_passed(progress.tests_before)}, "

@@ -1,5 +1,5 @@
-"""What a webhook event asks of Shipyard: start a job, approve or reject a plan, look at a check's result,
-or nothing."""
+"""What a webhook event asks of Shipyard: start a job, approve, reject or send back a plan, look at a check's
+result, or nothing."""
 
 from __future__ import annotations
 
@@ -76,6 +76,13 @@ class Reject(ThreadIntent):
     reason: str
 
 
+class Replan(ThreadIntent):
+    """`/shipyard replan <what is wrong>`: the waiting plan goes back to the planner with the note."""
+
+    kind: Literal["replan"] = "replan"
+    note: str
+
+
 class TopUp(ThreadIntent):
     """`/shipyard topup USD`: more budget for the campaign of this thread that waits for it."""
 
@@ -110,7 +117,7 @@ class Ignore(BaseModel):
     reason: str
 
 
-Intent = Run | Approve | Reject | TopUp | InstallationChanged | CheckResult | Ignore
+Intent = Run | Approve | Reject | Replan | TopUp | InstallationChanged | CheckResult | Ignore
 
 # Check conclusions that call for a fix; the others (cancelled, skipped, neutral, stale...) call for nothing.
 FAILED = frozenset({"failure", "timed_out", "startup_failure"})
@@ -177,6 +184,8 @@ def interpret(event: WebhookEvent, settings: GitHubSettings) -> Intent:
         return Approve(thread=thread, user=user)
     if word.lower() == "reject":
         return Reject(thread=thread, user=user, reason=" ".join(rest).strip())
+    if word.lower() == "replan":
+        return Replan(thread=thread, user=user, note=" ".join(rest).strip())
     if word.lower() == "topup":
         amount = _amount(" ".join(rest))
         if amount is None:
