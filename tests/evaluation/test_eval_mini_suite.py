@@ -45,7 +45,10 @@ def test_mini_suite_resolves_six_of_eight_and_a_rerun_skips_them(
     assert textkit_3["tests"]["pass_to_pass"]["tests/test_case.py::test_title_case_keeps_acronyms"] == "failed"
 
     # Tokens and cost per instance and in total, as the model server and the prices say.
-    assert summary["calls"] == len(mini_suite_server.requests)
+    # A call the SDK sent again (a connection dropped on a busy machine) is one call, however many requests.
+    first_tries = [r for r in mini_suite_server.requests if r.headers.get("x-stainless-retry-count", "0") == "0"]
+    assert summary["calls"] == len(first_tries), [(r.seq, r.role, r.status, r.headers) for r in
+                                                  mini_suite_server.requests if r not in first_tries]
     for result in results.values():
         assert result["input_tokens"] > 0 and result["wall_seconds"] > 0
         expected = (result["input_tokens"] * INPUT_PRICE + result["output_tokens"] * OUTPUT_PRICE) / 1e6
