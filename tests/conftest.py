@@ -1,11 +1,15 @@
-"""Shared test set-up: isolation from the user's config, and no silent skips in CI."""
+"""Shared test set-up: isolation from the user's config, no silent skips in CI, the Docker daemon and image."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import docker
 
 # CI sets these when the backend is present on the machine: a skipped test of that
 # backend then means something is broken, so it is reported as a failure.
@@ -21,6 +25,28 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     for name in list(os.environ):
         if name.startswith("SHIPYARD_") and not name.startswith("SHIPYARD_REQUIRE_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="module")
+def client() -> docker.DockerClient:
+    """The machine's Docker daemon; the test is skipped when none answers."""
+    import docker  # here: only the Docker tests pay for importing docker-py
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.skip(f"no Docker daemon answers: {exc}")
+    return client
+
+
+@pytest.fixture(scope="module")
+def image(client: docker.DockerClient) -> str:
+    """Shipyard's sandbox image, built if missing."""
+    from sandboxes.image_build import DEFAULT_TAG, build_image
+
+    build_image(DEFAULT_TAG)  # returns at once when the image is up to date
+    return DEFAULT_TAG
 
 
 @pytest.fixture(scope="session")

@@ -108,6 +108,17 @@ def ended(process: subprocess.Popen[str], timeout: float) -> tuple[int, str, str
     return process.returncode, out, err
 
 
+def interrupt_a_run(w: World, sig: int, within: float) -> tuple[Job, int, str]:
+    """`shipyard run` of a job whose coder's model is slow (slow("coder")), sent `sig` while the coder waits for
+    its answer: the job, and how the run ended (exit code, stderr) within `within` seconds."""
+    process = w.start("run", "add a note", "--repo", ".")
+    wait_for(lambda: w.asked("coder"), 60, "the coder to ask its model")
+    job = w.only_job()
+    os.killpg(process.pid, sig)
+    code, _, err = ended(process, within)
+    return job, code, err
+
+
 def one_error_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert "Traceback" not in stderr, stderr

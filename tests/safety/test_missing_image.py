@@ -21,17 +21,6 @@ pytestmark = pytest.mark.docker
 STUCK = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
-@pytest.fixture(scope="module")
-def client() -> docker.DockerClient:
-    """The machine's Docker daemon; the test is skipped when none answers."""
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"no Docker daemon answers: {exc}")
-    return client
-
-
 @pytest.fixture
 def fleeting_image(client: docker.DockerClient) -> Iterator[str]:
     """A tag of the sandbox image of this test's own, for the test to remove; removed at the end if still there."""

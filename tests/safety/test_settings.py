@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 from helpers import call, git
-from safekit import CHANGE, World, ended, one_error_line, slow, wait_for
+from safekit import CHANGE, World, ended, interrupt_a_run, one_error_line, slow, wait_for
 
 from agents.scripted_model import ScriptedModelServer
 from orchestrator.store.jobs import JobStatus
@@ -56,11 +56,7 @@ def test_retry_from_another_directory_uses_the_jobs_own_settings(
 def test_resume_of_an_interrupted_job_from_another_directory_uses_the_jobs_own_settings(
         world: Callable[..., World], other_endpoint: ScriptedModelServer, sig: int) -> None:
     w = world(slow("coder"))
-    process = w.start("run", "add a note", "--repo", ".")
-    wait_for(lambda: w.asked("coder"), 60, "the coder to ask its model")
-    job = w.only_job()
-    os.killpg(process.pid, sig)
-    code, _, err = ended(process, 20)
+    job, code, err = interrupt_a_run(w, sig, within=20)
     assert code == 130 and f"shipyard resume {job.id}" in one_error_line(err)
     # The directory it is resumed from has a shipyard.toml of its own, naming another endpoint and model.
     (w.elsewhere / "shipyard.toml").write_text(f'[models.default]\nbase_url = "{other_endpoint.base_url}"\n'

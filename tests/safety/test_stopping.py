@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 from helpers import call, plan_entry, subtask
-from safekit import CHANGE, SLOW, World, ended, one_error_line, slow, wait_for
+from safekit import CHANGE, SLOW, World, ended, interrupt_a_run, one_error_line, slow, wait_for
 
 from orchestrator.store.jobs import JobStatus
 
@@ -114,11 +114,7 @@ def test_a_second_resume_is_refused_naming_the_process_that_holds_the_job(world:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupted_run_ends_at_once_with_a_resume_hint(world: Callable[..., World], sig: int) -> None:
     w = world(slow("coder"))
-    process = w.start("run", "add a note", "--repo", ".")
-    wait_for(lambda: w.asked("coder"), 60, "the coder to ask its model")
-    job = w.only_job()
-    os.killpg(process.pid, sig)
-    code, _, err = ended(process, 10)
+    job, code, err = interrupt_a_run(w, sig, within=10)
     assert code == 130, err
     line = one_error_line(err)
     assert f"shipyard resume {job.id}" in line

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from rich.color import Color
 from rich.segment import Segment
+from textual.pilot import Pilot
 from textual.strip import Strip
 from textual.widgets import Checkbox, DataTable, Input, Label, SelectionList, Static, TabbedContent, TextArea
 from textual.widgets._toast import Toast, ToastRack
@@ -135,18 +136,32 @@ async def test_escape_closes_the_plan_editor_and_its_problems_read_plainly(recor
         assert not Director(settings).events(WAITING_JOB, kinds=(DirectorAnswer,))
 
 
+WORKER = "build-2:4711"
+
+
+def claimed_by_a_worker(settings: Settings) -> Director:
+    """The waiting job, as if a worker (WORKER) had taken it: answers to it are queued for that worker."""
+    director = Director(settings)
+    director.records.events.append(WorkerClaimed(job_id=WAITING_JOB, worker=WORKER, action="run"))
+    return director
+
+
+async def open_on_its_worker(pilot: Pilot, action: str) -> tuple[JobScreen, JobHeader]:
+    """The waiting job's screen once it shows its worker and `action` can answer its plan."""
+    screen = await open_recorded(pilot, WAITING_JOB)
+    header = screen.query_one(JobHeader)
+    await wait_until(pilot, lambda: f"on {WORKER}" in static_text(header), "the worker shown")
+    await wait_until(pilot, lambda: screen.check_action(action, ()), "the plan waiting")
+    return screen, header
+
+
 async def test_an_approval_of_a_job_a_worker_owns_shows_as_queued_and_locks_the_keys(
         recorded: tuple[Settings, Path]) -> None:
-    settings, _ = recorded
-    director = Director(settings)
-    director.records.events.append(WorkerClaimed(job_id=WAITING_JOB, worker="build-2:4711", action="run"))
+    director = claimed_by_a_worker(recorded[0])
     launches = Launches()
     app = console(recorded, launches)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_recorded(pilot, WAITING_JOB)
-        header = screen.query_one(JobHeader)
-        await wait_until(pilot, lambda: "on build-2:4711" in static_text(header), "the worker shown")
-        await wait_until(pilot, lambda: screen.check_action("approve", ()), "the plan waiting")
+        screen, header = await open_on_its_worker(pilot, "approve")
         await pilot.press("a")
         # The answer goes to the worker's queue (no process of our own), and it waits there for a worker.
         await wait_until(pilot, lambda: "approve queued: a worker takes it" in static_text(header),
@@ -510,15 +525,11 @@ async def test_the_header_sums_up_the_tests_in_one_line(recorded: tuple[Settings
 
 async def test_a_queued_approval_counts_the_jobs_queued_ahead_of_it(recorded: tuple[Settings, Path]) -> None:
     settings, repo = recorded
-    director = Director(settings)
-    director.records.events.append(WorkerClaimed(job_id=WAITING_JOB, worker="build-2:4711", action="run"))
+    director = claimed_by_a_worker(settings)
     before = [director.records.submit(Task(instruction=f"Chore {n}", repo=str(repo))).id for n in range(2)]
     app = console(recorded)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_recorded(pilot, WAITING_JOB)
-        header = screen.query_one(JobHeader)
-        await wait_until(pilot, lambda: "on build-2:4711" in static_text(header)
-                         and screen.check_action("approve", ()), "the plan waiting on a worker")
+        screen, header = await open_on_its_worker(pilot, "approve")
         await pilot.press("a")
         await wait_until(pilot, lambda: "approve queued: a worker takes it (2 queued jobs ahead)"
                          in static_text(header), "the answer and the two jobs ahead of it", timeout=60)
@@ -617,16 +628,11 @@ async def test_s_sorts_the_jobs_newest_first_then_costliest_first_then_inbox_aga
 
 async def test_p_sends_the_plan_of_a_job_a_worker_owns_back_with_a_note_queued_for_the_worker(
         recorded: tuple[Settings, Path]) -> None:
-    settings, _ = recorded
-    director = Director(settings)
-    director.records.events.append(WorkerClaimed(job_id=WAITING_JOB, worker="build-2:4711", action="run"))
+    director = claimed_by_a_worker(recorded[0])
     launches = Launches()
     app = console(recorded, launches)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_recorded(pilot, WAITING_JOB)
-        header = screen.query_one(JobHeader)
-        await wait_until(pilot, lambda: "on build-2:4711" in static_text(header), "the worker shown")
-        await wait_until(pilot, lambda: screen.check_action("replan", ()), "the plan waiting")
+        screen, header = await open_on_its_worker(pilot, "replan")
         await pilot.press("p")
         await wait_until(pilot, lambda: isinstance(app.screen, PromptDialog), "the note prompt")
         await pilot.press("enter")  # no note, nothing sent: the planner needs to know what is wrong

@@ -139,13 +139,15 @@ class Desk:
             self.records.retry_later(delivery.id, problem, max(_pause(delivery.attempts + 1), at_least))
             return
         log.error("delivery %s failed %d times, giving up: %s", delivery.id, ATTEMPTS, problem)
-        self.records.settle(delivery.id, "failed", problem)
         if isinstance(intent, Run | Approve | Reject | Replan):
             try:
                 self._reply(intent.thread, f"Sorry @{intent.user}, Shipyard could not act on this: "
                                            f"{defuse(str(exc))}", f"failed:{delivery.id}")
             except Exception as reply_exc:  # noqa: BLE001 - GitHub is down: the log has it
                 log.error("could not say so on GitHub either: %s", reply_exc)
+        # Settled last: a delivery given up is one whose requester has been told, or could not be (the reply
+        # is keyed, so a try again after a crash here posts it once).
+        self.records.settle(delivery.id, "failed", problem)
 
     def _act(self, delivery: Delivery, intent: Intent) -> str:
         if isinstance(intent, Ignore):
