@@ -252,9 +252,12 @@ class JobContext:
                   no_command: str = "no tests ran: no test command was found or configured") -> TestRun:
         """Run the suite with per-test results and judge it against `baseline`; `targets` None: this run
         is the baseline itself. `sandbox` may be None when there is no command: saying so needs none."""
-        if test is not None and sandbox is None:
+        if test is None:
+            report = not_run(no_command)
+        elif sandbox is None:
             raise ValueError("a test command needs a sandbox to run in")
-        report = run_suite(sandbox, test, name) if test is not None and sandbox is not None else not_run(no_command)
+        else:
+            report = run_suite(sandbox, test, name)
         return judge(report, baseline, targets or [], is_baseline=targets is None)
 
 
