@@ -167,12 +167,17 @@ def test_a_push_refused_by_a_rule_is_reported_in_githubs_words(world: GitHubWorl
     wait_for(lambda: world.records.job(job_id).done, 30, "the job's record to be done")
 
 
-def test_a_rejected_plan_says_why_and_pings_nobody(world: GitHubWorld) -> None:
+def plan_waiting(world: GitHubWorld) -> None:
+    """A job from the labelled issue, on a worker, whose plan waits for approval (the repo asks for it)."""
     world.commit("main", {".shipyard.toml": "approve_plan = true\n"})
     world.deployment.start_worker()
     assert world.send("issues", payload("issues.labeled")).status_code == 202
     wait_for(lambda: any("waits for your approval" in c.body for c in world.fake.comments_on(REPO, 7)), 60,
              "the approval request")
+
+
+def test_a_rejected_plan_says_why_and_pings_nobody(world: GitHubWorld) -> None:
+    plan_waiting(world)
     reject = payload("issue_comment.created", comment__id=5151,
                      comment__body="/shipyard reject @octocat says it is too broad")
     assert world.send("issue_comment", reject).status_code == 202
@@ -182,11 +187,7 @@ def test_a_rejected_plan_says_why_and_pings_nobody(world: GitHubWorld) -> None:
 
 
 def test_a_plan_sent_back_is_planned_again_and_waits_again(world: GitHubWorld) -> None:
-    world.commit("main", {".shipyard.toml": "approve_plan = true\n"})
-    world.deployment.start_worker()
-    assert world.send("issues", payload("issues.labeled")).status_code == 202
-    wait_for(lambda: any("waits for your approval" in c.body for c in world.fake.comments_on(REPO, 7)), 60,
-             "the approval request")
+    plan_waiting(world)
     replan = payload("issue_comment.created", comment__id=5152, comment__body="/shipyard replan name the file NOTES.md")
     assert world.send("issue_comment", replan).status_code == 202
     (status,) = wait_for(lambda: [c for c in world.status_comments(7) if "was sent back" in c.body

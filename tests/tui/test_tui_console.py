@@ -14,7 +14,16 @@ from textual.pilot import Pilot
 from textual.strip import Strip
 from textual.widgets import Checkbox, DataTable, Input, Label, SelectionList, Static, TabbedContent, TextArea
 from textual.widgets._toast import Toast, ToastRack
-from tuikit import LONG_OUTPUT, RECORDED_CAMPAIGN, RECORDED_JOB, RECORDED_NOW, static_text, type_text, wait_until
+from tuikit import (
+    LONG_OUTPUT,
+    RECORDED_CAMPAIGN,
+    RECORDED_JOB,
+    RECORDED_NOW,
+    select_node,
+    static_text,
+    type_text,
+    wait_until,
+)
 
 from orchestrator.config.settings import Settings
 from orchestrator.runtime.director import Director
@@ -362,17 +371,6 @@ def tree_scopes(tree: PlanTree) -> list[str]:
     """The scopes of the tree's lines on screen, top to bottom (a folded node's children are not)."""
     return [str(tree.get_node_at_line(line).data) for line in range(tree.last_line + 1)
             if tree.get_node_at_line(line) is not None]
-
-
-async def select_node(pilot: Any, scope: str) -> None:
-    tree = pilot.app.screen.query_one(PlanTree)
-    tree.focus()
-    await pilot.press("home")
-    for _ in range(40):
-        if tree.cursor_node is not None and tree.cursor_node.data == scope:
-            return
-        await pilot.press("down")
-    raise AssertionError(f"no {scope} in the tree")
 
 
 async def test_duplicate_opens_the_form_filled_from_the_job_and_submits_a_new_job(

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 from textual.widgets import DataTable, Input, Static, TabbedContent, TextArea
-from tuikit import Demo, MakeDemo, git, node_label, slowed, static_text, type_text, wait_until
+from tuikit import Demo, MakeDemo, git, node_label, select_node, slowed, static_text, type_text, wait_until
 
 from agents.scripted_model import Script
 from orchestrator.apps.demo import SCRIPT
@@ -59,17 +59,6 @@ async def open_job(pilot: Any, job_id: str) -> JobScreen:
     await pilot.press("enter")
     await wait_until(pilot, lambda: isinstance(app.screen, JobScreen), "the job screen")
     return app.screen
-
-
-async def select(pilot: Any, scope: str) -> None:
-    """Move the tree's cursor to a node with the arrow keys."""
-    tree = pilot.app.screen.query_one(PlanTree)
-    await pilot.press("home")
-    for _ in range(30):
-        if tree.cursor_node is not None and tree.cursor_node.data == scope:
-            return
-        await pilot.press("down")
-    raise AssertionError(f"no {scope} in the tree")
 
 
 async def test_submit_from_the_form_launches_the_job_and_the_list_follows_it(make_demo: MakeDemo) -> None:
@@ -164,7 +153,7 @@ async def test_the_diff_of_a_subtask_and_of_the_job_copy_branch_and_discard(make
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_job(pilot, job.id)
         view = screen.query_one(DiffView)
-        await select(pilot, "subtask:s2")
+        await select_node(pilot, "subtask:s2")
         await pilot.press("2")
         # s2 started after s1 was merged: its diff holds its own files only, not s1's fix.
         await wait_until(pilot, lambda: [f.path for f in view.files] == ["inventory/pricing.py",
@@ -185,7 +174,7 @@ async def test_the_diff_of_a_subtask_and_of_the_job_copy_branch_and_discard(make
         assert app.clipboard == f"shipyard/{job.id}--s2"
 
         screen.query_one(PlanTree).focus()
-        await select(pilot, "job")
+        await select_node(pilot, "job")
         await wait_until(pilot, lambda: len(view.files) == 5, "the whole job's diff")
         await pilot.press("y")
         assert app.clipboard == f"shipyard/{job.id}"

@@ -33,6 +33,7 @@ from orchestrator.store.events import (
 )
 from orchestrator.store.jobs import Campaign, Job, JobStatus, Task
 from tui.app import ShipyardApp
+from tui.widgets.plan_tree import PlanTree
 
 DATA = Path(__file__).parent / "data"
 RECORDED_JOB = "20260105-093000-5a1f"
@@ -130,6 +131,18 @@ async def wait_until(pilot: Pilot[Any], predicate: Callable[[], object], what: s
 
 async def type_text(pilot: Pilot[Any], text: str) -> None:
     await pilot.press(*({" ": "space"}.get(char, char) for char in text))
+
+
+async def select_node(pilot: Pilot[Any], scope: str) -> None:
+    """Move the cursor of the screen's plan tree to the node for a scope ("subtask:s2", ...) with the arrow keys."""
+    tree = pilot.app.screen.query_one(PlanTree)
+    tree.focus()
+    await pilot.press("home")
+    for _ in range(40):
+        if tree.cursor_node is not None and tree.cursor_node.data == scope:
+            return
+        await pilot.press("down")
+    raise AssertionError(f"no {scope} in the tree")
 
 
 def node_label(tree: Tree[str], scope: str) -> str:
