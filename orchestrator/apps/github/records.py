@@ -7,84 +7,68 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    Column,
-    Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    delete,
-    insert,
-    select,
-    update,
-)
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.store.db import add_missing_columns, jobs
 
-metadata = MetaData()
+metadata = sa.MetaData()
 
 # Every accepted delivery, by X-GitHub-Delivery: a second delivery with the same id is a replay.
-deliveries = Table(
+deliveries = sa.Table(
     "github_deliveries",
     metadata,
-    Column("id", String(64), primary_key=True),
-    Column("event", String(64), nullable=False),
-    Column("action", String(64)),
-    Column("payload", JSON, nullable=False),
-    Column("received_at", Float, nullable=False),
-    Column("state", String(16), nullable=False, index=True),  # pending, done, failed
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_try", Float, nullable=False, default=0.0),
-    Column("outcome", Text),
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64)),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # pending, done, failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_try", sa.Float, nullable=False, default=0.0),
+    sa.Column("outcome", sa.Text),
 )
 
 # One row per job started from GitHub: where it answers, and how far its delivery went.
-github_jobs = Table(
+github_jobs = sa.Table(
     "github_jobs",
     metadata,
-    Column("job_id", String(64), primary_key=True),
-    Column("delivery_id", String(64), unique=True),
-    Column("installation", BigInteger, nullable=False),
-    Column("repo", String(255), nullable=False),
-    Column("number", Integer, nullable=False),
-    Column("is_pull", Boolean, nullable=False),
-    Column("requested_by", String(255), nullable=False),
-    Column("title", Text, nullable=False),
-    Column("clone_url", Text, nullable=False),
-    Column("push_to", String(255)),  # a follow-up's pull request branch
-    Column("comment_id", BigInteger),
-    Column("comment_text", Text),
-    Column("waiting_noted", Boolean, nullable=False, default=False),
-    Column("done", Boolean, nullable=False, default=False, index=True),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_try", Float, nullable=False, default=0.0),
-    Column("outcome", Text),  # the last word, once the result is published (or could not be)
-    Column("notice", Text),  # a comment for the requester still to be posted
+    sa.Column("job_id", sa.String(64), primary_key=True),
+    sa.Column("delivery_id", sa.String(64), unique=True),
+    sa.Column("installation", sa.BigInteger, nullable=False),
+    sa.Column("repo", sa.String(255), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("is_pull", sa.Boolean, nullable=False),
+    sa.Column("requested_by", sa.String(255), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("clone_url", sa.Text, nullable=False),
+    sa.Column("push_to", sa.String(255)),  # a follow-up's pull request branch
+    sa.Column("comment_id", sa.BigInteger),
+    sa.Column("comment_text", sa.Text),
+    sa.Column("waiting_noted", sa.Boolean, nullable=False, default=False),
+    sa.Column("done", sa.Boolean, nullable=False, default=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_try", sa.Float, nullable=False, default=0.0),
+    sa.Column("outcome", sa.Text),  # the last word, once the result is published (or could not be)
+    sa.Column("notice", sa.Text),  # a comment for the requester still to be posted
 )
 
 # A pull request the App opened, whose failing checks it fixes (`[ci]` in .shipyard.toml).
-github_ci = Table(
+github_ci = sa.Table(
     "github_ci",
     metadata,
-    Column("job_id", String(64), primary_key=True),  # the job that opened the pull request
-    Column("installation", BigInteger, nullable=False),
-    Column("repo", String(255), nullable=False),
-    Column("branch", String(255), nullable=False, index=True),
-    Column("pull_number", Integer),  # None until the pull request is open
-    Column("max_rounds", Integer, nullable=False),
-    Column("rounds", Integer, nullable=False, default=0),
-    Column("fix_job", String(64)),  # the follow-up job fixing the checks now
-    Column("failing", JSON, nullable=False),  # check name -> the sha it failed on
-    Column("story", JSON, nullable=False),  # what happened, a line each, for the status comment
-    Column("over", Boolean, nullable=False, default=False),
+    sa.Column("job_id", sa.String(64), primary_key=True),  # the job that opened the pull request
+    sa.Column("installation", sa.BigInteger, nullable=False),
+    sa.Column("repo", sa.String(255), nullable=False),
+    sa.Column("branch", sa.String(255), nullable=False, index=True),
+    sa.Column("pull_number", sa.Integer),  # None until the pull request is open
+    sa.Column("max_rounds", sa.Integer, nullable=False),
+    sa.Column("rounds", sa.Integer, nullable=False, default=0),
+    sa.Column("fix_job", sa.String(64)),  # the follow-up job fixing the checks now
+    sa.Column("failing", sa.JSON, nullable=False),  # check name -> the sha it failed on
+    sa.Column("story", sa.JSON, nullable=False),  # what happened, a line each, for the status comment
+    sa.Column("over", sa.Boolean, nullable=False, default=False),
 )
 
 DAY = 86_400.0
@@ -142,7 +126,7 @@ class CIWatch(BaseModel):
 
 
 class Records:
-    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time):
+    def __init__(self, engine: sa.Engine, clock: Callable[[], float] = time.time):
         self.engine = engine
         self.clock = clock
         metadata.create_all(engine)
@@ -155,25 +139,25 @@ class Records:
         was given up: GitHub's Redeliver of it is a new try, from the start."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(deliveries).values(id=delivery_id, event=event, action=action, payload=payload,
-                                                       received_at=self.clock(), state="pending", attempts=0,
-                                                       next_try=0.0))
+                conn.execute(sa.insert(deliveries).values(id=delivery_id, event=event, action=action, payload=payload,
+                                                          received_at=self.clock(), state="pending", attempts=0,
+                                                          next_try=0.0))
         except IntegrityError:
             with self.engine.begin() as conn:  # one statement: of two redeliveries at once, one revives it
-                revived = conn.execute(update(deliveries).where(deliveries.c.id == delivery_id,
-                                                                deliveries.c.state == "failed")
+                revived = conn.execute(sa.update(deliveries).where(deliveries.c.id == delivery_id,
+                                                                   deliveries.c.state == "failed")
                                        .values(state="pending", attempts=0, next_try=0.0, received_at=self.clock()))
             return revived.rowcount == 1
         return True
 
     def delivery(self, delivery_id: str) -> Delivery | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).first()
+            row = conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id)).first()
         return Delivery.model_validate(row._asdict()) if row else None
 
     def pending(self) -> list[Delivery]:
         """Deliveries due for (another) try, oldest first."""
-        query = (select(deliveries).where(deliveries.c.state == "pending", deliveries.c.next_try <= self.clock())
+        query = (sa.select(deliveries).where(deliveries.c.state == "pending", deliveries.c.next_try <= self.clock())
                  .order_by(deliveries.c.received_at))
         with self.engine.connect() as conn:
             return [Delivery.model_validate(row._asdict()) for row in conn.execute(query)]
@@ -188,14 +172,14 @@ class Records:
 
     def _update_delivery(self, delivery_id: str, **values: Any) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
+            conn.execute(sa.update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
 
     # -- jobs -----------------------------------------------------------------------
 
     def add_job(self, **values: Any) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(github_jobs).values(waiting_noted=False, done=False, attempts=0, next_try=0.0,
-                                                    **values))
+            conn.execute(sa.insert(github_jobs).values(waiting_noted=False, done=False, attempts=0, next_try=0.0,
+                                                       **values))
 
     def job(self, job_id: str) -> GitHubJob | None:
         return self._one_job(github_jobs.c.job_id == job_id)
@@ -205,14 +189,14 @@ class Records:
 
     def jobs_in(self, repo: str, number: int) -> list[GitHubJob]:
         """The jobs started from one issue or pull request, newest first."""
-        query = (select(github_jobs).where(github_jobs.c.repo == repo, github_jobs.c.number == number)
+        query = (sa.select(github_jobs).where(github_jobs.c.repo == repo, github_jobs.c.number == number)
                  .order_by(github_jobs.c.job_id.desc()))
         with self.engine.connect() as conn:
             return [GitHubJob.model_validate(row._asdict()) for row in conn.execute(query)]
 
     def active(self) -> list[GitHubJob]:
         """Jobs whose outcome is not delivered yet and that are due for a look."""
-        query = (select(github_jobs).where(github_jobs.c.done.is_(False), github_jobs.c.next_try <= self.clock())
+        query = (sa.select(github_jobs).where(github_jobs.c.done.is_(False), github_jobs.c.next_try <= self.clock())
                  .order_by(github_jobs.c.job_id))
         with self.engine.connect() as conn:
             return [GitHubJob.model_validate(row._asdict()) for row in conn.execute(query)]
@@ -220,7 +204,7 @@ class Records:
     def update_job(self, job_id: str, **values: Any) -> GitHubJob:
         """Change the job's row; the row as it is now."""
         with self.engine.begin() as conn:
-            conn.execute(update(github_jobs).where(github_jobs.c.job_id == job_id).values(**values))
+            conn.execute(sa.update(github_jobs).where(github_jobs.c.job_id == job_id).values(**values))
         found = self.job(job_id)
         assert found is not None, job_id
         return found
@@ -228,13 +212,13 @@ class Records:
     def close_installation(self, installation: int) -> None:
         """The App was uninstalled: nothing of its jobs there can be said on GitHub any more."""
         with self.engine.begin() as conn:
-            conn.execute(update(github_jobs).where(github_jobs.c.installation == installation,
-                                                   github_jobs.c.done.is_(False)).values(done=True))
-            conn.execute(update(github_ci).where(github_ci.c.installation == installation).values(over=True))
+            conn.execute(sa.update(github_jobs).where(github_jobs.c.installation == installation,
+                                                      github_jobs.c.done.is_(False)).values(done=True))
+            conn.execute(sa.update(github_ci).where(github_ci.c.installation == installation).values(over=True))
 
     def _one_job(self, condition: Any) -> GitHubJob | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(github_jobs).where(condition)).first()
+            row = conn.execute(sa.select(github_jobs).where(condition)).first()
         return GitHubJob.model_validate(row._asdict()) if row else None
 
     # -- pull requests whose checks the App looks after -------------------------------
@@ -243,9 +227,9 @@ class Records:
         """Look after the checks of the pull request the job is about to open from `branch` (idempotent)."""
         if self.watch_of(job_id) is None:
             with self.engine.begin() as conn:
-                conn.execute(insert(github_ci).values(job_id=job_id, installation=installation, repo=repo,
-                                                      branch=branch, max_rounds=max_rounds, rounds=0, failing={},
-                                                      story=[], over=False))
+                conn.execute(sa.insert(github_ci).values(job_id=job_id, installation=installation, repo=repo,
+                                                         branch=branch, max_rounds=max_rounds, rounds=0, failing={},
+                                                         story=[], over=False))
 
     def watch_of(self, job_id: str) -> CIWatch | None:
         return self._one_watch(github_ci.c.job_id == job_id)
@@ -259,11 +243,11 @@ class Records:
 
     def update_watch(self, job_id: str, **values: Any) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(github_ci).where(github_ci.c.job_id == job_id).values(**values))
+            conn.execute(sa.update(github_ci).where(github_ci.c.job_id == job_id).values(**values))
 
     def _one_watch(self, condition: Any) -> CIWatch | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(github_ci).where(condition)).first()
+            row = conn.execute(sa.select(github_ci).where(condition)).first()
         return CIWatch.model_validate(row._asdict()) if row else None
 
     # -- retention --------------------------------------------------------------------
@@ -277,21 +261,21 @@ class Records:
         old = deliveries.c.received_at < now - max(older_than, REDELIVERY_WINDOW)
         ignored = (deliveries.c.state == "done") & deliveries.c.outcome.startswith(IGNORED)
         with self.engine.begin() as conn:
-            gone = conn.execute(delete(deliveries).where(settled, old)).rowcount
-            gone += conn.execute(delete(deliveries).where(
+            gone = conn.execute(sa.delete(deliveries).where(settled, old)).rowcount
+            gone += conn.execute(sa.delete(deliveries).where(
                 ignored, deliveries.c.received_at < now - REDELIVERY_WINDOW)).rowcount
             for table in (github_jobs, github_ci):
-                job_exists = select(jobs.c.id).where(jobs.c.id == table.c.job_id).exists()
-                gone += conn.execute(delete(table).where(~job_exists)).rowcount
+                job_exists = sa.select(jobs.c.id).where(jobs.c.id == table.c.job_id).exists()
+                gone += conn.execute(sa.delete(table).where(~job_exists)).rowcount
         return gone
 
 
-def prune_github(engine: Engine, older_than: float = DELIVERIES_KEPT) -> int:
+def prune_github(engine: sa.Engine, older_than: float = DELIVERIES_KEPT) -> int:
     """What `shipyard prune` calls: the App's retention rule on the job store (see Records.prune)."""
     return Records(engine).prune(older_than)
 
 
-def _add_new_columns(engine: Engine, table: Table) -> None:
+def _add_new_columns(engine: sa.Engine, table: sa.Table) -> None:
     """Add the columns this version has and an older table lacks; all of them are nullable, so old rows
     stay valid."""
     add_missing_columns(engine, table.name, {c.name: c.type.compile(engine.dialect) for c in table.columns})
