@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-import json
 import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.validation import problems
+from agents.validation import json_object, problems
 from sandboxes.base import Sandbox, SandboxError, cap_output
 from sandboxes.files import WorkspaceFiles
 
@@ -519,12 +518,9 @@ def _parse_arguments(raw: str | dict[str, Any] | None) -> dict[str, Any]:
         # Some models send "" for a tool without required arguments.
         return {}
     try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ToolError(f"arguments are not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    if not isinstance(parsed, dict):
-        raise ToolError(f"arguments must be a JSON object, not {type(parsed).__name__}")
-    return parsed
+        return json_object(raw)
+    except ValueError as exc:
+        raise ToolError(f"arguments are {exc}; send one JSON object of the tool's parameters") from None
 
 
 def _fields(tool: Tool) -> str:

@@ -289,7 +289,7 @@ def test_malformed_json_arguments(tools: Toolset) -> None:
     assert obs.text.startswith("arguments are not valid JSON (")
     assert "expected a JSON object with path, start_line (optional), end_line (optional)" in obs.text
     listed = tools.call("view_file", '["pkg/cart.py"]')
-    assert "must be a JSON object, not list" in listed.text
+    assert "arguments are not a JSON object but an array" in listed.text
 
 
 def test_validation_errors_are_one_short_message(tools: Toolset) -> None:

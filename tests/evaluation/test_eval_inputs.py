@@ -42,7 +42,7 @@ def test_reads_an_official_swe_bench_line_unchanged(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("lines", "message"), [
     (["{\"instance_id\": \"a\"", ""], r"i\.jsonl:1: not valid JSON"),
-    ([json.dumps(OFFICIAL), "[1, 2]"], r"i\.jsonl:2: expected a JSON object"),
+    ([json.dumps(OFFICIAL), "[1, 2]"], r"i\.jsonl:2: not a JSON object but an array"),
     ([json.dumps(OFFICIAL), "", json.dumps({**OFFICIAL, "base_commit": None})], r"i\.jsonl:3: base_commit: "),
     ([json.dumps({k: v for k, v in OFFICIAL.items() if k != "test_patch"})], r"i\.jsonl:1: test_patch: Field required"),
     ([json.dumps({**OFFICIAL, "FAIL_TO_PASS": "not json"})], r"i\.jsonl:1: FAIL_TO_PASS: .*JSON-encoded list"),

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agents.validation import problems
+from agents.validation import json_object, problems
 
 # Instance ids name files and branches: `astropy__astropy-12907`, `django__django-11099`.
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -76,11 +76,9 @@ def load_instances(path: Path) -> list[Instance]:
             continue
         where = f"{path}:{number}"
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InstanceError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(data, dict):
-            raise InstanceError(f"{where}: expected a JSON object (one instance per line)")
+            data = json_object(line)
+        except ValueError as exc:
+            raise InstanceError(f"{where}: {exc} (one instance per line, each a JSON object)") from None
         try:
             instance = Instance.model_validate(data)
         except ValidationError as exc:
