@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+from functools import cache
 from typing import Any, NamedTuple
 
 import httpx
@@ -65,15 +66,21 @@ def server_root(base_url: str) -> str:
     return base_url.rstrip("/").removesuffix("/v1")
 
 
-def probe_client(api_key: str) -> httpx.Client:
-    """An HTTP client for quick questions to a model server."""
+@cache
+def _probe_http() -> httpx.Client:
+    # One client for every question of the process: making one (its TLS context) costs more than asking.
+    return httpx.Client(timeout=PROBE_TIMEOUT, follow_redirects=True)
+
+
+def ask_server(method: str, url: str, api_key: str, **kwargs: Any) -> httpx.Response:
+    """A quick question to a model server (raises httpx errors)."""
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.Client(timeout=PROBE_TIMEOUT, headers=headers, follow_redirects=True)
+    return _probe_http().request(method, url, headers=headers, **kwargs)
 
 
-def listed_models(http: httpx.Client, base_url: str) -> list[dict[str, Any]]:
+def listed_models(base_url: str, api_key: str) -> list[dict[str, Any]]:
     """The `data` of GET {base_url}/models; raises httpx errors, and ValueError for an answer that is not a list."""
-    response = http.get(f"{base_url.rstrip('/')}/models")
+    response = ask_server("GET", f"{base_url.rstrip('/')}/models", api_key)
     response.raise_for_status()
     data = response.json().get("data")
     if not isinstance(data, list):
@@ -89,23 +96,23 @@ def _discovered(base_url: str, model: str, api_key: str) -> ContextWindow | None
     root = server_root(base_url)
     answered = False
     found = None
-    with probe_client(api_key) as http:
-        for source, ask in (
-            ("vLLM /v1/models", lambda: _from_model_list(listed_models(http, base_url), model)),
-            ("llama.cpp /props", lambda: _from_props(http.get(f"{root}/props"))),
-            ("Ollama /api/show", lambda: _from_ollama(http.post(f"{root}/api/show", json={"model": model}))),
-        ):
-            try:
-                tokens = ask()
-            except (httpx.HTTPStatusError, ValueError, AttributeError):
-                answered = True  # but it is not this kind of server
-                continue
-            except httpx.HTTPError:
-                continue
-            answered = True
-            if tokens:
-                found = ContextWindow(tokens, source)
-                break
+    for source, ask in (
+        ("vLLM /v1/models", lambda: _from_model_list(listed_models(base_url, api_key), model)),
+        ("llama.cpp /props", lambda: _from_props(ask_server("GET", f"{root}/props", api_key))),
+        ("Ollama /api/show", lambda: _from_ollama(ask_server("POST", f"{root}/api/show", api_key,
+                                                             json={"model": model}))),
+    ):
+        try:
+            tokens = ask()
+        except (httpx.HTTPStatusError, ValueError, AttributeError):
+            answered = True  # but it is not this kind of server
+            continue
+        except httpx.HTTPError:
+            continue
+        answered = True
+        if tokens:
+            found = ContextWindow(tokens, source)
+            break
     if answered:  # a server that is down now may say tomorrow
         with _lock:
             _known[key] = found

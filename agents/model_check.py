@@ -13,7 +13,7 @@ import httpx
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel
 
-from agents.context_window import ContextWindow, context_window_info, listed_models, probe_client
+from agents.context_window import ContextWindow, context_window_info, listed_models
 from agents.model_errors import ModelError, one_line
 from agents.model_replies import TEXT_TOOL_CALLS_KEY
 from agents.models import OPENAI_BASE_URL, ModelClient, ModelSpec, Role
@@ -88,8 +88,7 @@ def check_model(spec: ModelSpec, role: Role) -> ModelCheck:
 
 def _listed(spec: ModelSpec, base_url: str) -> bool | None:
     try:
-        with probe_client(os.environ.get(spec.api_key_env, "").strip()) as http:
-            ids = {entry.get("id") for entry in listed_models(http, base_url)}
+        ids = {entry.get("id") for entry in listed_models(base_url, os.environ.get(spec.api_key_env, "").strip())}
     except (httpx.HTTPError, ValueError, AttributeError):
         return None
     return spec.model in ids if ids else None

@@ -17,11 +17,12 @@ def integrate_results(s: JobContext, the_plan: Plan, approved: list[SubtaskResul
                       baseline: TestReport | None) -> dict[str, SubtaskResult]:
     """Merge each approved result in dependency order; returns the results with their new status."""
     updated: dict[str, SubtaskResult] = {}
+    path = s.worktree_path("integrate")
+    # Left mid-merge by a run that was killed: that merge starts over. Each merge below leaves none.
+    s.repo.discard_workspace(path)
     for result in approved:
         sub = the_plan.get(result.id)
         message = f"Merge {result.branch}: {sub.title}"
-        path = s.worktree_path("integrate")
-        s.repo.discard_workspace(path)  # left mid-merge by a run that was killed: this merge starts over
         # A clean merge needs no checkout of the job branch (most of a fan-out's integration time); only a
         # conflict gets a worktree, for the agent that resolves it.
         merge = s.repo.merge_clean(s.job_branch, result.branch, message=message) or s.repo.merge(

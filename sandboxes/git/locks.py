@@ -1,9 +1,12 @@
 """The repository lock, and what a git process killed mid-way leaves behind.
 
-Mutating operations on one repository are serialized, across threads and processes
-(`exclusive`); reads need no lock because git updates refs atomically. Under that lock
-no other git call of Shipyard's runs on the repository, so a lock file or a half-made
-worktree met there on one of Shipyard's own branches is a dead process's, and is cleared.
+Operations on what worktrees share (the worktree list, branches, merges into a branch, fetches)
+are serialized, across threads and processes (`exclusive`). Those that touch one worktree only
+(its index, its HEAD, its own branch: reset, commit) run side by side in different worktrees,
+never beside a shared one (`one_worktree`). Reads need no lock because git updates refs
+atomically. So under either lock no other git call of Shipyard's runs on that worktree or its
+branch, and a lock file or a half-made worktree met there on one of Shipyard's own branches is
+a dead process's, and is cleared.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from pathlib import Path
 
 from sandboxes.git.branches import BRANCH_PREFIX
 
+# In a worktree's metadata directory; not "*.lock", which clear_stale_locks takes for git's.
+WORKTREE_LOCK = "shipyard-lock"
+
 _LOCKS: dict[Path, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -31,8 +37,24 @@ def exclusive(lock_file: Path) -> Iterator[None]:
     """
     with _LOCKS_GUARD:
         thread_lock = _LOCKS.setdefault(lock_file, threading.Lock())
-    with thread_lock, open(lock_file, "a") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file is closed
+    with thread_lock, _flock(lock_file, fcntl.LOCK_EX):
+        yield
+
+
+@contextmanager
+def one_worktree(lock_file: Path, worktree_lock_file: Path) -> Iterator[None]:
+    """Hold a repository's lock shared, and one worktree's exclusively: for git calls that touch
+    nothing but that worktree and its branch (a branch is checked out in one worktree at most)."""
+    with _flock(lock_file, fcntl.LOCK_SH), _flock(worktree_lock_file, fcntl.LOCK_EX):
+        yield
+
+
+@contextmanager
+def _flock(lock_file: Path, mode: int) -> Iterator[None]:
+    # Each holder opens the file itself: flock locks belong to an open file, so this also
+    # keeps threads of one process apart.
+    with open(lock_file, "a") as held:
+        fcntl.flock(held, mode)  # released when the file is closed
         yield
 
 

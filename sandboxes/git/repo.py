@@ -14,13 +14,13 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from sandboxes.git.accept import accept_job
 from sandboxes.git.branches import AGENT_SEPARATOR, check_branch
 from sandboxes.git.command import WorkspaceError, repo_config_args, run_git
-from sandboxes.git.locks import clear_debris, clear_stale_locks, exclusive
+from sandboxes.git.locks import WORKTREE_LOCK, clear_debris, clear_stale_locks, exclusive, one_worktree
 from sandboxes.git.remotes import cache_name, clone, fetch_clone, fetch_refs, is_url, push_branch
 from sandboxes.git.results import DiffStat, MergeResult, parse_numstat
 from sandboxes.git.workspace import Workspace, commit_identity
@@ -110,6 +110,9 @@ class GitRepo:
         """
         check_branch(branch)
         path = self._workspace_path(path)
+        live = self._live_workspace(path, branch)
+        if live is not None:
+            return live
         with self.locked():
             trees = self._worktrees(prune=True)
             if trees.get(path) == branch:
@@ -171,10 +174,10 @@ class GitRepo:
         identity = commit_identity(role, None)
         message = message or f"Merge {from_branch} into {into_branch}"
         with self.locked():
-            ours = self.branch_sha(into_branch)
+            ours, theirs = self._lookup(f"refs/heads/{into_branch}", from_branch)
             if ours is None:
                 raise WorkspaceError(f"no branch {into_branch} to merge into; create it with ensure_branch()")
-            theirs = self.resolve(from_branch)
+            theirs = theirs or self.resolve(from_branch)  # which says what is wrong with from_branch
             if self.git(["merge-base", "--is-ancestor", theirs, ours], check=False).returncode == 0:
                 return MergeResult(ok=True, sha=ours, message="already up to date")  # merged before a crash
             tree = self.git(["merge-tree", "--write-tree", "--no-messages", ours, theirs], check=False)
@@ -334,10 +337,10 @@ class GitRepo:
 
     def _ensure_branch(self, branch: str, base_ref: str) -> tuple[str, bool]:
         """The branch's sha, and whether it was created now."""
-        sha = self.branch_sha(branch)
+        sha, base = self._lookup(f"refs/heads/{branch}", base_ref)
         if sha is not None:
             return sha, False
-        sha = self.resolve(base_ref)
+        sha = base or self.resolve(base_ref)  # which says what is wrong with base_ref
         # The empty old value makes the update fail if another process created it meanwhile.
         self.git(["update-ref", "-m", f"shipyard: branch from {base_ref}", f"refs/heads/{branch}", sha, ""])
         return sha, True
@@ -357,13 +360,18 @@ class GitRepo:
 
     def _commits(self, *refs: str) -> list[str]:
         """The commit shas of `refs`, as resolve() gives them, in one git process rather than one each."""
+        # None: missing or ambiguous, and resolve() says what is wrong with it.
+        return [sha or self.resolve(ref) for ref, sha in zip(refs, self._lookup(*refs), strict=True)]
+
+    def _lookup(self, *refs: str) -> list[str | None]:
+        """The commit sha each of `refs` names, None for those naming none, in one git process."""
         if any("\n" in ref for ref in refs):  # they go one per line; no ref name holds one
             raise WorkspaceError(f"unknown ref in {refs!r}; name an existing branch, tag or commit")
         # On stdin, a ref cannot pass for an option.
         listed = "".join(f"{ref}^{{commit}}\n" for ref in refs)
         found = self.git(["cat-file", "--batch-check=%(objectname)"], input=listed).stdout.splitlines()
-        # Anything but a sha ("<ref> missing", "ambiguous"): resolve() says what is wrong with it.
-        return [sha if SHA.fullmatch(sha) else self.resolve(ref) for ref, sha in zip(refs, found, strict=True)]
+        # Anything but a sha is git's "<ref> missing" or "ambiguous".
+        return [sha if SHA.fullmatch(sha) else None for sha in found]
 
     def _worktrees(self, prune: bool = False) -> dict[Path, str | None]:
         """Registered worktrees (the user's checkout too): path -> branch, None when detached.
@@ -375,6 +383,23 @@ class GitRepo:
             self.git(["worktree", "prune"])
             return self._worktrees()
         return trees
+
+    def _live_workspace(self, path: Path, branch: str) -> Workspace | None:
+        """The workspace at `path` if it is registered there on `branch` already, found from the files git keeps
+        rather than under the lock: every stage of a subtask starts by asking for its workspace again."""
+        try:
+            admin_dir = find_admin_dir(self.git_dir, path)
+            head = (admin_dir / "HEAD").read_text().strip() if admin_dir else None
+            here = (path / ".git").is_file()
+        except OSError:  # another worktree came or went meanwhile: ask git, under the lock
+            return None
+        if admin_dir is None or head != f"ref: refs/heads/{branch}" or not here:
+            return None
+        return Workspace(repo=self, path=path, branch=branch, git_dir=admin_dir, resumed=True)
+
+    def locked_worktree(self, admin_dir: Path) -> AbstractContextManager[None]:
+        """Hold the lock of the worktree whose metadata is `admin_dir` (see locks.one_worktree)."""
+        return one_worktree(self._lock_file, admin_dir / WORKTREE_LOCK)
 
     def _workspace(self, path: Path, branch: str, resumed: bool) -> Workspace:
         admin_dir = find_admin_dir(self.git_dir, path)

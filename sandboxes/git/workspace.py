@@ -48,7 +48,7 @@ class Workspace:
         if not message.strip():
             raise WorkspaceError("a commit needs a message; pass one that says what changed")
         identity = commit_identity(role, agent)
-        with self.repo.locked():
+        with self.repo.locked_worktree(self.git_dir):
             self.git(["add", "--all"])
             if (self.git_dir / "MERGE_HEAD").exists():
                 self._refuse_conflict_markers()
@@ -83,7 +83,7 @@ class Workspace:
 
         A stage redone after a crash starts here, so that it cannot commit twice.
         """
-        with self.repo.locked():
+        with self.repo.locked_worktree(self.git_dir):
             clear_stale_locks(self.repo.git_dir, self.branch, self.git_dir)
             self.git(["reset", "--quiet", "--hard", sha])
             self.git(["clean", "--quiet", "-fd"])
@@ -93,7 +93,7 @@ class Workspace:
 
         An evaluation does this to the files its hidden tests replace, undoing the agents' edits to them.
         """
-        with self.repo.locked():
+        with self.repo.locked_worktree(self.git_dir):
             listed = [self.git(["ls-tree", "-r", "-z", "--name-only", ref, "--", *paths]).stdout,
                       self.git(["ls-files", "-z", "--", *paths]).stdout]
             known = sorted({p for out in listed for p in out.split("\0") if p})
@@ -102,7 +102,7 @@ class Workspace:
 
     def apply(self, patch: str) -> None:
         """Apply a unified diff to the files (not the index); WorkspaceError with git's reason if it does not apply."""
-        with self.repo.locked():
+        with self.repo.locked_worktree(self.git_dir):
             applied = self.git(["apply", "--whitespace=nowarn", "-"], input=patch, check=False)
         if applied.returncode != 0:
             raise WorkspaceError(f"the patch does not apply to {self.branch}: {failure_detail(applied)}")

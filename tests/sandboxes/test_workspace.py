@@ -15,6 +15,7 @@ from user_git import git
 
 from sandboxes.git.branches import branch_name
 from sandboxes.git.command import WorkspaceError
+from sandboxes.git.locks import WORKTREE_LOCK
 from sandboxes.git.repo import GitRepo
 from sandboxes.git.workspace import Workspace
 
@@ -156,6 +157,37 @@ def test_lock_file_keeps_other_processes_out(repo: GitRepo, user_repo: Path) -> 
         assert git(user_repo, "branch", "--list", "shipyard/locked") == ""
     waiting.join(timeout=10)
     assert git(user_repo, "rev-parse", "shipyard/locked") == repo.resolve("main")
+
+
+def test_worktrees_work_side_by_side_but_never_beside_what_they_share(
+    repo: GitRepo, user_repo: Path, workspaces: Path
+) -> None:
+    a = repo.create_workspace(branch_name("job", "a"), "main", workspaces / "a")
+    b = repo.create_workspace(branch_name("job", "b"), "main", workspaces / "b")
+    lock_file = repo.git_dir / "shipyard.lock"
+    with repo.locked_worktree(a.git_dir):
+        # Another worktree's calls go ahead: this commit would wait for ever if they were serialized.
+        write(b.path / "b.txt", "b\n")
+        assert b.commit("b", role="coder") == git(user_repo, "rev-parse", b.branch)
+        # Neither this worktree's own calls nor one on what worktrees share could start (a second open
+        # file description stands in for another thread or process).
+        for held_file in (a.git_dir / WORKTREE_LOCK, lock_file):
+            with open(held_file, "a") as other, pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with repo.locked(), open(lock_file, "a") as other, pytest.raises(BlockingIOError):
+        fcntl.flock(other, fcntl.LOCK_SH | fcntl.LOCK_NB)  # no worktree's call beside a shared one
+
+
+def test_asking_again_for_a_live_workspace_needs_no_git(
+    repo: GitRepo, workspaces: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = repo.create_workspace(branch_name("job", "live"), "main", workspaces / "live")
+    write(ws.path / "draft.txt", "not committed yet\n")
+    calls: list[list[str]] = []
+    monkeypatch.setattr(GitRepo, "git", lambda self, args, **kwargs: calls.append(args))
+    again = repo.create_workspace(ws.branch, "main", ws.path)
+    assert calls == []  # every stage of a subtask asks: no lock, no git process
+    assert again.resumed and again.git_dir == ws.git_dir and (again.path / "draft.txt").exists()
 
 
 def test_diff_shows_what_b_changed_since_it_forked(repo: GitRepo, user_repo: Path, workspaces: Path) -> None:
