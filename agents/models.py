@@ -193,12 +193,11 @@ class ModelClient:
 
 
 def warm_up() -> None:
-    """Build what the first model call of a process would otherwise build on its way: the shared HTTP pool, what
-    langchain sets up on its first chat model, and the token tables (most of a second on a small machine). Called
-    on a thread while a job prepares."""
+    """Build what the first model call of a process would otherwise build on its way: the shared HTTP pool and what
+    langchain sets up on its first chat model. Called on a thread while a job prepares. Not the token tables
+    (60 MB): only a request that may not fit its window, or a reply without usage, needs them, and most never do."""
     _http_client()
     ModelClient(ModelSpec(model="warm-up", base_url="http://127.0.0.1/v1"), "planner")  # never called, needs no key
-    count_text("warm")
 
 
 @cache

@@ -16,6 +16,8 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ import openai
 
 from agents.scripted_model import ScriptedModelServer
 from agents.tools import TOOLS
-from bench.common import write_results
+from bench.common import served_apart, write_results
 from orchestrator.apps.demo import demo_settings
 from orchestrator.runtime.director import Director
 from orchestrator.store.jobs import Task
@@ -32,16 +34,23 @@ from tests.helpers import approve, call, coder, make_repo, plan_entry, subtask
 EFFICIENCY_GOAL = 0.9
 
 
-def _job(workdir: Path, script: list[dict[str, Any]], backend: str) -> tuple[Director, str, float]:
+def _job(workdir: Path, script: list[dict[str, Any]], backend: str, apart: bool = False) -> tuple[Director, str, float]:
+    """The bench's job, against the scripted model in this process or (`apart`) in one of its own."""
     repo = make_repo(workdir / "repo", {"notes.txt": "one\ntwo\nthree\n"})
-    with ScriptedModelServer(script) as server:
-        runner = Director(demo_settings(workdir, server.base_url, backend))
+    with served_apart(script) if apart else _served_here(script) as base_url:
+        runner = Director(demo_settings(workdir, base_url, backend))
         job = runner.submit(Task(instruction="bench", repo=str(repo)))
         started = time.perf_counter()
         job = runner.run(job.id)
         wall = time.perf_counter() - started
     assert job.status.delivered, job.error  # unverified: the bench's repo has no tests
     return runner, job.id, wall
+
+
+@contextmanager
+def _served_here(script: list[dict[str, Any]]) -> Iterator[str]:
+    with ScriptedModelServer(script) as server:
+        yield server.base_url
 
 
 def step_overhead(steps: int, backend: str) -> dict[str, float]:
@@ -88,7 +97,7 @@ def fan_out(subtasks: int, latency: float, backend: str) -> dict[str, float]:
         script.append(coder(i, call("create_file", path=f"{i}.txt", content=i), call("submit", summary=i)))
         script.append(approve(i))
     with tempfile.TemporaryDirectory(prefix="shipyard-bench-") as tmp:
-        _, _, wall = _job(Path(tmp), [{**entry, "latency": latency} for entry in script], backend)
+        _, _, wall = _job(Path(tmp), [{**entry, "latency": latency} for entry in script], backend, apart=True)
     critical_path = 3 * latency  # planner, then one coder and one reviewer in a row
     serial = (1 + 2 * subtasks) * latency
     return {"subtasks": subtasks, "latency_s": latency, "wall_s": wall, "critical_path_s": critical_path,

@@ -46,3 +46,14 @@ def test_reading_commands_do_not_load_the_model_stack(tmp_path: Path, env: dict[
     assert "typer" in top, "the probe saw the command's imports"
     loaded = sorted(set(HEAVY) & top)
     assert loaded == [], f"`shipyard {' '.join(command)}` imported {loaded}"
+
+
+def test_a_job_process_loads_the_mcp_sdk_only_for_agents_with_servers(env: dict[str, str], tmp_path: Path) -> None:
+    # The SDK and its models are about 20 MB and a second of start-up: most jobs configure no server.
+    probe = ("import sys, orchestrator.runtime.director, orchestrator.engine.runner\n"
+             "from agents.mcp_tools import McpServers\n"
+             "with McpServers({}).tools(sandbox=None) as tools:\n"
+             "    print(tools, 'mcp' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.split() == ["[]", "False"], done.stdout + done.stderr[-2000:]
