@@ -5,7 +5,7 @@
    making the same calls against the same server, with zero model latency.
 2. Fan-out efficiency: 8 (goal: efficiency >= 0.9) and 16 independent subtasks with a fixed
    model latency; the job's wall time against its critical path (planner, one coder, one
-   reviewer in a row).
+   reviewer in a row). The model is served by a process of its own, as a real one is.
 
     python -m bench.orchestrator_bench [--steps N] [--latency S] [--backend NAME]
 """
