@@ -58,6 +58,12 @@ def test_help_imports_no_command(tmp_path: Path) -> None:
             assert f" {name} " in out, f"`shipyard --help` does not list {name}"
     assert _loaded(modules, HEAVY) == []
     assert _loaded(modules, NOT_FOR_HELP) == []
+    # Drawn without typer's renderer (it loads rich's Markdown and Traceback), from click's own objects.
+    assert _loaded(modules, ("typer.rich_utils", "rich.markdown", "rich.traceback")) == []
+    assert "Usage: shipyard [OPTIONS] COMMAND [ARGS]..." in out and "Shipyard: a planner fans your task" in out
+    root = typer.main.get_group(app)
+    for param in root.params:
+        assert all(name in out for name in param.opts) and param.help.split()[0] in out, out
 
 
 def test_a_command_loads_its_own_module_only(tmp_path: Path) -> None:

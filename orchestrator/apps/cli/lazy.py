@@ -49,6 +49,11 @@ class LazyGroup(TyperGroup):
         for name, lazy in self.table.items():
             self.commands[name] = StandIn(name=name, help=lazy.help, hidden=lazy.hidden)
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from orchestrator.apps.cli.group_help import print_group_help
+
+        print_group_help(ctx)
+
     def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
         # Every way into a command (running it, its --help, its sub-commands) passes here.
         name, command, rest = super().resolve_command(ctx, args)
