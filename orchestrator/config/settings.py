@@ -63,6 +63,8 @@ class SandboxSettings(_Table):
                                     "the project environment's image from")
     network: bool = Field(False, description="let agents and test runs reach the network (the environment's "
                           "setup has its own: environment.network)")
+    env: dict[str, str] = Field(default_factory=dict, description="added to the environment of every agent command "
+                                "and test run, e.g. CI=1 (agents read it: never put secrets here)")
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
 
 

@@ -236,6 +236,7 @@ class JobContext:
             workspace=workspace,
             image=self.task.image or sandbox_settings.image,
             network=sandbox_settings.network or self.task.network,
+            env=dict(sandbox_settings.env),
             limits=sandbox_settings.limits,
             labels={"job": self.job_id, "agent": agent},
         )

@@ -27,11 +27,13 @@ def director_maker(tmp_path: Path) -> tuple[MakeDirector, list[Director]]:
     made: list[Director] = []
 
     def make(script: Any, models: FakeModels | None = None, priced: bool = False,
-             **settings: Any) -> tuple[Director, FakeModels]:
+             sandbox_env: dict[str, str] | None = None, **settings: Any) -> tuple[Director, FakeModels]:
         fake = models or FakeModels(script)
         prices = {"input_price": 1.0, "output_price": 1.0} if priced else {}  # USD per million tokens
         base = load_settings(tmp_path)
-        sandbox = base.sandbox.model_copy(update={"backend": "local"})
+        # The repos' own pytest, without the plugins installed for this suite: loading them costs a second a run.
+        env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **(sandbox_env or {})}
+        sandbox = base.sandbox.model_copy(update={"backend": "local", "env": env})
         # The fake's window is the script's (it refuses longer requests, as the scripted server does); stated, so
         # that no agent asks fake.invalid for it.
         spec = ModelSpec(base_url="http://fake.invalid/v1", model="fake",

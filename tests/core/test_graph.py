@@ -106,3 +106,21 @@ def test_an_edited_plan_is_run_and_a_rejected_one_ends_the_job(tmp_path: Path, m
     other = director.run(director.submit(Task(instruction="y", repo=str(repo), approve_plan=True)).id)
     rejected = director.reject(other.id, "too broad")
     assert rejected.status == JobStatus.REJECTED and "too broad" in rejected.error
+
+
+def test_the_sandbox_settings_env_reaches_every_agent_command_and_test_run(
+    tmp_path: Path, make_director: MakeDirector
+) -> None:
+    repo = make_repo(tmp_path / "repo", {
+        "tests/test_env.py": "import os\n\n\ndef test_env():\n    assert os.environ['CI'] == '1'\n",
+    })
+    script = [plan_entry(subtask("s1", "note the CI flag")),
+              coder("s1", call("run_command", command='echo "CI=$CI" > seen.txt'), call("submit", summary="noted")),
+              approve("s1")]
+    director, _ = make_director(script, sandbox_env={"CI": "1"})
+    job = director.run(director.submit(Task(instruction="note it", repo=str(repo), base="main",
+                                            test_command="python3 -m pytest -q")).id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    report = director.report(job.id)
+    assert report.tests_before.passed is True and report.tests_after.passed is True  # the runs saw CI=1
+    assert git(repo, "show", f"{report.job_branch}:seen.txt").strip() == "CI=1"  # and so did the agent's command

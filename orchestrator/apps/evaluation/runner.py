@@ -227,8 +227,8 @@ class EvalRunner:
     @contextmanager
     def _sandbox(self, workspace: Path, image: str, label: str) -> Iterator[Sandbox]:
         settings = self.settings.sandbox
-        spec = SandboxSpec(workspace=workspace, image=image, network=settings.network, limits=settings.limits,
-                           labels={"eval": label})
+        spec = SandboxSpec(workspace=workspace, image=image, network=settings.network, env=dict(settings.env),
+                           limits=settings.limits, labels={"eval": label})
         with self.backend.start(spec) as sandbox:
             if self.settings.setup_command:
                 setup = sandbox.exec(self.settings.setup_command)
