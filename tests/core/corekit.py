@@ -31,9 +31,7 @@ def director_maker(tmp_path: Path) -> tuple[MakeDirector, list[Director]]:
         fake = models or FakeModels(script)
         prices = {"input_price": 1.0, "output_price": 1.0} if priced else {}  # USD per million tokens
         base = load_settings(tmp_path)
-        # The repos' own pytest, without the plugins installed for this suite: loading them costs a second a run.
-        env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **(sandbox_env or {})}
-        sandbox = base.sandbox.model_copy(update={"backend": "local", "env": env})
+        sandbox = base.sandbox.model_copy(update={"backend": "local", "env": sandbox_env or {}})
         # The fake's window is the script's (it refuses longer requests, as the scripted server does); stated, so
         # that no agent asks fake.invalid for it.
         spec = ModelSpec(base_url="http://fake.invalid/v1", model="fake",
