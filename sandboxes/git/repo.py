@@ -121,9 +121,12 @@ class GitRepo:
             if path not in trees:
                 clear_debris(self.git_dir, path)
             clear_stale_locks(self.git_dir, branch, None)
-            _, created = self._ensure_branch(branch, base_ref)
-            self.git(["worktree", "add", "--quiet", str(path), branch])
-            return self._workspace(path, branch, resumed=not created)
+            existing, base = self._lookup(f"refs/heads/{branch}", base_ref)
+            if existing is not None:
+                self.git(["worktree", "add", "--quiet", str(path), branch])
+            else:  # the branch and its worktree in one git process
+                self.git(["worktree", "add", "--quiet", "-b", branch, str(path), base or self.resolve(base_ref)])
+            return self._workspace(path, branch, resumed=existing is not None)
 
     def open_workspace(self, path: Path) -> Workspace:
         """The existing workspace at `path`, e.g. the one a conflicted merge was kept in."""
