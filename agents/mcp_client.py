@@ -51,7 +51,7 @@ class McpTool(Tool):
 
 
 def server_tools(portal: BlockingPortal, connections: ExitStack, sandbox: Sandbox, name: str, spec: McpServerSpec,
-                  taken: set[str]) -> list[Tool]:
+                 taken: set[str]) -> list[Tool]:
     """Connect to the server (its connection stays open in `connections`) and make tools of its listing."""
     transport: ProcessTransport | None = None
     if spec.command is not None:
