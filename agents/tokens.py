@@ -13,8 +13,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-import bpe_openai
-
 # What a chat message costs beyond its text (role, separators), as OpenAI documents for its models.
 MESSAGE_OVERHEAD = 4
 
@@ -26,6 +24,10 @@ PIECE_CHARS = 50_000
 
 @lru_cache(maxsize=1)
 def _encoding() -> Any:
+    # Imported at the first count: importing bpe-openai loads all of its vocabularies (most of a second), and
+    # a process whose servers report usage and whose conversations fit never counts.
+    import bpe_openai
+
     return bpe_openai.get_encoding("o200k_base")
 
 

@@ -25,9 +25,12 @@ SUMMARY = "Files read: earlier ledger modules, only rate helpers and a total() r
 
 def module(n: int) -> str:
     lines = [f'"""Ledger {n}: rates and totals."""', ""]
+    size = sum(len(line) + 1 for line in lines)
     j = 0
-    while sum(len(line) + 1 for line in lines) < MODULE_CHARS - 200:
-        lines += ["", f"def rate_{j}(amount):", f"    return amount * {(j * 7 + n) % 13 + 1} / 13  # rate {j} of {n}"]
+    while size < MODULE_CHARS - 200:
+        rate = ["", f"def rate_{j}(amount):", f"    return amount * {(j * 7 + n) % 13 + 1} / 13  # rate {j} of {n}"]
+        lines += rate
+        size += sum(len(line) + 1 for line in rate)
         j += 1
     lines += ["", "", "def total(amounts):", BUG if n == BUGGY else FIX]
     return "\n".join(lines) + "\n"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -29,6 +29,7 @@ from agents.usage import UsageLedger, UsageTotals
 from orchestrator.config.settings import Settings
 from orchestrator.engine.state import TestRun
 from orchestrator.engine.test_results import TestReport, not_run, run_suite
+from orchestrator.engine.tested_trees import TestedTrees
 from orchestrator.engine.verification import judge
 from orchestrator.engine.watch import JobWatch
 from orchestrator.environments.cache import PreparedEnvironment
@@ -55,6 +56,7 @@ from sandboxes.git.workspace import Workspace
 
 # How much of a command's output an event keeps (head and tail); the log is read by people.
 EVENT_OUTPUT_CHARS = 8_000
+NO_COMMAND = "no tests ran: no test command was found or configured"
 
 
 class ModelSource(Protocol):
@@ -86,6 +88,7 @@ class JobContext:
     _last_cancel_check: float = field(default=0.0, repr=False)
     _environment: tuple[PreparedEnvironment | None] | None = field(default=None, repr=False)
     _environment_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _tested: TestedTrees = field(default_factory=TestedTrees, repr=False)
 
     # -- places -----------------------------------------------------------------
 
@@ -110,6 +113,12 @@ class JobContext:
             workspace.reset(start)
         with self.sandbox(workspace.path, agent.name) as sandbox:
             yield workspace, sandbox
+
+    @contextmanager
+    def tests_sandbox(self, name: str, start: str) -> Iterator[Sandbox]:
+        """A sandbox for a test run on workspace `name` reset to `start`."""
+        with self.agent_sandbox(name, start, AgentId(role="tests", workspace=name)) as (_, sandbox):
+            yield sandbox
 
     def commit(self, workspace: Workspace, agent: AgentId, subtask: str, role: str, message: str) -> str:
         """Commit what the agent left in `workspace` (if anything); the head either way."""
@@ -249,8 +258,7 @@ class JobContext:
             yield sandbox
 
     def run_tests(self, sandbox: Sandbox | None, test: TestCommand | None, name: str, baseline: TestReport | None,
-                  targets: list[str] | None = None,
-                  no_command: str = "no tests ran: no test command was found or configured") -> TestRun:
+                  targets: list[str] | None = None, no_command: str = NO_COMMAND) -> TestRun:
         """Run the suite with per-test results and judge it against `baseline`; `targets` None: this run
         is the baseline itself. `sandbox` may be None when there is no command: saying so needs none."""
         if test is None:
@@ -259,6 +267,21 @@ class JobContext:
             raise ValueError("a test command needs a sandbox to run in")
         else:
             report = run_suite(sandbox, test, name)
+        return judge(report, baseline, targets or [], is_baseline=targets is None)
+
+    def test_at(self, commit: str, test: TestCommand | None, name: str, baseline: TestReport | None,
+                sandbox: Callable[[], AbstractContextManager[Sandbox]], targets: list[str] | None = None,
+                no_command: str = NO_COMMAND) -> TestRun:
+        """run_tests on the files of `commit`, in the sandbox `sandbox()` starts on them, unless a run of this
+        job tested the same files with the same command: then its results, and no sandbox (see tested_trees)."""
+        if test is None:
+            return self.run_tests(None, None, name, baseline, targets, no_command)
+        tree = self.repo.tree(commit)
+        report = self._tested.get(tree, test)
+        if report is None:
+            with sandbox() as box:
+                report = run_suite(box, test, name)
+            self._tested.add(tree, test, name, report)
         return judge(report, baseline, targets or [], is_baseline=targets is None)
 
 
@@ -270,7 +293,8 @@ def test_result_event(run: TestRun, scope: Literal["subtask", "job"] = "subtask"
                       output=cap_output(run.output, EVENT_OUTPUT_CHARS)[0], command=run.command,
                       verdict=c.verdict if c else None, reasons=c.reasons if c else [],
                       newly_failing=[*c.newly_failing, *c.new_failing, *c.targets_failing] if c else [],
-                      pre_existing_failures=c.pre_existing_failures if c else [])
+                      pre_existing_failures=c.pre_existing_failures if c else [],
+                      reused_from=run.report.reused_from if run.report else None)
 
 
 @dataclass

@@ -13,6 +13,8 @@ planner again with their note (and every plan sent back before it); the new one 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
@@ -65,7 +67,7 @@ def build_graph(ctx: JobContext) -> StateGraph:
                 s.emit(RepoInstructionsRead(sources=read.sources, text=read.text, cut=read.cut,
                                             elsewhere=read.elsewhere))
                 choice = choose_test(s.task.test_command, s.settings.test_command, sandbox)
-                before = _baseline(s, sandbox, choice)
+                before = _baseline(s, sandbox, base_sha, choice)
         finally:
             s.repo.remove_workspace(ws)
         test_command = choice.test.command if choice.test else None
@@ -98,7 +100,7 @@ def build_graph(ctx: JobContext) -> StateGraph:
                     # The planner read the repo: its command is the job's, with a baseline of its own.
                     choice = planner_choice(refined.strip())
                     update = {"test": choice.test, "test_command": refined.strip(),
-                              "tests_before": _baseline(s, sandbox, choice)}
+                              "tests_before": _baseline(s, sandbox, state["base_sha"], choice)}
         finally:
             s.repo.remove_workspace(ws)
         s.emit(PlanReady(role="planner", plan=the_plan))
@@ -166,15 +168,7 @@ def build_graph(ctx: JobContext) -> StateGraph:
         test = _test_of(state)
         before = state.get("tests_before")
         baseline = before.report if before else None
-        if test is None:  # nothing to run: no workspace, no sandbox
-            after = s.run_tests(None, None, "verify", baseline, targets=[])
-        else:
-            ws = s.workspace("verify", s.job_branch, branch=s.job_branch)
-            try:
-                with s.sandbox(ws.path, "verify.tests") as sandbox:
-                    after = s.run_tests(sandbox, test, "verify", baseline, targets=[])
-            finally:
-                s.repo.remove_workspace(ws)
+        after = s.test_at(s.job_branch, test, "verify", baseline, lambda: _job_branch_sandbox(s), targets=[])
         s.emit(test_result_event(after, scope="job"))
         stop = state.get("stop_reason") or s.exhausted()
         return {"tests_after": after, "stop_reason": stop}
@@ -206,11 +200,24 @@ def _test_of(state: JobState | SubtaskInput) -> TestCommand | None:
     return test
 
 
-def _baseline(s: JobContext, sandbox: Sandbox, choice: TestChoice) -> TestRun:
-    """Run the suite at base with per-test results, and say so: the command, its evidence, what failed."""
+@contextmanager
+def _job_branch_sandbox(s: JobContext) -> Iterator[Sandbox]:
+    """A sandbox on a checkout of the job branch, removed after."""
+    ws = s.workspace("verify", s.job_branch, branch=s.job_branch)
+    try:
+        with s.sandbox(ws.path, "verify.tests") as sandbox:
+            yield sandbox
+    finally:
+        s.repo.remove_workspace(ws)
+
+
+def _baseline(s: JobContext, sandbox: Sandbox, base_sha: str, choice: TestChoice) -> TestRun:
+    """Run the suite at base (checked out in `sandbox`) with per-test results, and say so: the command, its
+    evidence, what failed."""
     s.emit(TestCommandChosen(command=choice.test.command if choice.test else None, origin=choice.origin,
                              evidence=choice.evidence, reason=choice.reason))
-    before = s.run_tests(sandbox, choice.test, "baseline", None, no_command=choice.reason or "no test command")
+    before = s.test_at(base_sha, choice.test, "baseline", None, lambda: nullcontext(sandbox),
+                       no_command=choice.reason or "no test command")
     report = before.report
     if report is not None:
         failing = pre_existing(report)

@@ -165,11 +165,8 @@ class SubtaskPipeline:
               baseline: TestReport | None) -> TestRun:
         ctx = self.ctx
         self._status(subtask, "testing")
-        if test is None:  # nothing to run: no workspace to reset, no sandbox to start
-            run = ctx.run_tests(None, None, name, baseline, targets=list(subtask.tests))
-        else:
-            with ctx.agent_sandbox(name, head, AgentId(role="tests", workspace=name)) as (_, sandbox):
-                run = ctx.run_tests(sandbox, test, name, baseline, targets=list(subtask.tests))
+        run = ctx.test_at(head, test, name, baseline, lambda: ctx.tests_sandbox(name, head),
+                          targets=list(subtask.tests))
         ctx.emit(test_result_event(run, subtask=subtask.id, agent=name))
         return run
 

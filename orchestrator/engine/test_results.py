@@ -72,6 +72,8 @@ class TestReport(BaseModel):
     output: str = ""
     seconds: float = 0.0
     note: str | None = Field(None, description="why results are missing or partial, when they are")
+    reused_from: str | None = Field(None, description="the earlier run of the job whose results these are: it "
+                                    "tested the same files with the same command (see tested_trees)")
 
     @property
     def counts(self) -> dict[str, int]:

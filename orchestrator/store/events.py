@@ -237,6 +237,8 @@ class TestResult(Event):
     reasons: list[str] = []
     newly_failing: list[str] = Field(default_factory=list, description="passed at base, fail now (or new and fail)")
     pre_existing_failures: list[str] = []
+    reused_from: str | None = Field(None, description="not run again: the results of this earlier run of the "
+                                    "job, on the same files with the same command")
 
 
 class ReviewGiven(Event):

@@ -91,7 +91,14 @@ class GitRepo:
 
     def resolve(self, ref: str) -> str:
         """The commit sha a branch, tag, sha or expression like `main~2` names."""
-        found = self.git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"], check=False)
+        return self._peeled(ref, "commit")
+
+    def tree(self, ref: str) -> str:
+        """The sha of the files `ref`'s commit holds: commits with the same files have the same tree."""
+        return self._peeled(ref, "tree")
+
+    def _peeled(self, ref: str, kind: str) -> str:
+        found = self.git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{{kind}}}"], check=False)
         if found.returncode != 0:
             raise WorkspaceError(f"unknown ref {ref!r} in {self.source}; name an existing branch, tag or commit")
         return found.stdout.strip()

@@ -85,6 +85,27 @@ def test_a_merge_conflict_goes_to_the_resolver(tmp_path: Path, make_director: Ma
     merges = [e for e in director.events(job.id) if e.kind == "merge"]
     assert [m.ok for m in merges] == [True, False, True] and merges[-1].resolved == ["greeting.py"]
     assert models.pending == []
+    # The resolved files were never tested as a commit: the job's run is a run of its own.
+    job_run = [e for e in director.events(job.id) if e.kind == "test.result" and e.scope == "job"]
+    assert [e.reused_from for e in job_run] == [None] and job_run[0].passed is True
+
+
+def test_files_tested_already_in_the_job_are_not_tested_again(tmp_path: Path, make_director: MakeDirector) -> None:
+    """One subtask merged alone leaves the job branch with the files its tests ran on: the job's run is that run."""
+    repo = _greeting_repo(tmp_path)
+    director, _ = make_director([
+        plan_entry(subtask("s1", "shout")),
+        coder("s1", call("create_file", path="greeting.py", content='MESSAGE = "HELLO"\n'),
+              call("submit", summary="loud")),
+        approve("s1"),
+    ])
+    job = director.run(director.submit(Task(instruction="shout", repo=str(repo),
+                                            test_command="python3 -m pytest -q")).id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    runs = {e.scope: e for e in director.events(job.id) if e.kind == "test.result"}
+    assert runs["subtask"].reused_from is None and runs["job"].reused_from == "s1"
+    assert runs["job"].passed is True and runs["job"].output == runs["subtask"].output
+    assert director.report(job.id).tests_after.passed is True
 
 
 def test_an_edited_plan_is_run_and_a_rejected_one_ends_the_job(tmp_path: Path, make_director: MakeDirector) -> None:
