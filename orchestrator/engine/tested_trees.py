@@ -32,6 +32,10 @@ class TestedTrees:
         return report.model_copy(update={"seconds": 0.0}) if report is not None else None
 
     def add(self, tree: str, test: TestCommand, name: str, report: TestReport) -> None:
+        """Keep a run that finished; one stopped by its timeout (a busy machine) or left without an exit code
+        says nothing of the files, and the next run on them runs."""
+        if report.timed_out or report.exit_code is None:
+            return
         with self._lock:
             self._reports.setdefault((tree, test.command, test.reports),
                                      report.model_copy(update={"reused_from": name}))
