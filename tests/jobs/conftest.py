@@ -55,10 +55,11 @@ def deploy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[
         return made[-1]
 
     yield make
+    report = getattr(request.node, "rep_call", None)
+    failed = report is not None and report.failed
     for deployment in made:
-        logs = deployment.close()
-        report = getattr(request.node, "rep_call", None)
-        if report is not None and report.failed:
+        logs = deployment.close(failed)
+        if failed:
             print("\n".join(logs))
 
 

@@ -44,6 +44,14 @@ class WorkerProcess:
         except ProcessLookupError:
             pass
 
+    def dump_stacks(self) -> None:
+        """Have the worker print every thread's stack to its log (`shipyard serve` on SIGUSR1)."""
+        size = self.log.stat().st_size
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10  # a teardown: what it printed by then will do
+        while self.log.stat().st_size == size and self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     def kill(self) -> None:
         """SIGKILL, as a crash would; reaped at once so that its pid is really gone."""
         self.signal(signal.SIGKILL)
@@ -136,7 +144,15 @@ class Deployment:
         return self.runner.get(job_id).status
 
     def wait_status(self, job_ids: list[str], statuses: set[JobStatus], timeout: float = 90) -> None:
-        wait_for(lambda: all(self.status(j) in statuses for j in job_ids), timeout,
+        """Wait until every job is in one of `statuses`; fail at once when one has finished in another."""
+        def reached() -> bool:
+            jobs = [self.runner.get(j) for j in job_ids]
+            ended_otherwise = [j for j in jobs if j.status.finished and j.status not in statuses]
+            if ended_otherwise:
+                pytest.fail("; ".join(f"job {j.id} ended {j.status.value}: {j.error}" for j in ended_otherwise))
+            return all(j.status in statuses for j in jobs)
+
+        wait_for(reached, timeout,
                  lambda: f"jobs {job_ids} to reach {sorted(statuses)}; at the deadline "
                          f"{[self.status(j).value for j in job_ids]}; the queue: {self.queue_state()}")
 
@@ -148,14 +164,17 @@ class Deployment:
     def events(self, job_id: str, *kinds: str) -> list[Event]:
         return [e for e in self.runner.events(job_id) if not kinds or e.kind in kinds]
 
-    def close(self) -> list[str]:
-        """Stop everything; the workers' logs, for a failed test."""
+    def close(self, failed: bool = False) -> list[str]:
+        """Stop everything; the workers' logs, for a failed test (with their threads' stacks when `failed`)."""
         for worker in self.workers:
+            if failed and worker.process.poll() is None:
+                worker.dump_stacks()
             worker.stop()
         self.server.stop()
         if self._runner is not None:
             self._runner.queue.close()
-        return [f"--- {w.log.name}\n{w.log.read_text(errors='replace')[-5000:]}" for w in self.workers]
+        tail = 30_000 if failed else 5000  # the stacks of a worker's every thread
+        return [f"--- {w.log.name}\n{w.log.read_text(errors='replace')[-tail:]}" for w in self.workers]
 
 
 def wait_for(condition, timeout: float, what: str | Callable[[], str], poll: float = 0.2):  # type: ignore[no-untyped-def]

@@ -58,6 +58,7 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
     return peak
 
 
+@pytest.mark.timeout(420)  # longer than the wait, so that a job stuck says where it stands
 def test_two_workers_run_ten_jobs_each_once(deploy: Callable[..., Deployment], database: str | None) -> None:
     d = deploy(database, quick_script(latency=0.2), WORKERS__CONCURRENCY="2")
     d.start_worker()
@@ -114,3 +115,15 @@ def test_worker_presumed_dead_exits_when_it_wakes(deploy: Callable[..., Deployme
     frozen.signal(signal.SIGCONT)
     assert frozen.process.wait(timeout=30) == LEASE_LOST
     d.wait_status([job], DONE, timeout=60)
+
+
+def test_worker_prints_its_stacks_on_sigusr1_and_serves_on(deploy: Callable[..., Deployment]) -> None:
+    d = deploy(None)
+    worker = d.start_worker()
+    wait_for(lambda: "takes jobs from the queue" in worker.log.read_text(), 60, "the worker to start")
+    worker.dump_stacks()
+    log = worker.log.read_text()
+    assert "orchestrator/runtime/worker.py" in log and " in serve" in log, log[-3000:]
+    job = d.submit("add a note")
+    d.wait_status([job], DONE)
+    assert worker.process.poll() is None

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -255,7 +256,9 @@ def test_host_secrets_hidden(sandbox: BubblewrapSandbox) -> None:
 
 def test_fork_bomb_contained(make_sandbox: MakeSandbox) -> None:
     sandbox = make_sandbox(pids=64)
-    bomb = ":(){ :|:& };:; sleep 600"  # the sleep keeps the command, and the bomb, alive
+    # The sleep keeps the command, and the bomb, alive. The marker tells its processes from
+    # those of a bomb another test (Docker's, the adversarial one) runs on the host meanwhile.
+    bomb = f":(){{ :|:& }};:; sleep 600 # {uuid.uuid4().hex}"
     results = []
     runner = threading.Thread(target=lambda: results.append(sandbox.exec(bomb, timeout=8)))
     started = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import sys
@@ -43,9 +44,11 @@ def serve(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    # A worker runs for days: when one seems stuck, its threads' stacks say where, without stopping it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     console.print(f"worker [bold]{worker.id}[/] on {settings.database_url or settings.state_dir}, "
                   f"{settings.workers.concurrency} job(s) at a time; Ctrl-C stops it (running jobs go back "
-                  "to the queue)", highlight=False)
+                  "to the queue; `kill -USR1` prints what its threads are doing)", highlight=False)
     # Its log is often a file: what follows (stderr) must come after this line, not before it.
     sys.stdout.flush()
     worker.serve(stop)
