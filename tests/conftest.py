@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,13 @@ if TYPE_CHECKING:
 # CI sets these when the backend is present on the machine: a skipped test of that
 # backend then means something is broken, so it is reported as a failure.
 REQUIRED_MARKERS = {"docker": "SHIPYARD_REQUIRE_DOCKER", "bubblewrap": "SHIPYARD_REQUIRE_BUBBLEWRAP"}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What the imports made lives as long as the process: the collector need not walk it again at every
+    # full collection (the LangChain, pydantic and SQLAlchemy heap made each one cost a good part of a second).
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)

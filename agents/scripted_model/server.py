@@ -28,7 +28,7 @@ from starlette.routing import Route
 from agents.models import ROLE_HEADER
 from agents.scripted_model.render import Reply, error_body
 from agents.scripted_model.script import ChatRequest, Entry, Script, describe_request
-from agents.tokens import count_messages, count_tools
+from agents.tokens import count_messages, count_text, count_tools
 
 # Request headers worth keeping in the log: who asked, and which retry this was.
 RECORDED_HEADERS = (ROLE_HEADER.lower(), "authorization", "user-agent", "x-stainless-retry-count")
@@ -379,5 +379,7 @@ class ScriptedModelServer:
 def serve(script_path: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve a script file in the foreground until interrupted (for `shipyard scripted-model serve`)."""
     model = ScriptedModel(Script.load(script_path))
+    # As a model server loads its tokenizer before it listens: the first request must not pay for it.
+    count_text("")
     print(f"scripted model: {len(model.script.responses)} entries from {script_path}; base URL http://{host}:{port}/v1")
     uvicorn.run(create_app(model), host=host, port=port, log_level="info", lifespan="off")
