@@ -13,7 +13,16 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, Tree
 
-from orchestrator.store.events import DirectorAnswer, Event
+from orchestrator.store.events import (
+    DirectorAnswer,
+    Event,
+    JobFinished,
+    JobStatusChanged,
+    JobWaiting,
+    PlanApproved,
+    PlanRejected,
+    PlanSentBack,
+)
 from orchestrator.store.job_view import JobView
 from orchestrator.store.jobs import Job, JobStatus
 from sandboxes.git.branches import branch_name
@@ -37,6 +46,8 @@ from tui.widgets.plan_tree import PlanTree
 BATCH = 500  # events read and rendered at a time: big enough to catch up fast, small enough to stay responsive
 REFRESH = 0.2  # seconds between repaints of the tree, header and panels
 TABS = ("log", "diff", "tests", "review", "usage", "plan")
+# Events that say the job's process took up what the director launched: its status moved, or the plan was answered.
+TAKEN_UP = (JobStatusChanged, JobFinished, JobWaiting, PlanApproved, PlanRejected, PlanSentBack)
 
 
 class JobScreen(JobDetailScreen):
@@ -76,6 +87,9 @@ class JobScreen(JobDetailScreen):
         # Set when an approve, reject, re-plan or retry is on its way to the job's process: until the job's
         # status moves, pressing the key again would only start a second process.
         self._launched = False
+        # The newest event when it was set: a move of the job logged after it says the process took it up, even
+        # when the job's row went there and back (planning, then waiting again) between two reads.
+        self._launched_at = 0
         # Kept, not queried: the follow loop may wake after the app has begun to take the screen apart.
         self.plan_tree = PlanTree()
         self.log_view = LogView(id="log-view", details=self.logbook.details)
@@ -145,6 +159,9 @@ class JobScreen(JobDetailScreen):
         for event in events:
             self.progress.apply(event)
             shown.extend(self.logbook.add(event).get(self.scope, ()))
+            if self._launched and (event.id or 0) > self._launched_at and isinstance(event, TAKEN_UP):
+                self._launched = False
+                self.refresh_bindings()
         if shown:
             self.log_view.append(shown[-LOG_WINDOW:])
         self.ingested += len(events)
@@ -407,10 +424,10 @@ class JobScreen(JobDetailScreen):
         """Record the director's answer to the plan, then have it acted on: by the worker that owns the job
         (queued, at once), or by a process of its own."""
         director = self.shipyard.director
-        ok, _ = await self.call(director.record_answer, self.job.id, answer)
+        ok, recorded = await self.call(director.record_answer, self.job.id, answer)
         if not ok:
             return False
-        self._launched = True
+        self._launched, self._launched_at = True, recorded.id or 0
         self.refresh_bindings()
         self._changed.add("job")
         if self.progress.worker:
@@ -426,6 +443,6 @@ class JobScreen(JobDetailScreen):
             self._launched = False
             self.refresh_bindings()
             return False
-        self._launched = True
+        self._launched, self._launched_at = True, max(self._launched_at, self.progress.cursor)
         self.refresh_bindings()
         return True
