@@ -6,6 +6,7 @@ calls that name the worktree's metadata directory explicitly (see `Workspace.git
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 from collections.abc import Sequence
@@ -66,17 +67,29 @@ class Workspace:
         """Why a file written at `path` (relative, or under /workspace) would never reach a commit, or None:
         git ignores it, or it lies inside a submodule, which a commit of this repository does not hold."""
         relative = path.removeprefix(WORKSPACE_MOUNT).lstrip("/") or "."
-        staged = self.git(["ls-files", "--stage", "--", relative], check=False).stdout
-        for line in self.git(["ls-files", "--stage"], check=False).stdout.splitlines():
-            mode, _, rest = line.partition(" ")
-            module = rest.partition("\t")[2]
-            if mode == "160000" and (relative == module or relative.startswith(f"{module}/")):
+        for module in self._submodules():
+            if relative == module or relative.startswith(f"{module}/"):
                 return (f"{path} is inside the submodule {module}: changes there are not part of this "
                         "repository's commits; change the files of this repository instead")
-        if not staged and self.git(["check-ignore", "-q", "--", relative], check=False).returncode == 0:
+        # A tracked file is never ignored, whatever .gitignore says: check-ignore looks at the index first.
+        if self.git(["check-ignore", "-q", "--", relative], check=False).returncode == 0:
             return (f"{path} is ignored by git (.gitignore): a file written there is never committed; "
                     "write it where the repository keeps its files, or say why it must be there")
         return None
+
+    def _submodules(self) -> tuple[str, ...]:
+        """The submodules in the index, listed once for each state of it: the listing names every file of the
+        repository, and an agent writes many files between two commits."""
+        try:
+            index = (self.git_dir / "index").stat()
+        except OSError:  # no index yet: nothing is staged, no submodule either
+            return ()
+        return self._submodules_of((index.st_mtime_ns, index.st_size, index.st_ino))
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - equal workspaces share entries; a few hundred at most
+    def _submodules_of(self, _index: tuple[int, int, int]) -> tuple[str, ...]:
+        listed = self.git(["ls-files", "--stage", "-z"], check=False).stdout.split("\0")
+        return tuple(entry.partition("\t")[2] for entry in listed if entry.startswith("160000 "))
 
     def reset(self, sha: str) -> None:
         """Put the branch and the files back to `sha`, dropping uncommitted work (ignored files stay).

@@ -120,6 +120,29 @@ def test_commit_stages_everything_but_ignored_files_as_the_role(
         ws.commit("x", role="coder <evil@example.com>")
 
 
+def test_what_a_commit_would_never_hold_is_named_and_the_index_listed_once_per_state(
+    repo: GitRepo, user_repo: Path, workspaces: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (user_repo / "kept.log").write_text("tracked though ignored\n")
+    git(user_repo, "add", "-f", "kept.log")
+    git(user_repo, "update-index", "--add", "--cacheinfo", f"160000,{repo.resolve('main')},vendor/lib")
+    git(user_repo, "commit", "-q", "-m", "a tracked log and a submodule")
+    ws = repo.create_workspace(branch_name("job", "writes"), "main", workspaces / "writes")
+    listings: list[list[str]] = []
+    real_git = Workspace.git
+    monkeypatch.setattr(Workspace, "git", lambda self, args, **kw: (
+        listings.append(args) if args[0] == "ls-files" else None) or real_git(self, args, **kw))
+
+    assert "ignored by git" in (ws.uncommittable("debug.log") or "")
+    assert ws.uncommittable("/workspace/kept.log") is None  # tracked: committed whatever .gitignore says
+    assert "inside the submodule vendor/lib" in (ws.uncommittable("vendor/lib/patch.py") or "")
+    assert ws.uncommittable("src/new.py") is None
+    assert len(listings) == 1  # four writes, one state of the index
+    write(ws.path / "src" / "new.py", "x = 1\n")
+    ws.commit("new.py", role="coder")
+    assert ws.uncommittable("src/other.py") is None and len(listings) == 2
+
+
 def test_parallel_workspaces_on_separate_branches(repo: GitRepo, user_repo: Path, workspaces: Path) -> None:
     base = repo.resolve("main")
     results: dict[int, str | None] = {}
