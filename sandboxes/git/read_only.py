@@ -15,6 +15,7 @@ metadata directory it names belongs to a repository outside the workspace and po
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -109,7 +110,17 @@ def _admin_dir(workspace: Path) -> Path | None:
 
 def _reading_config(path: Path) -> str | None:
     """The settings of the config file at `path` that reading needs, as a config file; None if unreadable."""
-    listed = run_git(["config", "--file", str(path), "--null", "--list"], cwd=Path("/"), check=False)
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return _reading_config_of(str(path), (found.st_mtime_ns, found.st_size, found.st_ino))
+
+
+# Asked at every sandbox's start, of a file that rarely changes: read again only when it has.
+@functools.lru_cache(maxsize=64)
+def _reading_config_of(path: str, _version: tuple[int, int, int]) -> str | None:
+    listed = run_git(["config", "--file", path, "--null", "--list"], cwd=Path("/"), check=False)
     if listed.returncode != 0:
         return None
     sections: dict[str, list[str]] = {}

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -28,6 +29,8 @@ from sandboxes.git.worktrees import find_admin_dir, outside_repository, parse_wo
 
 # An object name: SHA-1, or SHA-256 in a repository that uses it.
 SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+DIFFS_KEPT = 16
+DIFF_KEPT_CHARS = 1 << 20
 
 
 class GitRepo:
@@ -44,6 +47,8 @@ class GitRepo:
         self.source = source
         self._lock_file = lock_file
         self._config = repo_config_args(git_dir)
+        self._diffs: dict[tuple[str, str], str] = {}  # recent diffs of two commit shas, which never change
+        self._diffs_lock = threading.Lock()
 
     @classmethod
     def open(cls, source: str | Path, cache_dir: Path, token: str | None = None) -> GitRepo:
@@ -167,7 +172,19 @@ class GitRepo:
         That is what a pull request of b into a shows: commits that reached `a` after the
         fork are not in it.
         """
-        return self.git(["diff-tree", "-r", "-p", "--find-renames", *self._fork_point(a, b)]).stdout
+        key = (a, b)
+        with self._diffs_lock:
+            if key in self._diffs:
+                return self._diffs[key]
+        diff = self.git(["diff-tree", "-r", "-p", "--find-renames", *self._fork_point(a, b)]).stdout
+        # A subtask's change is read twice (the tampering check, then its reviewer): kept when it is named by
+        # shas, and small enough that a few cost little memory.
+        if SHA.fullmatch(a) and SHA.fullmatch(b) and len(diff) <= DIFF_KEPT_CHARS:
+            with self._diffs_lock:
+                while len(self._diffs) >= DIFFS_KEPT:
+                    del self._diffs[next(iter(self._diffs))]
+                self._diffs[key] = diff
+        return diff
 
     def diff_stat(self, a: str, b: str) -> DiffStat:
         """Files changed by `b` since it forked from `a` (the same range as `diff`)."""

@@ -108,6 +108,21 @@ def test_read_only_git_in_the_sandbox(backend: SandboxBackend, workspace: Worksp
     assert git(user_repo, "log", "-1", "--format=%s", workspace.branch) == "Add notes"
 
 
+def test_the_repository_config_is_read_again_only_once_it_changed(workspace: Workspace, user_repo: Path) -> None:
+    def sanitized() -> str:
+        git = read_only_git(workspace.path)
+        assert git is not None
+        try:
+            return dict((host.name, host.read_text()) for host, _ in git.binds if host.name == "config")["config"]
+        finally:
+            git.close()
+
+    assert "ignorecase" not in sanitized()
+    git(user_repo, "config", "core.ignorecase", "true")  # a setting reading needs: the sandbox's copy has it
+    assert "ignorecase = true" in sanitized()
+    assert sanitized() == sanitized()
+
+
 def test_a_git_file_pointing_anywhere_but_its_own_worktree_metadata_gets_no_git(
     workspace: Workspace, tmp_path: Path
 ) -> None:

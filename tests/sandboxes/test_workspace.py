@@ -244,6 +244,23 @@ def test_diff_shows_what_b_changed_since_it_forked(repo: GitRepo, user_repo: Pat
     assert repo.diff(ws.branch, ws.branch) == "" and repo.diff_stat("main", "main").files == []
 
 
+def test_a_diff_of_two_commits_is_read_once_and_one_of_branches_each_time(
+    repo: GitRepo, workspaces: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = repo.create_workspace(branch_name("job", "twice"), "main", workspaces / "twice")
+    write(ws.path / "a.txt", "a\n")
+    first = ws.commit("a", role="coder")
+    base = repo.resolve("main")
+    calls: list[list[str]] = []
+    real_git = GitRepo.git
+    monkeypatch.setattr(GitRepo, "git", lambda self, args, **kw: calls.append(args) or real_git(self, args, **kw))
+    assert first is not None and repo.diff(base, first) == repo.diff(base, first) != ""
+    assert sum(args[0] == "diff-tree" for args in calls) == 1  # commits never change: asked of git once
+    write(ws.path / "b.txt", "b\n")
+    ws.commit("b", role="coder")
+    assert "b.txt" in repo.diff("main", ws.branch) and sum(args[0] == "diff-tree" for args in calls) == 2
+
+
 def test_clean_merge_in_a_temporary_worktree(repo: GitRepo, user_repo: Path, workspaces: Path) -> None:
     job = branch_name("job")
     base = repo.ensure_branch(job, "main")
