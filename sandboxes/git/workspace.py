@@ -51,16 +51,19 @@ class Workspace:
         identity = commit_identity(role, agent)
         with self.repo.locked_worktree(self.git_dir):
             self.git(["add", "--all"])
-            if (self.git_dir / "MERGE_HEAD").exists():
+            merging = (self.git_dir / "MERGE_HEAD").exists()
+            if merging:
                 self._refuse_conflict_markers()
-            # Without the repo's diff drivers: a textconv or external diff is a command it names.
-            elif self.git(["diff", "--cached", "--quiet", "--no-ext-diff", "--no-textconv"],
-                          check=False).returncode == 0:
-                return None
             # --cleanup=whitespace: agents' messages may have lines starting with "#".
-            self.git(
-                ["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"], env=identity, input=message
-            )
+            args = ["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"]
+            committed = self.git(args, env=identity, input=message, check=False)
+            if committed.returncode != 0:
+                # git commit fails (1) when nothing is staged: asked only then, as most commits do hold a change.
+                # Without the repo's diff drivers: a textconv or external diff is a command it names.
+                unchanged = ["diff", "--cached", "--quiet", "--no-ext-diff", "--no-textconv"]
+                if not merging and self.git(unchanged, check=False).returncode == 0:
+                    return None
+                raise git_error(args, committed)
             return self.head()
 
     def uncommittable(self, path: str) -> str | None:
