@@ -98,6 +98,16 @@ def run_git(
     return proc
 
 
+def file_version(path: Path) -> tuple[int, int, int] | None:
+    """What changes whenever git rewrites the file at `path` (it writes a new file and renames it over the old
+    one): a key for caching what was read of it. None when there is no such file."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size, found.st_ino
+
+
 def repo_config_args(git_dir: Path) -> list[str]:
     """`-c` options: `SAFE_ARGS`, and every filter driver the repository sees switched off."""
     options = [*SAFE_ARGS, "--git-dir", str(git_dir)]

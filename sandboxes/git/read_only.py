@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandboxes.git.command import run_git
+from sandboxes.git.command import file_version, run_git
 
 # What of the repository's git directory reading a linked worktree needs ("reftable": the
 # newer ref storage; "shallow": a shallow clone's boundary).
@@ -110,11 +110,8 @@ def _admin_dir(workspace: Path) -> Path | None:
 
 def _reading_config(path: Path) -> str | None:
     """The settings of the config file at `path` that reading needs, as a config file; None if unreadable."""
-    try:
-        found = path.stat()
-    except OSError:
-        return None
-    return _reading_config_of(str(path), (found.st_mtime_ns, found.st_size, found.st_ino))
+    version = file_version(path)
+    return None if version is None else _reading_config_of(str(path), version)
 
 
 # Asked at every sandbox's start, of a file that rarely changes: read again only when it has.

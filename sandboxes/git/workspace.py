@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandboxes.base import WORKSPACE_MOUNT
-from sandboxes.git.command import WorkspaceError, failure_detail, git_error
+from sandboxes.git.command import WorkspaceError, failure_detail, file_version, git_error
 from sandboxes.git.locks import clear_stale_locks
 from sandboxes.git.results import MergeResult
 
@@ -83,11 +83,8 @@ class Workspace:
     def _submodules(self) -> tuple[str, ...]:
         """The submodules in the index, listed once for each state of it: the listing names every file of the
         repository, and an agent writes many files between two commits."""
-        try:
-            index = (self.git_dir / "index").stat()
-        except OSError:  # no index yet: nothing is staged, no submodule either
-            return ()
-        return self._submodules_of((index.st_mtime_ns, index.st_size, index.st_ino))
+        index = file_version(self.git_dir / "index")
+        return () if index is None else self._submodules_of(index)  # no index yet: nothing staged, no submodule
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - equal workspaces share entries; a few hundred at most
     def _submodules_of(self, _index: tuple[int, int, int]) -> tuple[str, ...]:
