@@ -221,6 +221,9 @@ class JobContext:
         return f"job budget spent (${spent:.4f} of ${cap:.4f})" if spent >= cap else None
 
     def budget_left(self) -> bool:
+        # A stopped job is not out of budget: it stops here (JobCancelled), and what was cut off is not
+        # recorded as failed, so that a retry or resume runs it again.
+        self.check_cancelled()
         return self.exhausted() is None
 
     # -- sandboxes --------------------------------------------------------------
