@@ -5,21 +5,31 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, text
 
 from orchestrator.store.db import events
 from orchestrator.store.events import Event, from_row, kind_of, to_row
 
 
+# Readers follow the log by id (`list(after=...)`, `since`): an id must never become visible after a higher
+# one. PostgreSQL hands out a sequence's ids at insert, not at commit, so two appenders could commit out of
+# order and a reader past the higher id would never see the lower one. Appends there take this transaction
+# lock first: ids are drawn, and committed, one appender at a time. (SQLite's write lock already does that.)
+_APPEND_LOCK = text("SELECT pg_advisory_xact_lock(5347)")
+
+
 class EventLog:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._serialize = engine.dialect.name == "postgresql"
 
     def append(self, event: Event) -> Event:
         """Store `event` (its job_id set); the stored event, with its id."""
         if not event.job_id:
             raise ValueError(f"a {event.kind} event without a job id")
         with self.engine.begin() as conn:
+            if self._serialize:
+                conn.execute(_APPEND_LOCK)
             result = conn.execute(insert(events).values(**to_row(event)))
         return event.model_copy(update={"id": result.inserted_primary_key[0]})
 
