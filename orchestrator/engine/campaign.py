@@ -101,7 +101,7 @@ def build_campaign_graph(ctx: JobContext, records: JobRecords, run_job: RunJob, 
         return budget is not None and _spent(records, ctx, state) >= budget
 
     def decide(state: CampaignState) -> str:
-        ctx.check_cancelled(every=0)
+        # Never raises: a cancel is for the node it routes to (see engine.graph's dispatch).
         if state.get("goal_met"):
             return "finish"
         if state["iteration"] > campaign.max_iterations:
@@ -117,6 +117,7 @@ def build_campaign_graph(ctx: JobContext, records: JobRecords, run_job: RunJob, 
         return "pause" if out_of_budget(state) else "spawn"
 
     def finish(state: CampaignState) -> dict[str, Any]:
+        ctx.check_cancelled(every=0)
         if state.get("goal_met"):
             return {"stop_reason": None}
         stalled = _stalled(state, campaign)
@@ -125,6 +126,7 @@ def build_campaign_graph(ctx: JobContext, records: JobRecords, run_job: RunJob, 
         return {"stop_reason": f"the goal still does not hold after {campaign.max_iterations} iterations"}
 
     def pause(state: CampaignState) -> dict[str, Any]:
+        ctx.check_cancelled(every=0)
         spent = _spent(records, ctx, state)
         ctx.set_status(JobStatus.AWAITING_BUDGET)
         ctx.emit(CampaignPaused(spent=spent, budget=state.get("budget") or 0.0))
@@ -134,6 +136,7 @@ def build_campaign_graph(ctx: JobContext, records: JobRecords, run_job: RunJob, 
         return {"budget": (state.get("budget") or 0.0) + float(answer.get("topup", 0.0))}
 
     def propose(state: CampaignState) -> dict[str, Any]:
+        ctx.check_cancelled(every=0)
         latest = state["measurements"][-1]
         first = state["measurements"][0]
         agent = AgentId(role="planner", workspace=f"i{state['iteration']}")
@@ -151,6 +154,7 @@ def build_campaign_graph(ctx: JobContext, records: JobRecords, run_job: RunJob, 
 
     def spawn(state: CampaignState) -> dict[str, Any]:
         """The iteration's options as jobs of their own, recorded once (a resumed campaign finds them)."""
+        ctx.check_cancelled(every=0)
         options: PlanOptions = state["options"]  # type: ignore[assignment]
         head = ctx.repo.resolve(state["branch"])
         share = _share(campaign, state, records, ctx, len(options.options))

@@ -211,9 +211,13 @@ class JobContext:
         return self.task.max_cost if self.task.max_cost is not None else self.settings.budgets.max_cost_per_job
 
     def exhausted(self) -> str | None:
-        """Why the job may not spend more (agents.loop.Budget); the log holds every call's cost."""
+        """Why an agent may not spend more (agents.loop.Budget): the job stopped, or its budget is spent."""
         if self.watch is not None and self.watch.reason is not None:
             return f"the job stopped ({self.watch.reason})"
+        return self.spent_out()
+
+    def spent_out(self) -> str | None:
+        """Why the job's budget allows no more (None: it does); the log holds every call's cost."""
         cap = self.max_cost
         if cap is None:
             return None
@@ -221,10 +225,10 @@ class JobContext:
         return f"job budget spent (${spent:.4f} of ${cap:.4f})" if spent >= cap else None
 
     def budget_left(self) -> bool:
-        # A stopped job is not out of budget: it stops here (JobCancelled), and what was cut off is not
-        # recorded as failed, so that a retry or resume runs it again.
+        """For a node's own code. A stopped job is not out of budget: it stops here (JobCancelled), and what
+        was cut off is not recorded as failed, so that a retry or resume runs it again."""
         self.check_cancelled()
-        return self.exhausted() is None
+        return self.spent_out() is None
 
     # -- sandboxes --------------------------------------------------------------
 

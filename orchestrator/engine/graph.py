@@ -137,12 +137,13 @@ def build_graph(ctx: JobContext) -> StateGraph:
             return END
         if state.get("decision") == "replan":
             return "plan"
-        s.check_cancelled(every=0)
+        # A routing function never raises (a cancel is for the next node to notice): LangGraph would keep
+        # the node's writes without the route, and a resumed job would end there, its next subtasks unstarted.
         the_plan: Plan = state["plan"]
         results = state.get("results", {})
         merged = {i for i, r in results.items() if r.status == "merged"}
         ready = the_plan.ready(finished=merged, started=set(results))
-        if not ready or not s.budget_left():
+        if not ready or s.spent_out() is not None:
             return "verify"
         head = s.repo.resolve(s.job_branch)
         before = state.get("tests_before")
@@ -151,6 +152,7 @@ def build_graph(ctx: JobContext) -> StateGraph:
                 for sub in ready]
 
     def subtask(payload: SubtaskInput) -> dict[str, Any]:
+        s.check_cancelled(every=0)
         result = pipeline.run(payload["subtask"], payload["base_ref"], _test_of(payload), payload.get("baseline"))
         return {"results": {result.id: result}}
 
@@ -170,7 +172,7 @@ def build_graph(ctx: JobContext) -> StateGraph:
         baseline = before.report if before else None
         after = s.test_at(s.job_branch, test, "verify", baseline, lambda: _job_branch_sandbox(s), targets=[])
         s.emit(test_result_event(after, scope="job"))
-        stop = state.get("stop_reason") or s.exhausted()
+        stop = state.get("stop_reason") or s.spent_out()
         return {"tests_after": after, "stop_reason": stop}
     graph = StateGraph(JobState)
     graph.add_node("environment", environment)

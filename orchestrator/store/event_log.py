@@ -10,7 +10,6 @@ from sqlalchemy import Engine, func, insert, select, text
 from orchestrator.store.db import events
 from orchestrator.store.events import Event, from_row, kind_of, to_row
 
-
 # Readers follow the log by id (`list(after=...)`, `since`): an id must never become visible after a higher
 # one. PostgreSQL hands out a sequence's ids at insert, not at commit, so two appenders could commit out of
 # order and a reader past the higher id would never see the lower one. Appends there take this transaction

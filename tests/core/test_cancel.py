@@ -6,11 +6,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from corekit import MakeDirector
 from helpers import approve, call, coder, make_repo, plan_entry, subtask
 
+from agents.fake_model import FakeModels
 from orchestrator.engine.watch import stop_running
+from orchestrator.runtime.director import Director
 from orchestrator.store.events import SubtaskStatus
 from orchestrator.store.jobs import Job, JobStatus, Task
 
@@ -58,3 +61,34 @@ def _wait_for(condition, what: str, timeout: float = 120) -> None:  # type: igno
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+class CancelAtReview(FakeModels):
+    """Cancels the job as s1's reviewer is asked: the review goes on, and the job stops at its next look."""
+
+    director: Director | None = None
+    job_id = ""
+
+    def ask(self, role: str, agent: str | None, model: str, wire: list[dict[str, Any]], tokens: int) -> Any:
+        if role == "reviewer" and agent == "s1.reviewer.1" and self.director is not None:
+            self.director.cancel(self.job_id)
+        return super().ask(role, agent, model, wire, tokens)
+
+
+def test_a_job_cancelled_as_a_subtask_is_approved_is_retried_and_runs_the_subtasks_after_it(
+        tmp_path: Path, make_director: MakeDirector) -> None:
+    models = CancelAtReview([
+        plan_entry(subtask("s1", "make x"), subtask("s2", "make y", depends_on=["s1"])),
+        coder("s1", call("create_file", path="x.txt", content="x"), call("submit", summary="x")),
+        approve("s1"),
+        coder("s2", call("create_file", path="y.txt", content="y"), call("submit", summary="y")),
+        approve("s2"),
+    ])
+    director, _ = make_director(None, models=models)
+    job = director.submit(Task(instruction="x", repo=str(make_repo(tmp_path / "repo", {"README.md": "r\n"}))))
+    models.director, models.job_id = director, job.id
+    assert director.run(job.id).status == JobStatus.CANCELLED
+    models.director = None
+    done = director.retry(job.id)
+    assert done.status == JobStatus.UNVERIFIED, done.error  # delivered; the sample has no tests to verify it
+    assert [s.id for s in director.report(job.id).subtasks if s.status == "merged"] == ["s1", "s2"]
