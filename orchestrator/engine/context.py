@@ -109,8 +109,7 @@ class JobContext:
     def agent_sandbox(self, name: str, start: str, agent: AgentId) -> Iterator[tuple[Workspace, Sandbox]]:
         """Workspace `name` reset to `start`, and a sandbox on it for `agent`."""
         workspace = self.workspace(name, start)
-        if workspace.resumed:  # a new one is checked out at `start` already
-            workspace.reset(start)
+        workspace.start_at(start)
         with self.sandbox(workspace.path, agent.name) as sandbox:
             yield workspace, sandbox
 
@@ -259,6 +258,7 @@ class JobContext:
         environment = self.environment()
         if environment is not None:
             spec = environment.apply(spec)
+        self.repo.ran_in(workspace)
         with self.backend.start(spec) as sandbox:
             if self.watch is not None:
                 self.watch.guard(sandbox)

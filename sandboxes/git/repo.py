@@ -49,6 +49,9 @@ class GitRepo:
         self._config = repo_config_args(git_dir)
         self._diffs: dict[tuple[str, str], str] = {}  # recent diffs of two commit shas, which never change
         self._diffs_lock = threading.Lock()
+        # Worktrees this process left exactly at a commit (checked out, committed or reset there; nothing run in
+        # them since): path -> that sha. Starting a stage there needs no reset (see Workspace.start_at).
+        self._clean_at: dict[Path, str] = {}
 
     @classmethod
     def open(cls, source: str | Path, cache_dir: Path, token: str | None = None) -> GitRepo:
@@ -126,6 +129,8 @@ class GitRepo:
         if live is not None:
             return live
         with self.locked():
+            if SHA.fullmatch(base_ref) and self._added(path, branch, base_ref):
+                return self._workspace(path, branch, resumed=False)
             trees = self._worktrees(prune=True)
             if trees.get(path) == branch:
                 return self._workspace(path, branch, resumed=True)
@@ -136,9 +141,24 @@ class GitRepo:
             existing, base = self._lookup(f"refs/heads/{branch}", base_ref)
             if existing is not None:
                 self.git(["worktree", "add", "--quiet", str(path), branch])
+                self._clean_at[path] = existing
             else:  # the branch and its worktree in one git process
-                self.git(["worktree", "add", "--quiet", "-b", branch, str(path), base or self.resolve(base_ref)])
+                base = base or self.resolve(base_ref)
+                self.git(["worktree", "add", "--quiet", "-b", branch, str(path), base])
+                self._clean_at[path] = base
             return self._workspace(path, branch, resumed=existing is not None)
+
+    def _added(self, path: Path, branch: str, sha: str) -> bool:
+        """A new branch at commit `sha` and its worktree at `path`, in one git process; False, with nothing
+        made, when that is not how things stand (the branch exists, debris or a registration is in the way):
+        the caller then looks. What most workspaces are: new, from a commit named by its sha."""
+        if path.exists():
+            return False
+        added = self.git(["worktree", "add", "--quiet", "-b", branch, str(path), sha], check=False)
+        if added.returncode != 0:
+            return False
+        self._clean_at[path] = sha
+        return True
 
     def open_workspace(self, path: Path) -> Workspace:
         """The existing workspace at `path`, e.g. the one a conflicted merge was kept in."""
@@ -160,11 +180,13 @@ class GitRepo:
 
     def remove_workspace(self, workspace: Workspace) -> None:
         """Delete the worktree, uncommitted work included; its branch and commits are kept."""
+        self._clean_at.pop(workspace.path, None)
         with self.locked():
-            if workspace.path in self._worktrees():
-                self.git(["worktree", "remove", "--force", "--force", str(workspace.path)])
-            else:  # its directory went some other way: forget it
-                self.git(["worktree", "prune"])
+            removed = self.git(["worktree", "remove", "--force", "--force", str(workspace.path)], check=False)
+            if removed.returncode != 0:
+                if workspace.path in self._worktrees():  # it is there, and would not go: say why
+                    self.git(["worktree", "remove", "--force", "--force", str(workspace.path)])
+                self.git(["worktree", "prune"])  # its directory went some other way: forget it
 
     def diff(self, a: str, b: str) -> str:
         """Unified diff of what `b` changed since it forked from `a`: `git diff a...b`.
@@ -357,7 +379,22 @@ class GitRepo:
             )
         return workspace
 
+    def ran_in(self, path: Path) -> None:
+        """Something may write the files at `path` now (a sandbox on it): its next stage resets it."""
+        self._clean_at.pop(Path(path).resolve(), None)
+
+    def clean_at(self, path: Path) -> str | None:
+        """The commit the worktree at `path` is exactly at, if this process left it so (see `_clean_at`)."""
+        return self._clean_at.get(path)
+
+    def left_clean(self, path: Path, sha: str | None) -> None:
+        if sha is None:
+            self._clean_at.pop(path, None)
+        else:
+            self._clean_at[path] = sha
+
     def _discard(self, path: Path) -> None:
+        self._clean_at.pop(path, None)
         if path in self._worktrees():
             self.git(["worktree", "remove", "--force", "--force", str(path)])
         shutil.rmtree(path, ignore_errors=True)  # a temporary dir that never became a worktree

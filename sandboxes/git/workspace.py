@@ -64,7 +64,10 @@ class Workspace:
                 if not merging and self.git(unchanged, check=False).returncode == 0:
                     return None
                 raise git_error(args, committed)
-            return self.head()
+            head = self.head()
+            # Everything not ignored is in the commit now: the files are as a reset to it would leave them.
+            self.repo.left_clean(self.path, head)
+            return head
 
     def uncommittable(self, path: str) -> str | None:
         """Why a file written at `path` (relative, or under /workspace) would never reach a commit, or None:
@@ -97,9 +100,17 @@ class Workspace:
         A stage redone after a crash starts here, so that it cannot commit twice.
         """
         with self.repo.locked_worktree(self.git_dir):
+            self.repo.left_clean(self.path, None)
             clear_stale_locks(self.repo.git_dir, self.branch, self.git_dir)
             self.git(["reset", "--quiet", "--hard", sha])
             self.git(["clean", "--quiet", "-fd"])
+            self.repo.left_clean(self.path, sha)
+
+    def start_at(self, sha: str) -> None:
+        """`reset(sha)`, unless this process left the worktree exactly there, with nothing run in it since
+        (`GitRepo.ran_in`): a stage that starts where the last one committed needs no reset."""
+        if self.repo.clean_at(self.path) != sha:
+            self.reset(sha)
 
     def restore(self, paths: Sequence[str], ref: str) -> None:
         """Put `paths` (files and index) back as they are in `ref`; those that `ref` lacks are deleted.
@@ -107,6 +118,7 @@ class Workspace:
         An evaluation does this to the files its hidden tests replace, undoing the agents' edits to them.
         """
         with self.repo.locked_worktree(self.git_dir):
+            self.repo.left_clean(self.path, None)
             listed = [self.git(["ls-tree", "-r", "-z", "--name-only", ref, "--", *paths]).stdout,
                       self.git(["ls-files", "-z", "--", *paths]).stdout]
             known = sorted({p for out in listed for p in out.split("\0") if p})
@@ -116,6 +128,7 @@ class Workspace:
     def apply(self, patch: str) -> None:
         """Apply a unified diff to the files (not the index); WorkspaceError with git's reason if it does not apply."""
         with self.repo.locked_worktree(self.git_dir):
+            self.repo.left_clean(self.path, None)
             applied = self.git(["apply", "--whitespace=nowarn", "-"], input=patch, check=False)
         if applied.returncode != 0:
             raise WorkspaceError(f"the patch does not apply to {self.branch}: {failure_detail(applied)}")
