@@ -9,6 +9,7 @@ from typing import Any
 from langgraph.graph import StateGraph
 from langgraph.types import Command
 
+from agents.context_window import context_window
 from agents.model_errors import ModelError
 from agents.models import ROLES, api_key, warm_up
 from agents.roles import RoleError
@@ -65,8 +66,8 @@ def _advance(settings: Settings, records: JobRecords, job: Job, watch: JobWatch,
         # Nothing was spent: the repo, the disk or the sandboxes cannot be used. Said before any agent runs.
         return records.finish(job.id, JobStatus.FAILED, error=str(exc))
     ctx.watch = watch
-    # The planner's first call would pay for these: built while the baseline tests run instead.
-    threading.Thread(target=warm_up, name=f"warm-up-{job.id}", daemon=True).start()
+    if models is endpoint_model:
+        threading.Thread(target=_warm_up, args=(ctx.settings,), name=f"warm-up-{job.id}", daemon=True).start()
     config = {"configurable": {"thread_id": job.id}, "max_concurrency": GRAPH_THREADS}
     with checkpointer(settings) as saver:
         app = _graph(settings, records, ctx, models, announce).compile(checkpointer=saver)
@@ -106,6 +107,15 @@ def _advance(settings: Settings, records: JobRecords, job: Job, watch: JobWatch,
     if job.task.campaign is not None:
         return _finish_campaign(records, job, snapshot.values, ctx, time.monotonic() - started)
     return _finish(records, job, snapshot.values, ctx, time.monotonic() - started)
+
+
+def _warm_up(settings: Settings) -> None:
+    """What the planner's first call would pay for (the endpoints' clients, the windows their servers state),
+    built while the job prepares instead."""
+    specs = [settings.model_for(role) for role in ROLES]
+    warm_up(specs)
+    for spec in specs:
+        context_window(spec)
 
 
 def _graph(settings: Settings, records: JobRecords, ctx: JobContext, models: ModelSource,
