@@ -20,22 +20,33 @@ def integrate_results(s: JobContext, the_plan: Plan, approved: list[SubtaskResul
     path = s.worktree_path("integrate")
     # Left mid-merge by a run that was killed: that merge starts over. Each merge below leaves none.
     s.repo.discard_workspace(path)
-    for result in approved:
-        sub = the_plan.get(result.id)
-        message = f"Merge {result.branch}: {sub.title}"
-        # A clean merge needs no checkout of the job branch (most of a fan-out's integration time); only a
-        # conflict gets a worktree, for the agent that resolves it.
-        merge = s.repo.merge_clean(s.job_branch, result.branch, message=message) or s.repo.merge(
-            s.job_branch, result.branch, path, keep_conflicted=True, message=message)
-        if merge.ok:
-            if path.exists():  # merged in a worktree after all
+    pending = list(approved)
+    while pending:
+        # Clean merges need no checkout of the job branch (most of a fan-out's integration time) and are made in
+        # one pass; only a conflict gets a worktree, for the agent that resolves it.
+        merges = s.repo.merge_clean(s.job_branch, [(r.branch, _message(the_plan, r)) for r in pending])
+        for result, merge in zip(pending, merges, strict=False):
+            s.emit(MergeDone(subtask=result.id, ok=True, sha=merge.sha, branch=result.branch))
+            updated[result.id] = result.model_copy(update={"status": "merged"})
+        pending = pending[len(merges):]
+        if not pending:
+            break
+        result = pending.pop(0)
+        message = _message(the_plan, result)
+        merge = s.repo.merge(s.job_branch, result.branch, path, keep_conflicted=True, message=message)
+        if merge.ok:  # merged in a worktree after all
+            if path.exists():
                 s.repo.remove_workspace(s.repo.open_workspace(path))
-            s.emit(MergeDone(subtask=sub.id, ok=True, sha=merge.sha, branch=result.branch))
-            updated[sub.id] = result.model_copy(update={"status": "merged"})
+            s.emit(MergeDone(subtask=result.id, ok=True, sha=merge.sha, branch=result.branch))
+            updated[result.id] = result.model_copy(update={"status": "merged"})
             continue
-        s.emit(MergeDone(subtask=sub.id, ok=False, conflicts=merge.conflicts, branch=result.branch))
-        updated[sub.id] = _resolve(s, result, merge.conflicts, message, test, baseline)
+        s.emit(MergeDone(subtask=result.id, ok=False, conflicts=merge.conflicts, branch=result.branch))
+        updated[result.id] = _resolve(s, result, merge.conflicts, message, test, baseline)
     return updated
+
+
+def _message(the_plan: Plan, result: SubtaskResult) -> str:
+    return f"Merge {result.branch}: {the_plan.get(result.id).title}"
 
 
 def _resolve(s: JobContext, result: SubtaskResult, conflicts: list[str], message: str, test: TestCommand | None,

@@ -213,31 +213,47 @@ class GitRepo:
         out = self.git(["diff-tree", "-r", "-z", "--numstat", "--find-renames", *self._fork_point(a, b)]).stdout
         return parse_numstat(out)
 
-    def merge_clean(self, into_branch: str, from_branch: str, *, role: str = "integrator",
-                    message: str | None = None) -> MergeResult | None:
-        """Merge from_branch into into_branch (a merge commit) without a worktree, when it merges cleanly; None
-        when it conflicts (then `merge` with keep_conflicted leaves it for an agent). Nothing is checked out:
-        the merged tree is computed in the object store (`git merge-tree`, the same ort merge as `git merge`)
-        and the branch moves only if nobody moved it meanwhile."""
+    def merge_clean(self, into_branch: str, merges: Sequence[tuple[str, str]], *,
+                    role: str = "integrator") -> list[MergeResult]:
+        """Merge each (from_branch, message) of `merges` into into_branch in turn, each a merge commit, without a
+        worktree, as long as they merge cleanly: the results of those that did, in order; the first that conflicts
+        and those after it are not merged (`merge` with keep_conflicted leaves a conflict for an agent). Nothing is
+        checked out: each merged tree is computed in the object store (`git merge-tree`, the same ort merge as `git
+        merge`), and the branch moves once, to the last merge, only if nobody moved it meanwhile. A branch merged
+        already (before a crash) is reported "already up to date"."""
         check_branch(into_branch)
         identity = commit_identity(role, None)
-        message = message or f"Merge {from_branch} into {into_branch}"
         with self.locked():
-            ours, theirs = self._lookup(f"refs/heads/{into_branch}", from_branch)
+            ours, *theirs = self._lookup(f"refs/heads/{into_branch}", *(branch for branch, _ in merges))
             if ours is None:
                 raise WorkspaceError(f"no branch {into_branch} to merge into; create it with ensure_branch()")
-            theirs = theirs or self.resolve(from_branch)  # which says what is wrong with from_branch
-            if self.git(["merge-base", "--is-ancestor", theirs, ours], check=False).returncode == 0:
-                return MergeResult(ok=True, sha=ours, message="already up to date")  # merged before a crash
-            tree = self.git(["merge-tree", "--write-tree", "--no-messages", ours, theirs], check=False)
-            if tree.returncode == 1:
-                return None
-            if tree.returncode != 0:
-                self.git(["merge-tree", "--write-tree", ours, theirs])  # raises, saying why
-            merged = self.git(["commit-tree", tree.stdout.split()[0], "-p", ours, "-p", theirs, "-m", message],
-                              env=identity).stdout.strip()
-            self.git(["update-ref", "-m", message, f"refs/heads/{into_branch}", merged, ours])
-        return MergeResult(ok=True, sha=merged, message=message)
+            shas = [sha or self.resolve(branch) for sha, (branch, _) in zip(theirs, merges, strict=True)]
+            merged_before = self._merged_into(ours, shas)
+            start, results = ours, []
+            for sha, (_, message) in zip(shas, merges, strict=True):
+                if sha in merged_before:
+                    results.append(MergeResult(ok=True, sha=ours, message="already up to date"))
+                    continue
+                tree = self.git(["merge-tree", "--write-tree", "--no-messages", ours, sha], check=False)
+                if tree.returncode == 1:
+                    break
+                if tree.returncode != 0:
+                    self.git(["merge-tree", "--write-tree", ours, sha])  # raises, saying why
+                ours = self.git(["commit-tree", tree.stdout.split()[0], "-p", ours, "-p", sha, "-m", message],
+                                env=identity).stdout.strip()
+                results.append(MergeResult(ok=True, sha=ours, message=message))
+            if ours != start:
+                self.git(["update-ref", "-m", results[-1].message, f"refs/heads/{into_branch}", ours, start])
+        return results
+
+    def _merged_into(self, head: str, shas: Sequence[str]) -> set[str]:
+        """Those of `shas` that `head` contains already, in one git process."""
+        if not shas:
+            return set()
+        # The commits of `shas` that `head` lacks (a subtask's own few): a sha not among them is in `head`.
+        # `merge-base --is-ancestor` would ask one at a time.
+        unmerged = self.git(["rev-list", f"^{head}", *shas]).stdout.split()
+        return set(shas) - set(unmerged)
 
     def merge(
         self,

@@ -282,6 +282,29 @@ def test_clean_merge_in_a_temporary_worktree(repo: GitRepo, user_repo: Path, wor
     assert repo.merge(job, branch_name("job", "a")).message == "already up to date"
 
 
+def test_clean_merges_in_one_pass_without_a_worktree_stop_at_the_first_conflict(
+        repo: GitRepo, user_repo: Path, workspaces: Path) -> None:
+    job = branch_name("job")
+    base = repo.ensure_branch(job, "main")
+    a = make_branch(repo, workspaces, "a", {"a.txt": "from a\n"})
+    make_branch(repo, workspaces, "x", {"README.md": "# Project\n\nIntro by x.\n"})
+    make_branch(repo, workspaces, "y", {"README.md": "# Project\n\nIntro by y.\n"})
+    b = make_branch(repo, workspaces, "b", {"b.txt": "from b\n"})
+    names = {n: branch_name("job", n) for n in "axyb"}
+
+    merged = repo.merge_clean(job, [(names[n], f"Merge {n}") for n in "axyb"])
+
+    # a and x merged, each a merge commit; y conflicts with x: it and b after it are left to the caller.
+    assert [m.message for m in merged] == ["Merge a", "Merge x"] and all(m.ok for m in merged)
+    assert git(user_repo, "rev-parse", job) == merged[-1].sha  # the branch moved once, to the last
+    assert parents(user_repo, merged[0].sha) == [base, a] and parents(user_repo, merged[1].sha)[0] == merged[0].sha
+    assert worktree_paths(user_repo) == [str(user_repo)]
+    # Asked again after a crash: what was merged is "already up to date", and merging goes on after it.
+    again = repo.merge_clean(job, [(names["a"], "Merge a"), (names["b"], "Merge b")])
+    assert again[0].message == "already up to date" and again[0].sha == merged[-1].sha
+    assert git(user_repo, "rev-parse", job) == again[1].sha and parents(user_repo, again[1].sha) == [merged[-1].sha, b]
+
+
 def test_conflicting_merge_is_reported_and_aborted(repo: GitRepo, user_repo: Path, workspaces: Path) -> None:
     job = branch_name("job")
     repo.ensure_branch(job, "main")
