@@ -133,6 +133,8 @@ def test_the_desk_is_the_github_commenter_of_notifications(world: GitHubWorld) -
     """notify.GitHubCommentSink posts through the desk, on the thread the job came from."""
     assert world.send("issues", payload("issues.labeled")).status_code == 202
     (job,) = wait_for(lambda: world.runner.list(), 30, "the job")
+    # The job is listed once submitted; the desk notes the issue it came from just after.
+    wait_for(lambda: world.records.job(job.id), 30, "the desk's record of the job")
     cancelled = world.runner.cancel(job.id)
     GitHubCommentSink(world.service.desk).send(notification_for(cancelled))  # type: ignore[arg-type]
     assert any(c.body.startswith(f"**Shipyard** — job {job.id} cancelled") for c in world.fake.comments_on(REPO, 7))
