@@ -61,6 +61,7 @@ def build_graph(ctx: JobContext) -> StateGraph:
         base_sha = s.repo.resolve(s.task.base)
         s.repo.ensure_branch(s.job_branch, base_sha)
         ws = s.workspace("plan", base_sha, branch=s.job_branch)
+        ws.start_at(base_sha)
         try:
             with s.sandbox(ws.path, "baseline.tests") as sandbox:
                 read = read_repo_instructions(sandbox)
@@ -68,8 +69,10 @@ def build_graph(ctx: JobContext) -> StateGraph:
                                             elsewhere=read.elsewhere))
                 choice = choose_test(s.task.test_command, s.settings.test_command, sandbox)
                 before = _baseline(s, sandbox, base_sha, choice)
-        finally:
+        except BaseException:
             s.repo.remove_workspace(ws)
+            raise
+        # The worktree stays for the planner, next (reset there): the plan node removes it however it ends.
         test_command = choice.test.command if choice.test else None
         s.emit(JobPrepared(base_sha=base_sha, job_branch=s.job_branch, test_command=test_command,
                            tests_before=before.passed))
@@ -77,11 +80,19 @@ def build_graph(ctx: JobContext) -> StateGraph:
                 "test": choice.test, "tests_before": before, "results": {}}
 
     def plan(state: JobState) -> dict[str, Any]:
+        try:
+            return planned(state)
+        finally:
+            # The job branch is checked out there: integration moves it, and a discard deletes it.
+            s.drop_workspace("plan")
+
+    def planned(state: JobState) -> dict[str, Any]:
         s.set_status(JobStatus.PLANNING)
         if s.task.plan is not None:  # chosen already: a campaign's option
             s.emit(PlanReady(role="planner", plan=s.task.plan))
             return {"plan": s.task.plan}
         ws = s.workspace("plan", state["base_sha"], branch=s.job_branch)
+        ws.start_at(state["base_sha"])
         sent_back: list[SentBack] = state.get("sent_back") or []
         # Planning again after the director sent plans back: the next planner, `planner.2`, and so on.
         agent = AgentId(role="planner", round=len(sent_back) + 1 if sent_back else None)
@@ -89,20 +100,17 @@ def build_graph(ctx: JobContext) -> StateGraph:
         test = state.get("test")
         update: dict[str, Any] = {}
         given_command = s.task.test_command or s.settings.test_command  # the director's word wins
-        try:
-            with s.sandbox(ws.path, agent.name) as sandbox:
-                run = s.role_run(roles.PLANNER, agent, None, sandbox)
-                the_plan, _ = roles.plan(run, s.task.instruction, state.get("test_command"),
-                                         test.evidence if test else (),
-                                         pre_existing(before.report if before else None), sent_back)
-                refined = the_plan.test_command
-                if refined and refined.strip() != state.get("test_command") and not given_command:
-                    # The planner read the repo: its command is the job's, with a baseline of its own.
-                    choice = planner_choice(refined.strip())
-                    update = {"test": choice.test, "test_command": refined.strip(),
-                              "tests_before": _baseline(s, sandbox, state["base_sha"], choice)}
-        finally:
-            s.repo.remove_workspace(ws)
+        with s.sandbox(ws.path, agent.name) as sandbox:
+            run = s.role_run(roles.PLANNER, agent, None, sandbox)
+            the_plan, _ = roles.plan(run, s.task.instruction, state.get("test_command"),
+                                     test.evidence if test else (),
+                                     pre_existing(before.report if before else None), sent_back)
+            refined = the_plan.test_command
+            if refined and refined.strip() != state.get("test_command") and not given_command:
+                # The planner read the repo: its command is the job's, with a baseline of its own.
+                choice = planner_choice(refined.strip())
+                update = {"test": choice.test, "test_command": refined.strip(),
+                          "tests_before": _baseline(s, sandbox, state["base_sha"], choice)}
         s.emit(PlanReady(role="planner", plan=the_plan))
         return {"plan": the_plan, **update}
 

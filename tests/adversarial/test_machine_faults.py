@@ -40,7 +40,11 @@ from orchestrator.store.events import Event
 from orchestrator.store.jobs import JobStatus, Task
 from sandboxes.base import SandboxLimits
 
-CHAIN = 12  # subtasks, each depending on the one before: a long, strictly ordered job
+# Subtasks, each depending on the one before: a long, strictly ordered job. Long enough to outlast 20 kills
+# however fast the orchestrator gets: a run is killed at most 0.3 s after its first step of progress, and
+# each subtask is three answers of CHAIN_LATENCY s and four steps of progress (80 for the job, and the plan).
+CHAIN = 20
+CHAIN_LATENCY = 0.1
 # Events that mark a finished unit of work (a checkpointed stage or node follows each).
 PROGRESS = {"job.prepared", "plan.ready", "agent.commit", "test.result", "review.verdict", "merge"}
 
@@ -68,7 +72,7 @@ def _check_chain(runner: Director, repo: Path, job_id: str, n: int = CHAIN) -> N
 def test_twenty_sigkills_in_a_row_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     backend = require_backend("bubblewrap")
     rng = random.Random(int(os.environ.get("SHIPYARD_CRASH_SEED", "20")))
-    with ScriptedModelServer(chain_script()) as server:
+    with ScriptedModelServer(chain_script(CHAIN, CHAIN_LATENCY)) as server:
         # A reference run, never killed: every event the killed job must also have.
         reference_repo = make_repo(tmp_path / "reference", {"README.md": "# chain\n"})
         reference = Director(job_settings(tmp_path / "ref", server.base_url, backend, test_command="true"))

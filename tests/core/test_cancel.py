@@ -1,4 +1,5 @@
-"""A cancel that lands while a subtask's tests run stops the job there: no subtask is failed on its account."""
+"""A cancel that lands while tests run (the baseline's, a subtask's) stops the job there: no subtask is failed on
+its account, and nothing of the job is left checked out, so that it can be discarded."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from corekit import MakeDirector
-from helpers import approve, call, coder, make_repo, plan_entry, subtask
+from helpers import approve, call, coder, git, make_repo, plan_entry, subtask
 
 from agents.fake_model import FakeModels
 from orchestrator.engine.watch import stop_running
@@ -17,10 +19,10 @@ from orchestrator.runtime.director import Director
 from orchestrator.store.events import SubtaskStatus
 from orchestrator.store.jobs import Job, JobStatus, Task
 
-# The tests of the coder's work (x.txt) say they started, then wait to be let go; the baseline's run is quick.
+# The tests of the base (no x.txt) or of the coder's work say they started, then wait to be let go; others are quick.
 GATE = """import os, pathlib, time
 here = pathlib.Path({here!r})
-if os.path.exists("x.txt"):
+if os.path.exists("x.txt") == {at_subtask!r}:
     (here / "started").touch()
     deadline = time.monotonic() + 120
     while not (here / "go").exists() and time.monotonic() < deadline:
@@ -28,10 +30,11 @@ if os.path.exists("x.txt"):
 """
 
 
-def test_a_cancel_during_a_subtasks_tests_cancels_the_job_and_fails_no_subtask(
-        tmp_path: Path, make_director: MakeDirector) -> None:
+@pytest.mark.parametrize("where", ["baseline", "subtask"])
+def test_a_cancel_during_tests_cancels_the_job_fails_no_subtask_and_leaves_it_discardable(
+        where: str, tmp_path: Path, make_director: MakeDirector) -> None:
     gate = tmp_path / "gate.py"
-    gate.write_text(GATE.format(here=str(tmp_path)))
+    gate.write_text(GATE.format(here=str(tmp_path), at_subtask=where == "subtask"))
     director, _ = make_director([
         plan_entry(subtask("s1", "make x"), subtask("s2", "after x", depends_on=["s1"])),
         coder("s1", call("create_file", path="x.txt", content="x"), call("submit", summary="x")),
@@ -43,8 +46,8 @@ def test_a_cancel_during_a_subtasks_tests_cancels_the_job_and_fails_no_subtask(
     runner = threading.Thread(target=lambda: ended.append(director.run(job.id)))
     runner.start()
     try:
-        _wait_for(lambda: (tmp_path / "started").exists() or not runner.is_alive(), "s1's tests to start")
-        assert runner.is_alive(), "the job ended before s1's tests ran"
+        _wait_for(lambda: (tmp_path / "started").exists() or not runner.is_alive(), f"the {where} tests to start")
+        assert runner.is_alive(), f"the job ended before the {where} tests ran"
         director.cancel(job.id)
         # What the job's watch does once it sees the cancelled row (it looks every second).
         assert stop_running(job.id, "cancelled")
@@ -54,6 +57,11 @@ def test_a_cancel_during_a_subtasks_tests_cancels_the_job_and_fails_no_subtask(
     assert ended and ended[0].status == JobStatus.CANCELLED
     statuses = [(e.subtask, e.status) for e in director.events(job.id, kinds=(SubtaskStatus,))]
     assert ("s1", "failed") not in statuses and ("s2", "failed") not in statuses, statuses
+    # No worktree holds the job's branches: a discard deletes them all.
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert git(repo, "branch", "--list", "shipyard/*") != ""
+    director.discard(job.id)
+    assert git(repo, "branch", "--list", "shipyard/*").strip() == ""
 
 
 def _wait_for(condition, what: str, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
