@@ -210,7 +210,8 @@ def test_output_flood_is_read_in_bounded_memory(sandbox: BubblewrapSandbox) -> N
 def test_files_host_side_and_inside(sandbox: BubblewrapSandbox) -> None:
     sandbox.write_file("dir/a.txt", "hello")
     assert sandbox.exec("cat dir/a.txt").stdout == "hello"
-    sandbox.exec("echo inside > b.txt")
+    wrote = sandbox.exec("echo inside > b.txt")
+    assert wrote.ok, wrote
     assert sandbox.read_file("b.txt") == b"inside\n"
     assert sandbox.read_file("/workspace/dir/a.txt") == b"hello"
     assert sandbox.list_files() == ["b.txt", "dir/a.txt"]
