@@ -198,8 +198,8 @@ def warm_up(specs: Sequence[ModelSpec] = ()) -> None:
     a job prepares. Not the token tables (60 MB): only a request that may not fit its window, or a reply without
     usage, needs them, and most never do. Needs no API key: nothing is sent."""
     _http_client()
-    endpoints = {(spec.base_url, spec.timeout): spec for spec in specs} or {None: ModelSpec(model="warm-up")}
-    for spec in endpoints.values():
+    endpoints = list({(spec.base_url, spec.timeout): spec for spec in specs}.values()) or [ModelSpec(model="warm-up")]
+    for spec in endpoints:
         # Its URL stated, a client asks for no key.
         ModelClient(spec.model_copy(update={"base_url": spec.base_url or OPENAI_BASE_URL}), "planner")
 

@@ -397,7 +397,7 @@ class GitRepo:
 
     def ran_in(self, path: Path) -> None:
         """Something may write the files at `path` now (a sandbox on it): its next stage resets it."""
-        self._clean_at.pop(Path(path).resolve(), None)
+        self.left_clean(Path(path).resolve(), None)
 
     def clean_at(self, path: Path) -> str | None:
         """The commit the worktree at `path` is exactly at, if this process left it so (see `_clean_at`)."""
